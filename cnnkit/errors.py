@@ -1,0 +1,25 @@
+"""Exceptions with messages meant for people, not stack traces."""
+
+
+class CnnkitError(Exception):
+    """Base class: every error cnnkit raises on purpose. Its message is shown as is."""
+
+
+class SpecError(CnnkitError, ValueError):
+    """An experiment spec is invalid; `field` names where (e.g. ``layers[2].filters``)."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+class ArchitectureError(SpecError):
+    """The layers are valid one by one, but cannot be stacked (a shape problem)."""
+
+
+class DataError(CnnkitError):
+    """A dataset is missing, corrupt or of the wrong shape."""
+
+
+class RunError(CnnkitError):
+    """A run folder is missing, damaged or in the wrong state for the request."""
