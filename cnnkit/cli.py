@@ -1,0 +1,398 @@
+"""`python -m cnnkit …`: presets, summary, train, predict, runs, evaluate, download, reproduce, bench.
+
+Bad input exits with status 2 and one line on stderr; no command prints a traceback unless
+CNNKIT_DEBUG=1. TensorFlow is imported only by the commands that train or run a model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from cnnkit.errors import CnnkitError, SpecError
+
+EXIT_BAD_INPUT = 2
+
+
+class UsageError(Exception):
+    """Bad command-line input: exit 2 with one line."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse prints usage + error; we want one clear line
+        raise UsageError(f"{self.prog}: {message}")
+
+
+# ---------------------------------------------------------------------------
+# helpers
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)))
+
+
+def load_spec(args) -> ExperimentSpec:  # noqa: F821 - typing only
+    from cnnkit.presets import get_preset
+    from cnnkit.specs import ExperimentSpec
+
+    if getattr(args, "spec", None):
+        path = Path(args.spec)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot read spec file {path}: {exc.strerror or exc}") from None
+        spec = ExperimentSpec.from_json(text)
+    elif getattr(args, "preset", None):
+        spec = get_preset(args.preset).experiment()
+    else:
+        raise UsageError("give --preset NAME or --spec FILE")
+    changes = {}
+    if getattr(args, "dataset", None):
+        changes["dataset.name"] = args.dataset
+    for option, key in (("epochs", "training.epochs"), ("batch_size", "training.batch_size"),
+                        ("optimizer", "training.optimizer"), ("lr", "training.learning_rate"),
+                        ("seed", "training.seed"), ("train_limit", "dataset.train_limit"),
+                        ("test_limit", "dataset.test_limit"), ("validation_split", "dataset.validation_split"),
+                        ("normalization", "dataset.normalization")):
+        value = getattr(args, option, None)
+        if value is not None:
+            changes[key] = value
+    if getattr(args, "baseline", None):
+        changes["baseline"] = args.baseline
+    return spec.updated(changes) if changes else spec
+
+
+def _store(args):
+    from cnnkit.store import RunStore
+
+    return RunStore(args.runs_dir) if getattr(args, "runs_dir", None) else RunStore()
+
+
+def _format_shape(shape) -> str:
+    return "×".join(str(s) for s in shape)
+
+
+# ---------------------------------------------------------------------------
+# commands
+
+
+def cmd_presets(args) -> int:
+    from cnnkit.presets import PRESETS
+    from cnnkit.shapes import summarize_spec
+
+    rows = []
+    for preset in PRESETS.values():
+        params = summarize_spec(preset.experiment()).total_params
+        rows.append({"name": preset.name, "title": preset.title, "dataset": preset.dataset.name,
+                     "params": params, "published": preset.published.text, "source": preset.source,
+                     "notes": preset.notes})
+    if args.json:
+        _print_json(rows)
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        print(f"{r['name']:<{width}}  {r['dataset']:<13} {r['params']:>9,} params  {r['published']}")
+        print(f"{'':<{width}}  source: {r['source']}")
+    return 0
+
+
+def cmd_summary(args) -> int:
+    from cnnkit.shapes import summarize_spec
+
+    spec = load_spec(args)
+    summary = summarize_spec(spec)
+    if args.json:
+        _print_json({"layers": [{"name": r.name, "type": r.type, "output_shape": list(r.output_shape),
+                                 "params": r.params, "receptive_field": r.receptive_field}
+                                for r in summary.layers],
+                     "total_params": summary.total_params})
+        return 0
+    print(f"{'layer':<16}{'output shape':<16}{'params':>12}{'receptive field':>18}{'mult-adds':>14}")
+    print(f"{'input':<16}{_format_shape(summary.input_shape):<16}")
+    for r in summary.layers:
+        rf = "whole image" if r.receptive_field is None else f"{r.receptive_field}×{r.receptive_field} /{r.rf_stride}"
+        print(f"{r.name:<16}{_format_shape(r.output_shape):<16}{r.params:>12,}{rf:>18}{r.macs:>14,}")
+    print(f"total params: {summary.total_params:,}   multiply-adds per image: {summary.total_macs:,}")
+    return 0
+
+
+class TerminalProgress:
+    """A one-line progress bar on stderr (a line per epoch when stderr is not a terminal)."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self.tty = stream.isatty()
+
+    def __repr__(self) -> str:
+        return f"TerminalProgress(tty={self.tty})"
+
+    def __call__(self, progress: dict) -> None:
+        phase = progress.get("phase")
+        if phase == "training" and self.tty:
+            done, total = progress.get("batch", 0), max(progress.get("batches", 1), 1)
+            filled = int(30 * done / total)
+            self.stream.write(
+                f"\r{progress.get('model')} epoch {progress.get('epoch')}/{progress.get('epochs')} "
+                f"[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} loss {progress.get('loss', 0):.4f} "
+                f"{progress.get('images_per_second', 0):,.0f} img/s ETA {progress.get('eta_seconds', 0):.0f}s ")
+            self.stream.flush()
+        elif phase == "epoch_end":
+            val = (f" val_acc {progress['val_accuracy']:.4f}" if "val_accuracy" in progress else "")
+            self.stream.write(f"{chr(13) if self.tty else ''}{progress['model']} epoch {progress['epoch']}: "
+                              f"loss {progress.get('loss', 0):.4f} acc {progress.get('accuracy', 0):.4f}{val} "
+                              f"({progress['seconds']:.1f} s, {progress['images_per_second']:,.0f} img/s)"
+                              f"{' ' * 20}\n")
+            self.stream.flush()
+        elif phase in ("loading data", "evaluating"):
+            self.stream.write(f"{phase}…\n")
+            self.stream.flush()
+
+
+def cmd_train(args) -> int:
+    spec = load_spec(args)
+    from cnnkit.limits import check_spec
+
+    check_spec(spec)
+    store = _store(args)
+    data_dir = args.data_dir
+    if data_dir and not Path(data_dir).is_dir():
+        raise UsageError(f"--data-dir {data_dir} is not a folder")
+    record = store.create(spec)
+    from cnnkit.training import run_job  # TensorFlow loads here
+
+    meta = run_job(store, record.run_id, data_dir=data_dir, hook=TerminalProgress())
+    record = store.get(record.run_id)
+    cnn = record.model_result("cnn")
+    source = meta.get("data_source") or {}
+    print(f"data: {source.get('description', 'unknown')}", file=sys.stderr)
+    if record.status != "finished":
+        print(f"run {record.run_id} {record.status}: {meta.get('reason', '')} {meta.get('suggestion', '')}".strip(),
+              file=sys.stderr)
+    else:
+        line = f"run {record.run_id}: test accuracy {cnn.get('test_accuracy', 0):.4f}, test loss {cnn.get('test_loss', 0):.4f}"
+        if record.has_baseline:
+            base = record.model_result("baseline")
+            line += f"; dense baseline {base.get('test_accuracy') or 0:.4f}"
+        print(line, file=sys.stderr)
+    if args.json:
+        history = {}
+        for entry in store.history(record.run_id):
+            if entry.get("model") != "cnn":
+                continue
+            for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+                if key in entry:
+                    history.setdefault(key, []).append(entry[key])
+        rates = cnn.get("images_per_second") or []
+        _print_json({"run_id": record.run_id, "status": record.status, "test_accuracy": cnn.get("test_accuracy"),
+                     "test_loss": cnn.get("test_loss"), "history": history,
+                     "seconds_per_epoch": cnn.get("seconds_per_epoch") or [],
+                     "images_per_second": rates[-1] if rates else None,
+                     "data_source": source.get("description", ""), "data_source_kind": source.get("kind"),
+                     "baseline": record.model_result("baseline") or None})
+    return 0 if record.status == "finished" else 1
+
+
+def _image_for_model(path: str, input_shape) -> tuple[dict, np.ndarray | None]:  # noqa: F821
+    import numpy as np
+
+    from cnnkit.drawing import load_image, preprocess_drawing
+
+    try:
+        image = load_image(path)
+    except FileNotFoundError:
+        raise UsageError(f"image file {path} does not exist") from None
+    except ValueError as exc:
+        raise UsageError(f"{path}: {exc}") from None
+    if input_shape[-1] == 3:
+        from PIL import Image
+
+        rgb = Image.fromarray(image).convert("RGB").resize(input_shape[:2], Image.BILINEAR)
+        return {"file": path, "status": "ok"}, np.asarray(rgb, dtype=np.float32)
+    result = preprocess_drawing(image, size=input_shape[0])
+    entry = {"file": path, "status": result.status}
+    if not result.ok:
+        entry["message"] = result.message
+        return entry, None
+    return entry, result.image * 255.0
+
+
+def cmd_predict(args) -> int:
+    store = _store(args)
+    record = store.get(args.run)
+    if not record.has_model("cnn"):
+        raise UsageError(f"run {args.run} has no saved model ({record.status}): train it first")
+    from cnnkit.data import get_dataset_info
+
+    info = get_dataset_info(record.dataset)
+    prepared = [_image_for_model(path, info.input_shape) for path in args.images]
+    from cnnkit.inspection import Predictor
+
+    predictor = Predictor.from_file(record.model_path("cnn"), record.spec.output)
+    results = []
+    for entry, pixels in prepared:
+        if pixels is not None:
+            probs = predictor.probabilities(pixels)[0]
+            best = int(probs.argmax())
+            entry.update(predicted=info.class_names[best], predicted_index=best, confidence=float(probs[best]),
+                         probabilities={name: round(float(p), 6) for name, p in zip(info.class_names, probs, strict=False)})
+        results.append(entry)
+    _print_json({"run_id": record.run_id, "dataset": info.name, "class_names": list(info.class_names),
+                 "predictions": results})
+    return 0
+
+
+def cmd_runs(args) -> int:
+    store = _store(args)
+    records = store.list()
+    if args.json:
+        _print_json([r.to_dict() for r in records])
+        return 0
+    if not records:
+        print(f"no runs in {store.root}")
+        return 0
+    for r in records:
+        acc = "" if r.test_accuracy is None else f"{r.test_accuracy:.4f}"
+        print(f"{r.run_id:<45} {r.status:<11} {r.dataset or '?':<13} epochs {r.epochs_completed:<3} test acc {acc:<7} "
+              f"{r.problem}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    store = _store(args)
+    record = store.get(args.run)
+    if not record.has_model("cnn"):
+        raise UsageError(f"run {args.run} has no saved model ({record.status})")
+    from cnnkit.inspection import Predictor
+    from cnnkit.training import prepare_data, test_metrics
+
+    prepared = prepare_data(record.spec, args.data_dir)
+    out = {"run_id": record.run_id, "data_source": prepared.source.describe()}
+    for key in ("cnn", "baseline"):
+        if record.has_model(key):
+            predictor = Predictor.from_file(record.model_path(key), record.spec.output if key == "cnn" else "softmax")
+            probs = predictor.probabilities(prepared.x_test)
+            accuracy, loss = test_metrics(probs.astype("float64"), prepared.y_test.astype("int64"))
+            out[key] = {"test_accuracy": accuracy, "test_loss": loss, "test_images": len(prepared.y_test)}
+    _print_json(out)
+    return 0
+
+
+def cmd_download(args) -> int:
+    from cnnkit.data import get_dataset_info, keras_download
+
+    get_dataset_info(args.dataset)
+    keras_download(args.dataset)
+    print(f"{args.dataset}: in the Keras cache", file=sys.stderr)
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    from cnnkit.reproduce import main as reproduce_main
+
+    return reproduce_main(args)
+
+
+def cmd_bench(args) -> int:
+    from cnnkit.bench import main as bench_main
+
+    return bench_main(args)
+
+
+# ---------------------------------------------------------------------------
+
+
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(prog="python -m cnnkit", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    p = sub.add_parser("presets", help="list the classic presets")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_presets)
+
+    def spec_options(p, training: bool):
+        group = p.add_mutually_exclusive_group(required=True)
+        group.add_argument("--preset")
+        group.add_argument("--spec", help="experiment JSON file")
+        p.add_argument("--dataset", choices=("mnist", "fashion_mnist", "cifar10"))
+        if training:
+            p.add_argument("--epochs", type=int)
+            p.add_argument("--batch-size", type=int, dest="batch_size")
+            p.add_argument("--optimizer")
+            p.add_argument("--lr", type=float)
+            p.add_argument("--seed", type=int)
+            p.add_argument("--train-limit", type=int, dest="train_limit")
+            p.add_argument("--test-limit", type=int, dest="test_limit")
+            p.add_argument("--validation-split", type=float, dest="validation_split")
+            p.add_argument("--normalization", choices=("none", "scale", "standardize"))
+            p.add_argument("--baseline", choices=("dense-128", "matched"), help="also train a dense baseline")
+            p.add_argument("--data-dir", dest="data_dir")
+            p.add_argument("--runs-dir", dest="runs_dir")
+        p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("summary", help="layer table: output shapes, params, receptive fields")
+    spec_options(p, training=False)
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("train", help="train a preset or spec, with a progress bar")
+    spec_options(p, training=True)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", help="predict image files with a trained run")
+    p.add_argument("--run", required=True)
+    p.add_argument("--runs-dir", dest="runs_dir")
+    p.add_argument("images", nargs="+")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("runs", help="list runs")
+    p.add_argument("--runs-dir", dest="runs_dir")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("evaluate", help="re-evaluate a run's models on the test set")
+    p.add_argument("--run", required=True)
+    p.add_argument("--runs-dir", dest="runs_dir")
+    p.add_argument("--data-dir", dest="data_dir")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("download", help="download a dataset into the Keras cache (needs internet)")
+    p.add_argument("dataset", choices=("mnist", "fashion_mnist", "cifar10"))
+    p.set_defaults(func=cmd_download)
+
+    p = sub.add_parser("reproduce", help="train the classic presets with their published recipes")
+    p.add_argument("--preset", action="append", help="only this preset (repeatable)")
+    p.add_argument("--quick", action="store_true", help="small subsets and 1 epoch: a smoke test")
+    p.add_argument("--data-dir", dest="data_dir")
+    p.add_argument("--runs-dir", dest="runs_dir")
+    p.add_argument("--output", help="also write the markdown table to this file")
+    p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("bench", help="benchmarks: training throughput, prediction latency, memory")
+    p.add_argument("which", nargs="*", default=["all"])
+    p.add_argument("--data-dir", dest="data_dir")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--output", help="also write the markdown report to this file")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    started = time.perf_counter()
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except (UsageError, SpecError, CnnkitError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # never a traceback for people; CNNKIT_DEBUG=1 for developers
+        if os.environ.get("CNNKIT_DEBUG"):
+            raise
+        print(f"error: {type(exc).__name__}: {exc} (set CNNKIT_DEBUG=1 for details; "
+              f"{time.perf_counter() - started:.1f} s)", file=sys.stderr)
+        return 1

@@ -1,0 +1,67 @@
+"""Resource caps for a deployment, checked with the shape calculator before anything is built.
+
+Defaults fit Streamlit Community Cloud (about 1 GB of memory); a private server raises them
+with environment variables. No TensorFlow here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from cnnkit.errors import SpecError
+from cnnkit.shapes import summarize_spec
+from cnnkit.specs import ExperimentSpec
+
+
+def _env_number(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_params: int = 20_000_000
+    max_activation_mb: float = 600.0   # per training batch, activations + their gradients
+    max_epochs: int = 200
+    max_batch_size: int = 4096
+
+    def __repr__(self) -> str:
+        return (f"Limits(params≤{self.max_params:,}, activations≤{self.max_activation_mb:g} MB, "
+                f"epochs≤{self.max_epochs}, batch≤{self.max_batch_size})")
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        d = cls()
+        return cls(
+            max_params=int(_env_number("CNNKIT_MAX_PARAMS", d.max_params)),
+            max_activation_mb=_env_number("CNNKIT_MAX_ACTIVATION_MB", d.max_activation_mb),
+            max_epochs=int(_env_number("CNNKIT_MAX_EPOCHS", d.max_epochs)),
+            max_batch_size=int(_env_number("CNNKIT_MAX_BATCH_SIZE", d.max_batch_size)),
+        )
+
+
+def check_spec(spec: ExperimentSpec, limits: Limits | None = None):
+    """Raise SpecError if the spec is impossible or exceeds the caps; returns its summary."""
+    limits = limits or Limits.from_env()
+    summary = summarize_spec(spec)
+    training = spec.training
+    if training.epochs > limits.max_epochs:
+        raise SpecError("training.epochs", f"{training.epochs} is above this server's limit of "
+                                           f"{limits.max_epochs} epochs (CNNKIT_MAX_EPOCHS)")
+    if training.batch_size > limits.max_batch_size:
+        raise SpecError("training.batch_size", f"{training.batch_size} is above this server's limit of "
+                                               f"{limits.max_batch_size} (CNNKIT_MAX_BATCH_SIZE)")
+    if summary.total_params > limits.max_params:
+        raise SpecError("layers", f"the network has {summary.total_params:,} parameters; this server allows "
+                                  f"{limits.max_params:,} (CNNKIT_MAX_PARAMS). Use fewer filters/units or "
+                                  f"pool earlier")
+    activation_mb = summary.activation_bytes(training.batch_size) / 1e6
+    if activation_mb > limits.max_activation_mb:
+        raise SpecError("layers", f"one training batch needs about {activation_mb:,.0f} MB of activations; "
+                                  f"this server allows {limits.max_activation_mb:,.0f} MB "
+                                  f"(CNNKIT_MAX_ACTIVATION_MB). Use a smaller batch size, fewer filters, "
+                                  f"or pool earlier")
+    return summary

@@ -1,0 +1,360 @@
+"""The training job: spec → trained models, reporting into the run folder as it goes.
+
+`run_job` is what the worker process (`python -m cnnkit.worker RUN_DIR`) and the CLI's `train`
+call. It never runs inside the Streamlit server: a training thread there competes with the
+page for the interpreter (measured 20× slower here), and a process frees all of TensorFlow's
+memory when it ends.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from cnnkit import data as datamod
+from cnnkit.errors import DataError
+from cnnkit.models import build_model, compile_model
+from cnnkit.presets import DEFAULT_BASELINE, baseline_layers
+from cnnkit.shapes import summarize
+from cnnkit.specs import ExperimentSpec, Layer, TrainingSpec
+from cnnkit.store import MODEL_FILES, RunStore, RunWriter
+from cnnkit.tf_import import keras, tf  # TensorFlow, imported quietly
+
+BATCH_RECORD_SECONDS = 0.25     # live-curve points: a few a second is plenty for the eye
+PROGRESS_SECONDS = 0.5
+EVAL_BATCH_SIZE = 1000
+EXPLODED_LOSS = 1e4             # cross-entropy at chance is ~2.3; this is divergence, not learning
+
+ProgressHook = Callable[[dict], None]
+
+
+class StopRequested(Exception):
+    """The user asked the job to stop (STOP file or SIGTERM)."""
+
+
+@dataclass(frozen=True)
+class Divergence:
+    reason: str
+    suggestion: str
+
+    def __repr__(self) -> str:
+        return f"Divergence({self.reason!r})"
+
+
+def divergence_for(loss: float, training: TrainingSpec) -> Divergence | None:
+    if math.isfinite(loss) and loss < EXPLODED_LOSS:
+        return None
+    what = "became NaN/infinite" if not math.isfinite(loss) else f"exploded to {loss:.3g}"
+    return Divergence(
+        reason=f"The training loss {what}: the model diverged.",
+        suggestion=(f"Lower the learning rate (it is {training.learning_rate:g}; try "
+                    f"{training.learning_rate / 10:g}), scale the pixels (normalization 'scale'), "
+                    f"or add batch normalization."),
+    )
+
+
+def configure_determinism(seed: int) -> None:
+    """Same seed + same data + same spec on CPU → identical weights."""
+    keras.utils.set_random_seed(seed)
+    try:
+        tf.config.experimental.enable_op_determinism()
+    except Exception:  # pragma: no cover - older TF
+        pass
+
+
+def _to_float(images, labels):
+    return tf.cast(images, tf.float32), labels
+
+
+def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool, seed: int) -> tf.data.Dataset:
+    """uint8 images stay uint8 until the batch is in the graph: 4× less memory traffic."""
+    ds = tf.data.Dataset.from_tensor_slices((x, y.astype("int32")))
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size).map(_to_float, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+class LiveReport(keras.callbacks.Callback):
+    """Writes per-batch (throttled) and per-epoch metrics into the run folder; stops on request
+    within one batch; stops a diverging run with a plain-language reason."""
+
+    def __init__(self, writer: RunWriter | None, model_key: str, training: TrainingSpec, num_train: int,
+                 steps_per_epoch: int, hook: ProgressHook | None = None, save_path: str | None = None):
+        super().__init__()
+        self.writer, self.model_key, self.training = writer, model_key, training
+        self.num_train, self.steps_per_epoch, self.hook = num_train, steps_per_epoch, hook
+        self.save_path = save_path
+        self.stopped = False
+        self.divergence: Divergence | None = None
+        self.epochs_completed = 0
+        self.seconds_per_epoch: list[float] = []
+        self.images_per_second: list[float] = []
+        self._last_batch_record = self._last_progress = 0.0
+
+    def __repr__(self) -> str:
+        return f"LiveReport({self.model_key}, epochs_completed={self.epochs_completed})"
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _check_stop(self) -> None:
+        if self.writer is not None and self.writer.stop_requested():
+            self.stopped = True
+            self.model.stop_training = True
+
+    def _progress(self, **values) -> None:
+        progress = {"phase": "training", "model": self.model_key, "epochs": self.training.epochs,
+                    "batches": self.steps_per_epoch, **values}
+        if self.writer is not None:
+            self.writer.write_progress(progress)
+        if self.hook is not None:
+            self.hook(progress)
+
+    # -- Keras hooks -----------------------------------------------------------------------
+
+    def on_train_begin(self, logs=None):
+        self.train_start = time.perf_counter()
+        self._check_stop()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        self.epoch_start = time.perf_counter()
+        self.last_batch_end = self.epoch_start
+        if self.training.schedule in ("step", "exponential", "cosine"):
+            self.model.optimizer.learning_rate.assign(self.training.learning_rate_at(epoch))
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        self.last_batch_end = now
+        self._check_stop()
+        loss = float((logs or {}).get("loss", 0.0))
+        self.divergence = self.divergence or divergence_for(loss, self.training)
+        if self.divergence:
+            self.model.stop_training = True
+        done = batch + 1
+        elapsed = now - self.epoch_start
+        rate = done * self.training.batch_size / max(elapsed, 1e-9)
+        if now - self._last_batch_record >= BATCH_RECORD_SECONDS and self.writer is not None:
+            self._last_batch_record = now
+            self.writer.append_batch({
+                "model": self.model_key, "epoch": self.epoch + 1, "batch": done,
+                "step": self.epoch * self.steps_per_epoch + done, "loss": loss,
+                "accuracy": float((logs or {}).get("accuracy", 0.0)), "time": time.time()})
+        if now - self._last_progress >= PROGRESS_SECONDS or done == self.steps_per_epoch:
+            self._last_progress = now
+            seconds_per_step = elapsed / done
+            remaining = (self.steps_per_epoch - done) + (self.training.epochs - self.epoch - 1) * self.steps_per_epoch
+            self._progress(epoch=self.epoch + 1, batch=done, images_per_second=rate,
+                           elapsed=now - self.train_start, eta_seconds=remaining * seconds_per_step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.stopped or self.divergence:
+            return  # a partial epoch is not a finished one: history keeps only complete epochs
+        logs = logs or {}
+        now = time.perf_counter()
+        train_seconds = self.last_batch_end - self.epoch_start
+        self.epochs_completed = epoch + 1
+        self.seconds_per_epoch.append(now - self.epoch_start)
+        self.images_per_second.append(self.num_train / max(train_seconds, 1e-9))
+        record = {"model": self.model_key, "epoch": epoch + 1,
+                  "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+                  "seconds": now - self.epoch_start, "images_per_second": self.images_per_second[-1],
+                  "time": time.time()}
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            if key in logs:
+                record[key] = float(logs[key])
+        if self.writer is not None:
+            # Checkpoint first, then history: a listed epoch always has its model on disk.
+            if self.save_path:
+                save_model_atomic(self.model, self.save_path)
+            self.writer.append_epoch(record)
+            self.writer.set_model_result(self.model_key, epochs_completed=self.epochs_completed)
+        if self.hook is not None:
+            self.hook({"phase": "epoch_end", **record})
+
+
+class StopEvaluation(keras.callbacks.Callback):
+    def __init__(self, writer: RunWriter | None):
+        super().__init__()
+        self.writer = writer
+        self.stopped = False
+
+    def __repr__(self) -> str:
+        return f"StopEvaluation(stopped={self.stopped})"
+
+    def on_predict_batch_end(self, batch, logs=None):
+        if self.writer is not None and self.writer.stop_requested():
+            self.stopped = True
+            self.model.stop_predicting = True
+
+
+def save_model_atomic(model: keras.Model, path: str) -> None:
+    # Keras insists on the .keras suffix, so the temporary name keeps it.
+    tmp = f"{path}.tmp-{os.getpid()}.keras"
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def probabilities(model_output: np.ndarray, output: str) -> np.ndarray:
+    if output != "logits":
+        return model_output
+    shifted = model_output - model_output.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def test_metrics(probs: np.ndarray, y_test: np.ndarray) -> tuple[float, float]:
+    """Accuracy and mean cross-entropy, clipping as Keras does (eps 1e-7)."""
+    picked = np.clip(probs[np.arange(len(y_test)), y_test], 1e-7, 1.0)
+    return float((probs.argmax(axis=1) == y_test).mean()), float(-np.log(picked).mean())
+
+
+@dataclass
+class ModelOutcome:
+    key: str
+    status: str                 # finished / stopped / failed
+    report: LiveReport
+    params: int
+    test_accuracy: float | None = None
+    test_loss: float | None = None
+    seconds: float = 0.0
+
+    def __repr__(self) -> str:
+        return f"ModelOutcome({self.key}, {self.status}, acc={self.test_accuracy})"
+
+
+def train_one(key: str, layers: tuple[Layer, ...], spec: ExperimentSpec, prepared, writer: RunWriter | None,
+              hook: ProgressHook | None = None, steps_per_execution: int = 1) -> ModelOutcome:
+    training, info = spec.training, prepared.info
+    configure_determinism(training.seed)
+    model = build_model(layers, info.input_shape, info.num_classes, output=spec.output,
+                        normalization=prepared.normalization, mean=prepared.mean, std=prepared.std,
+                        weight_decay=training.weight_decay, name=key)
+    compile_model(model, training, spec.output, steps_per_execution)
+    train_ds = make_dataset(prepared.x_train, prepared.y_train, training.batch_size, shuffle=True,
+                            seed=training.seed)
+    val_ds = None
+    if len(prepared.x_val):
+        val_ds = make_dataset(prepared.x_val, prepared.y_val, EVAL_BATCH_SIZE, shuffle=False, seed=0)
+    steps = math.ceil(len(prepared.x_train) / training.batch_size)
+    save_path = str(writer.dir / MODEL_FILES[key]) if writer is not None else None
+    report = LiveReport(writer, key, training, len(prepared.x_train), steps, hook, save_path)
+    callbacks: list[keras.callbacks.Callback] = [report]
+    if training.schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss" if val_ds is not None else "loss", factor=training.decay_rate,
+            patience=training.decay_epochs, verbose=0))
+    start = time.perf_counter()
+    model.fit(train_ds, validation_data=val_ds, epochs=training.epochs, callbacks=callbacks, verbose=0,
+              shuffle=False)  # the tf.data pipeline shuffles, seeded
+    outcome = ModelOutcome(key, "finished", report, model.count_params(), seconds=time.perf_counter() - start)
+    outcome.model = model
+    if report.divergence:
+        outcome.status = "failed"
+        return outcome
+    if report.stopped:
+        outcome.status = "stopped"
+        return outcome
+
+    # Test metrics and the test-set probabilities (for the confusion matrix, without TF later).
+    _progress(writer, hook, phase="evaluating", model=key)
+    stopper = StopEvaluation(writer)
+    raw = model.predict(make_dataset(prepared.x_test, prepared.y_test, EVAL_BATCH_SIZE, shuffle=False, seed=0),
+                        verbose=0, callbacks=[stopper])
+    if stopper.stopped:
+        outcome.status = "stopped"
+        return outcome
+    probs = probabilities(np.asarray(raw, dtype=np.float64), spec.output)
+    outcome.test_accuracy, outcome.test_loss = test_metrics(probs, prepared.y_test.astype(np.int64))
+    if writer is not None:
+        np.savez_compressed(writer.dir / f"predictions_{key}.npz", probs=probs.astype(np.float16),
+                            y_true=prepared.y_test, test_indices=prepared.test_indices
+                            if hasattr(prepared, "test_indices") else np.arange(len(prepared.y_test)))
+    return outcome
+
+
+def _progress(writer: RunWriter | None, hook: ProgressHook | None, **values) -> None:
+    if writer is not None:
+        writer.write_progress(values)
+    if hook is not None:
+        hook(values)
+
+
+def prepare_data(spec: ExperimentSpec, data_dir: str | None = None):
+    raw = datamod.load_raw(spec.dataset.name, data_dir)
+    return datamod.prepare(raw, train_limit=spec.dataset.train_limit,
+                           validation_split=spec.dataset.validation_split,
+                           normalization=spec.dataset.normalization, seed=spec.training.seed,
+                           test_limit=spec.dataset.test_limit)
+
+
+def jobs_for(spec: ExperimentSpec, info) -> list[tuple[str, tuple[Layer, ...]]]:
+    jobs = [("cnn", spec.layers)]
+    if spec.baseline:
+        cnn_params = summarize(spec.layers, info.input_shape, info.num_classes).total_params
+        jobs.append(("baseline", baseline_layers(spec.baseline or DEFAULT_BASELINE, cnn_params,
+                                                  info.input_shape, info.num_classes)))
+    return jobs
+
+
+def run_job(store: RunStore, run_id: str, *, data_dir: str | None = None, hook: ProgressHook | None = None,
+            steps_per_execution: int = 1) -> dict:
+    """Train the run's model (and baseline), writing everything into its folder. Returns run.json."""
+    writer = RunWriter(store, run_id)
+    spec = store.get(run_id).spec
+    writer.update(status="running", pid=os.getpid(), started=time.time())
+    outcome_status, reason, suggestion = "finished", "", ""
+    raise_after: Exception | None = None
+    try:
+        if writer.stop_requested():
+            raise StopRequested
+        _progress(writer, hook, phase="loading data")
+        prepared = prepare_data(spec, data_dir)
+        writer.update(data_source=prepared.source.to_dict(), data_summary={
+            "train": len(prepared.x_train), "validation": len(prepared.x_val), "test": len(prepared.x_test)})
+        for key, layers in jobs_for(spec, prepared.info):
+            if writer.stop_requested():
+                raise StopRequested
+            outcome = train_one(key, layers, spec, prepared, writer, hook, steps_per_execution)
+            writer.set_model_result(
+                key, status=outcome.status, params=outcome.params, test_accuracy=outcome.test_accuracy,
+                test_loss=outcome.test_loss, seconds=outcome.seconds,
+                epochs_completed=outcome.report.epochs_completed,
+                seconds_per_epoch=outcome.report.seconds_per_epoch,
+                images_per_second=outcome.report.images_per_second,
+                layers=[layer.to_dict() for layer in layers])
+            keras.backend.clear_session()
+            if outcome.status == "stopped":
+                raise StopRequested
+            if outcome.status == "failed":
+                outcome_status = "failed"
+                reason, suggestion = outcome.report.divergence.reason, outcome.report.divergence.suggestion
+                break
+    except StopRequested:
+        outcome_status, reason = "stopped", "Stopped on request."
+    except Exception as exc:  # the job must always leave a readable, final status behind
+        outcome_status, reason = "failed", f"{type(exc).__name__}: {exc}"
+        suggestion = suggestion_for(exc)
+        traceback.print_exc()  # into the run's log.txt; the page shows `reason`
+        raise_after = exc
+    finally:
+        _progress(writer, hook, phase="done")
+    meta = writer.update(status=outcome_status, reason=reason, suggestion=suggestion, finished=time.time())
+    if raise_after is not None and os.environ.get("CNNKIT_RAISE"):
+        raise raise_after
+    return meta
+
+
+def suggestion_for(exc: Exception) -> str:
+    text = str(exc).lower()
+    if isinstance(exc, MemoryError) or "out of memory" in text or "oom" in text:
+        return "Use a smaller batch size, fewer filters, or a training subset."
+    if isinstance(exc, DataError):
+        return "Check the data directory (CNNKIT_DATA_DIR) or use the bundled sample."
+    return "See log.txt in the run folder for details."
