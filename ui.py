@@ -1,0 +1,171 @@
+"""Streamlit helpers shared by the pages: the only module outside pages/ that imports streamlit.
+
+Pages stay short top-down scripts: read widgets, call cnnkit, render. What they share lives
+here: the workspace (which runs folder this browser session sees), the experiment draft
+being edited (kept in the workspace, so a reload keeps it), cached data and models, and a
+few formatting helpers. TensorFlow is only imported inside the functions that need a model.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from cnnkit.errors import CnnkitError
+from cnnkit.specs import ExperimentSpec
+from cnnkit.store import RunRecord, RunStore, atomic_write_json, read_json
+
+STATUS_ICONS = {"queued": "⏳", "running": "🏃", "finished": "✅", "stopped": "⏹️", "failed": "❌",
+                "interrupted": "⚠️", "damaged": "🧨"}
+DRAFT_FILE = "draft.json"
+
+
+def page(title: str, icon: str) -> None:
+    """Call first on every page."""
+    st.set_page_config(page_title=f"{title} · cnnkit", page_icon=icon, layout="wide")
+
+
+# ---------------------------------------------------------------------------
+# Workspace: which runs this session sees
+
+
+def runs_root() -> Path:
+    return Path(os.environ.get("CNNKIT_RUNS_DIR") or "runs")
+
+
+def workspace_key() -> str | None:
+    """In "session" mode each browser session has its own key, kept in the URL (?ws=…) so a
+    reload or a shared link finds the same runs. In "shared" mode (local default) there is none."""
+    if os.environ.get("CNNKIT_WORKSPACES", "shared") != "session":
+        return None
+    from cnnkit.workspaces import new_session_key, valid_session_key
+
+    key = st.query_params.get("ws") or st.session_state.get("_workspace")
+    if not key or not valid_session_key(key):
+        key = new_session_key()
+    st.session_state["_workspace"] = key
+    if st.query_params.get("ws") != key:
+        st.query_params["ws"] = key
+    return key
+
+
+def store() -> RunStore:
+    key = workspace_key()
+    if key is None:
+        return RunStore(runs_root())
+    from cnnkit.workspaces import workspace_root
+
+    return RunStore(workspace_root(runs_root(), "session", key))
+
+
+def data_dir() -> str | None:
+    return os.environ.get("CNNKIT_DATA_DIR") or None
+
+
+# ---------------------------------------------------------------------------
+# The experiment being edited (Build → Train)
+
+
+def default_experiment() -> ExperimentSpec:
+    from cnnkit.presets import get_preset
+
+    return get_preset("chollet-cnn").experiment(baseline="dense-128")
+
+
+def load_draft() -> ExperimentSpec:
+    """The experiment draft: session state first, then the workspace's draft.json, else a preset."""
+    if "experiment" in st.session_state:
+        return st.session_state["experiment"]
+    spec = None
+    path = store().root / DRAFT_FILE
+    try:
+        spec = ExperimentSpec.from_dict(read_json(path))
+    except (OSError, ValueError, CnnkitError):
+        spec = None
+    spec = spec or default_experiment()
+    st.session_state["experiment"] = spec
+    return spec
+
+
+def save_draft(spec: ExperimentSpec) -> None:
+    st.session_state["experiment"] = spec
+    root = store().root
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(root / DRAFT_FILE, spec.to_dict())
+    except OSError:
+        pass  # a read-only disk loses only the draft, never a run
+
+
+# ---------------------------------------------------------------------------
+# Cached data and models
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def raw_dataset(name: str, data_dir: str | None):
+    """The uint8 dataset, loaded once per server process and shared by all sessions."""
+    from cnnkit.data import load_raw
+
+    return load_raw(name, data_dir)
+
+
+def load_dataset(name: str):
+    """The raw dataset with a spinner; a clear message and st.stop() if it cannot be had."""
+    try:
+        with st.spinner(f"Loading {name}…"):
+            return raw_dataset(name, data_dir())
+    except CnnkitError as exc:
+        st.error(f"Could not load {name}: {exc}")
+        st.stop()
+
+
+@st.cache_resource(show_spinner=False, max_entries=6)
+def _predictor(model_path: str, output: str, mtime: float):
+    from cnnkit.inspection import Predictor  # TensorFlow loads here, on first use
+
+    return Predictor.from_file(model_path, output)
+
+
+def predictor(record: RunRecord, key: str = "cnn"):
+    """A compiled, warmed predictor for a run's model; re-loaded when the checkpoint changes."""
+    path = record.model_path(key)
+    output = record.spec.output if (key == "cnn" and record.spec) else "softmax"
+    return _predictor(str(path), output, path.stat().st_mtime)
+
+
+# ---------------------------------------------------------------------------
+# Small renderers
+
+
+def status_label(status: str) -> str:
+    return f"{STATUS_ICONS.get(status, '•')} {status}"
+
+
+def run_label(record: RunRecord) -> str:
+    acc = "" if record.test_accuracy is None else f" · {record.test_accuracy:.2%}"
+    return f"{record.name} ({record.dataset or '?'}, {record.status}{acc})"
+
+
+def fmt_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+    minutes, sec = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {sec:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def fmt_pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2%}"
+
+
+def show_error(exc: Exception, what: str = "") -> None:
+    """A message for people: cnnkit's own errors as they are, others with their type."""
+    text = str(exc) if isinstance(exc, CnnkitError) else f"{type(exc).__name__}: {exc}"
+    st.error(f"{what}: {text}" if what else text)
