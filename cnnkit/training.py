@@ -150,7 +150,7 @@ class LiveReport(keras.callbacks.Callback):
             self._last_progress = now
             seconds_per_step = elapsed / done
             remaining = (self.steps_per_epoch - done) + (self.training.epochs - self.epoch - 1) * self.steps_per_epoch
-            self._progress(epoch=self.epoch + 1, batch=done, images_per_second=rate,
+            self._progress(epoch=self.epoch + 1, batch=done, images_per_second=rate, loss=loss,
                            elapsed=now - self.train_start, eta_seconds=remaining * seconds_per_step)
 
     def on_epoch_end(self, epoch, logs=None):
