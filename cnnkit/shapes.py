@@ -177,9 +177,11 @@ def summarize(layers: tuple[Layer, ...] | list[Layer], input_shape: Shape, num_c
                          None if flat else jump, macs))
 
     if len(shape) != 1:
+        last = f"layer {len(layers)} ({layers[-1].describe()}) gives" if layers else "the input is"
         raise ArchitectureError(
-            "layers", f"the network ends with a {'×'.join(map(str, shape))} map, but the output layer "
-                      f"needs a flat input: add Flatten or GlobalAvgPool as the last hidden layer")
+            "layers", f"the network ends on an image-shaped map: {last} a {'×'.join(map(str, shape))} map, "
+                      f"but the output layer needs a flat input: add Flatten or GlobalAvgPool as the last "
+                      f"hidden layer")
     out_params = shape[0] * num_classes + num_classes
     rows.append(LayerShape(index=0, name="output", type="dense",
                            description=f"Dense {num_classes} (output)", output_shape=(num_classes,),
