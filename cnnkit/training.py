@@ -270,10 +270,14 @@ def train_one(key: str, layers: tuple[Layer, ...], spec: ExperimentSpec, prepare
     if stopper.stopped:
         outcome.status = "stopped"
         return outcome
-    probs = probabilities(np.asarray(raw, dtype=np.float64), spec.output)
-    outcome.test_accuracy, outcome.test_loss = test_metrics(probs, prepared.y_test.astype(np.int64))
+    # float32, the model's own precision, and the metrics come from exactly the stored array:
+    # float16 rounding made near-tied probabilities equal, so the argmax (and the accuracy the
+    # confusion matrix shows) differed from the reported test accuracy.
+    probs = probabilities(np.asarray(raw, dtype=np.float64), spec.output).astype(np.float32)
+    outcome.test_accuracy, outcome.test_loss = test_metrics(probs.astype(np.float64),
+                                                            prepared.y_test.astype(np.int64))
     if writer is not None:
-        np.savez_compressed(writer.dir / f"predictions_{key}.npz", probs=probs.astype(np.float16),
+        np.savez_compressed(writer.dir / f"predictions_{key}.npz", probs=probs,
                             y_true=prepared.y_test, test_indices=prepared.test_indices
                             if hasattr(prepared, "test_indices") else np.arange(len(prepared.y_test)))
     return outcome
