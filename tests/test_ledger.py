@@ -1,0 +1,99 @@
+"""cnnkit.ledger: ledger rows from run folders written by hand, curves, and the zip round trip."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import zipfile
+
+import pytest
+
+from cnnkit import ledger
+from cnnkit.errors import RunError
+from cnnkit.presets import get_preset
+from cnnkit.specs import Dense
+from cnnkit.store import RunStore, atomic_write_json
+
+HISTORY = [
+    {"model": "cnn", "epoch": 1, "loss": 0.9, "accuracy": 0.7, "val_loss": 0.8, "val_accuracy": 0.75},
+    {"model": "cnn", "epoch": 2, "loss": 0.5, "accuracy": 0.85, "val_loss": 0.6, "val_accuracy": 0.8},
+    {"model": "baseline", "epoch": 1, "loss": 1.1, "accuracy": 0.6},
+]
+
+
+def finished_run(store: RunStore, spec, **models) -> str:
+    record = store.create(spec, name="my run")
+    run_dir = store.path(record.run_id)
+    (run_dir / "model.keras").write_bytes(b"PK fake model")
+    atomic_write_json(run_dir / "history.json", HISTORY)
+    store.update(record.run_id, status="finished", models=models,
+                 data_source={"kind": "sample", "is_sample": True})
+    return record.run_id
+
+
+def test_row_of_a_finished_preset_run(tmp_path):
+    store = RunStore(tmp_path)
+    spec = get_preset("chollet-cnn").experiment(baseline="dense-128")
+    finished_run(store, spec, cnn={"params": 96_844, "test_accuracy": 0.98, "seconds": 12.5,
+                                   "epochs_completed": 5},
+                 baseline={"params": 101_770, "test_accuracy": 0.95, "seconds": 4.0})
+    (row,) = ledger.ledger_rows(store.list())
+    assert row["name"] == "my run" and row["status"] == "finished" and row["dataset"] == "mnist"
+    assert row["architecture"] == "chollet-cnn" and row["params"] == 96_844
+    assert row["optimizer"] == "rmsprop 0.001" and row["epochs"] == "5/5"
+    assert (row["test accuracy"], row["baseline accuracy"], row["time (s)"]) == (0.98, 0.95, 12.5)
+    assert row["data"] == "SAMPLE"
+
+
+def test_edited_preset_and_unstarted_run_params_come_from_the_spec(tmp_path):
+    store = RunStore(tmp_path)
+    spec = get_preset("chollet-cnn").experiment()
+    spec = spec.updated({"layers": [*[layer.to_dict() for layer in spec.layers[:-1]], Dense(10).to_dict()]})
+    store.create(spec)
+    (row,) = ledger.ledger_rows(store.list())
+    assert row["architecture"] == "chollet-cnn, edited (3 conv, 1 dense)"
+    # 96,844 - (576*70+70) - (70*10+10) + (576*10+10) + (10*10+10): dense 70 → 10
+    assert row["params"] == 96_844 - 40_390 - 710 + 5_770 + 110 == 61_624
+    assert row["test accuracy"] is None and row["epochs"] == "0/5"
+
+
+def test_damaged_run_is_a_row_with_its_problem(tmp_path):
+    (tmp_path / "broken-run").mkdir()
+    (tmp_path / "broken-run" / "run.json").write_text("{not json")
+    (row,) = ledger.ledger_rows(RunStore(tmp_path).list())
+    assert row["status"] == "damaged" and "unreadable" in row["problem"]
+    assert row["params"] is None and row["architecture"] == "?"
+
+
+def test_epoch_curve_and_metric_fallback():
+    assert ledger.epoch_curve(HISTORY, "cnn", "val_accuracy") == ([1, 2], [0.75, 0.8])
+    assert ledger.epoch_curve(HISTORY, "baseline", "val_accuracy") == ([], [])
+    assert ledger.best_metric(HISTORY, "cnn", "val_accuracy", "accuracy") == "val_accuracy"
+    assert ledger.best_metric(HISTORY, "baseline", "val_accuracy", "accuracy") == "accuracy"
+
+
+def test_zip_round_trip(tmp_path):
+    store = RunStore(tmp_path)
+    run_id = finished_run(store, get_preset("dense-128").experiment(), cnn={"params": 1})
+    data = ledger.run_zip_bytes(store.path(run_id))
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = sorted(archive.namelist())
+        assert names == sorted(f"{run_id}/{n}" for n in ("model.keras", "spec.json", "run.json",
+                                                          "history.json"))
+        assert archive.read(f"{run_id}/model.keras") == b"PK fake model"
+        assert json.loads(archive.read(f"{run_id}/history.json")) == HISTORY
+
+
+def test_zip_of_an_empty_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RunError, match="none of"):
+        ledger.run_zip_bytes(tmp_path / "empty")
+
+
+def test_rows_follow_the_store_order_newest_first(tmp_path):
+    store = RunStore(tmp_path)
+    first = store.create(get_preset("dense-128").experiment(), name="old").run_id
+    time.sleep(0.01)
+    second = store.create(get_preset("dense-128").experiment(), name="new").run_id
+    assert [r["run_id"] for r in ledger.ledger_rows(store.list())] == [second, first]
