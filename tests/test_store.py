@@ -1,0 +1,225 @@
+"""The run store: folders round trip, dead processes show as interrupted, damage is listed, ids are safe."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from cnnkit.errors import RunError
+from cnnkit.presets import PRESETS
+from cnnkit.store import (
+    RunStore,
+    RunWriter,
+    append_jsonl,
+    atomic_write_json,
+    pid_alive,
+    read_json,
+    read_jsonl,
+)
+
+SPEC = PRESETS["chollet-cnn"].experiment()
+
+
+@pytest.fixture
+def store(runs_dir):
+    return RunStore(runs_dir)
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited and been reaped."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def finish(store: RunStore, run_id: str) -> None:
+    """Mark a run finished the way training does: the model file first, then the status."""
+    (store.path(run_id) / "model.keras").write_bytes(b"stand-in")
+    store.update(run_id, status="finished")
+
+
+def test_create_get_list_rename_delete_round_trip(store):
+    assert store.list() == []
+    first = store.create(SPEC, name="first")
+    second = store.create(SPEC.updated({"dataset.name": "fashion_mnist"}))
+    assert first.run_id != second.run_id
+    got = store.get(first.run_id)
+    assert got.spec == SPEC
+    assert got.status == "queued"  # just created: no process yet, and not yet "interrupted"
+    assert got.name == "first" and second.name == "chollet-cnn"
+    assert json.loads((got.path / "spec.json").read_text()) == SPEC.to_dict()
+    # newest first
+    assert [r.run_id for r in store.list()] == [second.run_id, first.run_id]
+    assert store.get(second.run_id).dataset == "fashion_mnist"
+
+    store.rename(first.run_id, "  renamed  ")
+    assert store.get(first.run_id).name == "renamed"
+    with pytest.raises(RunError):
+        store.rename(first.run_id, "   ")
+    with pytest.raises(RunError):
+        store.rename(first.run_id, "x" * 121)
+
+    finish(store, first.run_id)
+    assert store.latest() is not None and store.latest().run_id == first.run_id
+    assert store.latest(dataset="fashion_mnist") is None
+    store.delete(first.run_id)
+    assert not first.path.exists()
+    assert [r.run_id for r in store.list()] == [second.run_id]
+    with pytest.raises(RunError, match="does not exist"):
+        store.get(first.run_id)
+    with pytest.raises(RunError, match="does not exist"):
+        store.delete(first.run_id)
+
+
+def test_an_active_run_cannot_be_deleted(store):
+    run_id = store.create(SPEC).run_id
+    store.update(run_id, status="running", pid=os.getpid())  # this process: alive
+    with pytest.raises(RunError, match="still running"):
+        store.delete(run_id)
+    assert store.get(run_id).status == "running"
+
+
+def test_running_with_a_dead_pid_is_interrupted(store):
+    run_id = store.create(SPEC).run_id
+    store.update(run_id, status="running", pid=dead_pid())
+    record = store.get(run_id)
+    assert record.status == "interrupted"
+    assert "ended without finishing" in record.problem
+    store.delete(run_id)  # an interrupted run is not active: deletable
+    assert store.list() == []
+
+
+def test_queued_long_ago_without_a_process_is_interrupted(store):
+    run_id = store.create(SPEC).run_id
+    store.update(run_id, created=time.time() - 3600)
+    assert store.get(run_id).status == "interrupted"
+
+
+def test_finished_without_its_model_is_damaged(store):
+    run_id = store.create(SPEC).run_id
+    store.update(run_id, status="finished")
+    record = store.get(run_id)
+    assert record.status == "damaged" and "model.keras is missing" in record.problem
+
+
+@pytest.mark.parametrize("damage, problem", [
+    (lambda d: (d / "run.json").write_text("{not json"), "run.json is unreadable"),
+    (lambda d: (d / "run.json").write_text("[1, 2]"), "not a JSON object"),
+    (lambda d: (d / "run.json").unlink(), "run.json is missing"),
+    (lambda d: atomic_write_json(d / "run.json", {**read_json(d / "run.json"),
+                                                  "spec": {"layers": [{"type": "conv2d", "filters": -1}]}}),
+     "layers[0].filters"),
+    (lambda d: atomic_write_json(d / "run.json", {**read_json(d / "run.json"), "status": "exploded"}),
+     "unknown status 'exploded'"),
+], ids=["bad-json", "not-an-object", "missing-run-json", "invalid-spec", "unknown-status"])
+def test_damaged_folders_are_listed_with_a_reason_and_deletable(store, damage, problem):
+    good = store.create(SPEC).run_id
+    bad = store.create(SPEC).run_id
+    damage(store.path(bad))
+    listed = {r.run_id: r for r in store.list()}
+    assert set(listed) == {good, bad}
+    assert listed[bad].status == "damaged"
+    assert problem in listed[bad].problem
+    assert listed[good].status == "queued"
+    store.delete(bad)
+    assert [r.run_id for r in store.list()] == [good]
+
+
+def test_listing_skips_hidden_folders_and_stray_files(store, runs_dir):
+    store.create(SPEC)
+    (runs_dir / ".slots").mkdir()
+    (runs_dir / "notes.txt").write_text("hello")
+    assert len(store.list()) == 1
+
+
+@pytest.mark.parametrize("run_id", ["../x", "..", "a/b", "/etc", "", ".hidden", "x" * 101, "a\x00b",
+                                    "..%2Fx", None, 7])
+def test_path_traversal_and_bad_ids_are_refused(store, run_id):
+    with pytest.raises(RunError, match="not a valid run id"):
+        store.path(run_id)
+    with pytest.raises(RunError):
+        store.get(run_id)
+    with pytest.raises(RunError):
+        store.delete(run_id)
+
+
+def test_delete_refuses_traversal_and_leaves_the_outside_alone(store, tmp_path):
+    victim = tmp_path / "x"
+    victim.mkdir()
+    (victim / "run.json").write_text("{}")
+    with pytest.raises(RunError):
+        store.delete("../x")
+    assert (victim / "run.json").exists()
+
+
+def test_writer_history_batches_progress_and_stop(store):
+    run_id = store.create(SPEC).run_id
+    writer = RunWriter(store, run_id)
+    writer.append_epoch({"model": "cnn", "epoch": 1, "loss": 0.5})
+    writer.append_epoch({"model": "cnn", "epoch": 2, "loss": 0.25})
+    assert [h["epoch"] for h in store.history(run_id)] == [1, 2]
+    # a second writer (a resumed process) continues the same history
+    RunWriter(store, run_id).append_epoch({"model": "baseline", "epoch": 1, "loss": 1.0})
+    assert [(h["model"], h["epoch"]) for h in store.history(run_id)] == [("cnn", 1), ("cnn", 2),
+                                                                          ("baseline", 1)]
+    writer.set_model_result("cnn", params=10)
+    writer.set_model_result("cnn", test_accuracy=0.5)
+    writer.set_model_result("baseline", params=3)
+    assert store.get(run_id).models == {"cnn": {"params": 10, "test_accuracy": 0.5}, "baseline": {"params": 3}}
+    writer.append_batch({"batch": 1, "loss": float("nan")})
+    with open(store.path(run_id) / "batches.jsonl", "a") as handle:
+        handle.write('{"batch": 2, "lo')  # a torn last line from a killed writer
+    batches = store.batches(run_id)
+    assert len(batches) == 1 and batches[0]["batch"] == 1
+    writer.write_progress({"phase": "training", "batch": 3})
+    progress = store.progress(run_id)
+    assert progress["batch"] == 3 and progress["updated"] <= time.time()
+    assert not writer.stop_requested()
+    store.request_stop(run_id)
+    assert writer.stop_requested()
+
+
+def test_atomic_json_refuses_nan_and_leaves_the_old_file(tmp_path):
+    path = tmp_path / "a.json"
+    atomic_write_json(path, {"x": 1})
+    with pytest.raises(ValueError):
+        atomic_write_json(path, {"x": float("nan")})
+    assert read_json(path) == {"x": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]  # no temporary file left behind
+
+
+def test_numpy_values_are_stored_as_plain_json(tmp_path):
+    import numpy as np
+
+    path = tmp_path / "a.json"
+    atomic_write_json(path, {"acc": np.float32(0.5), "counts": np.arange(3), "n": np.int64(4)})
+    assert read_json(path) == {"acc": 0.5, "counts": [0, 1, 2], "n": 4}
+    append_jsonl(tmp_path / "b.jsonl", {"v": np.float64(1.5)})
+    assert read_jsonl(tmp_path / "b.jsonl") == [{"v": 1.5}]
+    assert read_jsonl(tmp_path / "missing.jsonl") == []
+
+
+def test_pid_alive():
+    assert pid_alive(os.getpid())
+    assert not pid_alive(dead_pid())
+    assert not pid_alive(None) and not pid_alive(0) and not pid_alive(-5)
+    # a finished child nobody reaped (a zombie) counts as dead
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with open(f"/proc/{zombie.pid}/stat") as handle:
+            if handle.read().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        time.sleep(0.05)
+    assert not pid_alive(zombie.pid)
+    zombie.wait()
+
+
+def test_log_tail(store):
+    run_id = store.create(SPEC).run_id
+    assert store.log_tail(run_id) == ""
+    (store.path(run_id) / "log.txt").write_text("\n".join(f"line {i}" for i in range(30)))
+    assert store.log_tail(run_id, lines=2) == "line 28\nline 29"

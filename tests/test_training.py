@@ -1,0 +1,301 @@
+"""The training job on the bundled sample: determinism, stop, divergence, what a run folder holds.
+
+Every training here is tiny (a few hundred images, 1–2 epochs). One module-scoped run with a
+baseline is shared by the tests that only look at a finished run folder.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from cnnkit.analysis import load_predictions
+from cnnkit.presets import PRESETS, baseline_layers
+from cnnkit.shapes import summarize
+from cnnkit.specs import ExperimentSpec, TrainingSpec
+from cnnkit.store import RunStore
+
+TINY_LAYERS = [{"type": "conv2d", "filters": 8, "kernel_size": 3}, {"type": "maxpool2d", "pool_size": 2},
+               {"type": "flatten"}, {"type": "dense", "units": 16}]
+HISTORY_KEYS = {"model", "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds",
+                "images_per_second", "learning_rate"}
+
+
+def tiny_spec(train_limit=200, validation_split=0.0, baseline=None, **training) -> ExperimentSpec:
+    return ExperimentSpec.from_dict({
+        "layers": TINY_LAYERS, "baseline": baseline,
+        "dataset": {"name": "mnist", "train_limit": train_limit, "validation_split": validation_split},
+        "training": {"epochs": 1, "batch_size": 32, "seed": 7, **training}})
+
+
+@pytest.fixture(scope="module")
+def training():
+    from cnnkit import training
+
+    return training
+
+
+@pytest.fixture(scope="module")
+def shared_run(tmp_path_factory, training):
+    """A finished 2-epoch run with a matched baseline, a validation split and a step schedule."""
+    with pytest.MonkeyPatch.context() as mp:  # the autouse offline fixture is per test, not per module
+        mp.setenv("CNNKIT_OFFLINE", "1")
+        mp.delenv("CNNKIT_DATA_DIR", raising=False)
+        mp.setenv("KERAS_HOME", str(tmp_path_factory.mktemp("keras_home")))
+        store = RunStore(tmp_path_factory.mktemp("runs"))
+        spec = tiny_spec(validation_split=0.1, baseline="matched", epochs=2, schedule="step",
+                         decay_rate=0.5, decay_epochs=1)
+        run_id = store.create(spec).run_id
+        events = []
+        meta = training.run_job(store, run_id, hook=events.append)
+        prepared = training.prepare_data(spec)
+    return {"store": store, "run_id": run_id, "meta": meta, "events": events, "spec": spec,
+            "prepared": prepared, "record": store.get(run_id)}
+
+
+def weights_of(model) -> list[np.ndarray]:
+    return [np.asarray(w) for w in model.get_weights()]
+
+
+# ---------------------------------------------------------------------------
+# Determinism and the saved model
+
+
+def test_same_seed_gives_bit_identical_weights_and_a_different_seed_does_not(training, runs_dir):
+    from cnnkit.models import load_model
+    from cnnkit.store import RunWriter
+
+    store = RunStore(runs_dir)
+    spec = tiny_spec()
+    layers = spec.layers
+    prepared = training.prepare_data(spec)
+    run_id = store.create(spec).run_id
+    first = training.train_one("cnn", layers, spec, prepared, RunWriter(store, run_id))
+    second = training.train_one("cnn", layers, spec, prepared, None)
+    a, b = weights_of(first.model), weights_of(second.model)
+    assert len(a) == len(b) == 6  # conv kernel+bias, dense kernel+bias, output kernel+bias
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert first.test_accuracy == second.test_accuracy
+
+    other_spec = spec.updated({"training.seed": 8})
+    third = training.train_one("cnn", layers, other_spec, training.prepare_data(other_spec), None)
+    assert not all(np.array_equal(x, y) for x, y in zip(a, weights_of(third.model), strict=True))
+
+    # The checkpoint written after the epoch is the final model: it predicts bit-identically.
+    reloaded = load_model(store.path(run_id) / "model.keras")
+    x = np.asarray(prepared.x_test[:256], dtype=np.float32)
+    assert np.array_equal(np.asarray(first.model(x, training=False)), np.asarray(reloaded(x, training=False)))
+
+
+# ---------------------------------------------------------------------------
+# Stop and divergence
+
+
+def test_stop_request_ends_the_run_within_one_batch(training, runs_dir, monkeypatch):
+    # Report every batch to the hook (normally throttled to two a second), so it can count them.
+    monkeypatch.setattr(training, "PROGRESS_SECONDS", 0.0)
+    store = RunStore(runs_dir)
+    run_id = store.create(tiny_spec(train_limit=400, batch_size=16)).run_id  # 25 batches an epoch
+    batches = []
+
+    def hook(progress):
+        if progress.get("phase") == "training":
+            batches.append(progress["batch"])
+            if progress["batch"] == 3:
+                store.request_stop(run_id)
+
+    meta = training.run_job(store, run_id, hook=hook)
+    assert meta["status"] == "stopped" and meta["reason"] == "Stopped on request."
+    assert batches[:3] == [1, 2, 3]
+    assert max(batches) <= 4, batches  # the batch running when STOP appeared may finish, no more
+    record = store.get(run_id)
+    assert record.status == "stopped"
+    assert record.model_result("cnn")["status"] == "stopped"
+    assert record.epochs_completed == 0
+    assert store.history(run_id) == []  # a partial epoch is not a finished one
+    assert not (record.path / "predictions_cnn.npz").exists()
+    assert store.progress(run_id)["phase"] == "done"
+
+
+def test_stop_before_start_never_trains(training, runs_dir):
+    store = RunStore(runs_dir)
+    run_id = store.create(tiny_spec()).run_id
+    store.request_stop(run_id)
+    events = []
+    meta = training.run_job(store, run_id, hook=events.append)
+    assert meta["status"] == "stopped"
+    assert [e["phase"] for e in events] == ["done"]
+    assert meta["models"] == {}
+
+
+def test_divergence_fails_with_a_reason_and_a_suggestion(training, runs_dir):
+    learning_rate = 1e4
+    store = RunStore(runs_dir)
+    run_id = store.create(tiny_spec(optimizer="sgd", learning_rate=learning_rate)).run_id
+    meta = training.run_job(store, run_id)
+    assert meta["status"] == "failed"
+    assert "loss" in meta["reason"] and "diverged" in meta["reason"]
+    assert "Lower the learning rate" in meta["suggestion"]
+    assert f"{learning_rate / 10:g}" in meta["suggestion"]  # a concrete value to try
+    assert store.history(run_id) == []
+    assert store.get(run_id).model_result("cnn")["status"] == "failed"
+
+
+def test_divergence_rule():
+    spec = TrainingSpec(learning_rate=0.5)
+    assert divergence(2.3, spec) is None
+    assert "NaN" in divergence(float("nan"), spec).reason
+    assert "NaN/infinite" in divergence(float("inf"), spec).reason
+    assert "exploded to 1e+05" in divergence(1e5, spec).reason
+    assert "try 0.05" in divergence(1e5, spec).suggestion
+
+
+def divergence(loss, spec):
+    from cnnkit.training import divergence_for
+
+    return divergence_for(loss, spec)
+
+
+def test_test_metrics_by_hand():
+    from cnnkit.training import probabilities, test_metrics
+
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.5, 0.4, 0.1], [0.0, 1.0, 0.0]])
+    y = np.array([0, 2, 1, 0])
+    accuracy, loss = test_metrics(probs, y)
+    assert accuracy == 0.5  # rows 0 and 1 right
+    # the last row's true-class probability 0 is clipped to 1e-7, as Keras does
+    assert loss == pytest.approx(-(math.log(0.7) + math.log(0.8) + math.log(0.4) + math.log(1e-7)) / 4)
+    logits = np.array([[0.0, math.log(3.0)], [1000.0, 1000.0]])
+    assert np.allclose(probabilities(logits, "logits"), [[0.25, 0.75], [0.5, 0.5]])
+    assert probabilities(probs, "softmax") is probs
+
+
+# ---------------------------------------------------------------------------
+# The shared finished run
+
+
+def test_run_finishes_with_results_for_both_models(shared_run):
+    record = shared_run["record"]
+    assert record.status == "finished" and shared_run["meta"]["reason"] == ""
+    for key in ("cnn", "baseline"):
+        result = record.model_result(key)
+        assert result["status"] == "finished"
+        assert result["epochs_completed"] == 2
+        assert 0.0 <= result["test_accuracy"] <= 1.0 and result["test_loss"] > 0
+        assert len(result["seconds_per_epoch"]) == len(result["images_per_second"]) == 2
+        assert record.has_model(key)
+    assert shared_run["meta"]["data_source"]["kind"] == "sample"
+    # 200 images, 10% held out for validation; the sample's whole 1,000-image test split
+    assert shared_run["meta"]["data_summary"] == {"train": 180, "validation": 20, "test": 1000}
+
+
+def test_history_has_one_complete_record_per_finished_epoch(shared_run):
+    history = shared_run["store"].history(shared_run["run_id"])
+    assert [(h["model"], h["epoch"]) for h in history] == [
+        ("cnn", 1), ("cnn", 2), ("baseline", 1), ("baseline", 2)]
+    spec = shared_run["spec"].training
+    for entry in history:
+        assert HISTORY_KEYS <= set(entry)
+        assert all(math.isfinite(entry[k]) for k in HISTORY_KEYS - {"model", "epoch"})
+        # step schedule: 0.001 halved every epoch
+        assert entry["learning_rate"] == pytest.approx(spec.learning_rate_at(entry["epoch"] - 1))
+    assert [h["learning_rate"] for h in history[:2]] == pytest.approx([0.001, 0.0005])
+
+
+def test_hook_sees_the_phases_in_order(shared_run):
+    phases = [e["phase"] for e in shared_run["events"]]
+    assert phases[0] == "loading data" and phases[-1] == "done"
+    assert phases.count("epoch_end") == 4 and phases.count("evaluating") == 2
+    epoch_ends = [e for e in shared_run["events"] if e["phase"] == "epoch_end"]
+    assert [(e["model"], e["epoch"]) for e in epoch_ends] == [("cnn", 1), ("cnn", 2), ("baseline", 1),
+                                                              ("baseline", 2)]
+    # the last training report of an epoch is always sent (batch == batches), not throttled away
+    steps = math.ceil(180 / 32)
+    last = [e for e in shared_run["events"] if e["phase"] == "training" and e["batch"] == steps]
+    assert [(e["model"], e["epoch"]) for e in last] == [("cnn", 1), ("cnn", 2), ("baseline", 1),
+                                                        ("baseline", 2)]
+    assert shared_run["store"].progress(shared_run["run_id"])["phase"] == "done"
+
+
+def test_batch_records(shared_run):
+    records = shared_run["store"].batches(shared_run["run_id"])
+    assert records, "at least the first batch of each model is recorded"
+    steps = math.ceil(180 / 32)
+    for r in records:
+        assert set(r) == {"model", "epoch", "batch", "step", "loss", "accuracy", "time"}
+        assert r["step"] == (r["epoch"] - 1) * steps + r["batch"]
+        assert 1 <= r["batch"] <= steps and 0.0 <= r["accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize("key", ["cnn", "baseline"])
+def test_stored_predictions_match_the_reported_metrics(shared_run, key):
+    from cnnkit.training import test_metrics
+
+    record, prepared = shared_run["record"], shared_run["prepared"]
+    predictions = load_predictions(record.path, key)
+    assert predictions.probs.shape == (1000, 10)
+    assert np.array_equal(predictions.y_true, prepared.y_test)
+    assert np.array_equal(predictions.test_indices, np.arange(1000))  # no test_limit: all, in order
+    assert np.allclose(predictions.probs.sum(axis=1), 1.0, atol=1e-5)
+    result = record.model_result(key)
+    assert predictions.accuracy == result["test_accuracy"]
+    accuracy, loss = test_metrics(predictions.probs.astype(np.float64), predictions.y_true)
+    assert (accuracy, loss) == (result["test_accuracy"], result["test_loss"])
+
+
+@pytest.mark.parametrize("key", ["cnn", "baseline"])
+def test_saved_model_reproduces_the_stored_predictions(shared_run, training, key):
+    from cnnkit.models import load_model
+
+    record, prepared = shared_run["record"], shared_run["prepared"]
+    model = load_model(record.model_path(key))
+    dataset = training.make_dataset(prepared.x_test, prepared.y_test, training.EVAL_BATCH_SIZE,
+                                    shuffle=False, seed=0)
+    probs = np.asarray(model.predict(dataset, verbose=0), dtype=np.float32)
+    assert np.array_equal(probs, load_predictions(record.path, key).probs)
+
+
+def test_matched_baseline_in_the_run_has_about_the_cnns_params(shared_run):
+    record = shared_run["record"]
+    cnn, base = record.model_result("cnn")["params"], record.model_result("baseline")["params"]
+    # conv 3*3*8+8 = 80; 13*13*8 = 1352 → dense 16: 1352*16+16 = 21,648; output 16*10+10 = 170
+    assert cnn == 80 + 21_648 + 170 == 21_898
+    # one hidden Dense(u) baseline: 784*u + u + 10*u + 10 = 795*u + 10; u = round(21,888 / 795) = 28
+    assert record.model_result("baseline")["layers"] == [{"type": "flatten"},
+                                                         {"type": "dense", "units": 28, "activation": "relu"}]
+    assert base == 795 * 28 + 10 == 22_270
+    assert abs(base - cnn) <= 784 + 1 + 10
+
+
+# ---------------------------------------------------------------------------
+# Baselines, without training
+
+
+def baseline_params(kind, target, input_shape=(28, 28, 1), num_classes=10):
+    layers = baseline_layers(kind, target, input_shape, num_classes)
+    return summarize(layers, input_shape, num_classes).total_params
+
+
+def test_dense_128_baseline_by_hand():
+    assert baseline_params("dense-128", None) == 784 * 128 + 128 + 128 * 10 + 10 == 101_770
+    # on 32×32×3: 3072*128 + 128 + 1290
+    assert baseline_params("dense-128", None, (32, 32, 3)) == 3072 * 128 + 128 + 1290
+
+
+@pytest.mark.parametrize("name", [n for n, p in PRESETS.items() if p.is_cnn])
+@pytest.mark.parametrize("input_shape", [(28, 28, 1), (32, 32, 3)])
+def test_matched_baseline_has_the_cnns_params(name, input_shape):
+    from cnnkit.errors import ArchitectureError
+
+    try:
+        cnn = summarize(PRESETS[name].layers, input_shape, 10).total_params
+    except ArchitectureError:
+        pytest.skip("preset does not fit this input")
+    matched = baseline_params("matched", cnn, input_shape)
+    n_in = math.prod(input_shape)
+    # one unit more or less changes params by n_in + 1 + classes: that is the best possible match
+    assert abs(matched - cnn) <= max(0.01 * cnn, (n_in + 1 + 10) / 2)
+
+
+def test_matched_baseline_never_has_zero_units():
+    assert baseline_layers("matched", 5, (28, 28, 1), 10)[1].units == 1
