@@ -21,6 +21,7 @@ from pathlib import Path
 from cnnkit.errors import RunError
 from cnnkit.specs import ExperimentSpec
 from cnnkit.store import RunRecord, RunStore, pid_alive
+from cnnkit.workspaces import server_root
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 QUEUE_POLL_SECONDS = 0.3
@@ -35,7 +36,8 @@ def max_jobs() -> int:
 
 def slots_dir(store: RunStore) -> Path:
     """Slots are shared by every workspace of a server: set CNNKIT_SLOTS_DIR, else <runs>/.slots."""
-    return Path(os.environ.get("CNNKIT_SLOTS_DIR") or store.root / ".slots")
+    # server_root: a session workspace (<runs>/.sessions/<key>) shares its server's slots.
+    return Path(os.environ.get("CNNKIT_SLOTS_DIR") or server_root(store.root) / ".slots")
 
 
 # ---------------------------------------------------------------------------
