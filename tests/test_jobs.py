@@ -1,0 +1,144 @@
+"""Jobs as real worker processes: a run end to end, the queue with one slot, cancelling while queued."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from cnnkit import jobs
+from cnnkit.errors import RunError
+from cnnkit.specs import ExperimentSpec
+from cnnkit.store import RunStore
+
+TIMEOUT = 120  # generous: the machine is shared, and each worker imports TensorFlow (~3 s)
+
+
+def tiny_spec(seed: int = 1) -> ExperimentSpec:
+    return ExperimentSpec.from_dict({
+        "layers": [{"type": "conv2d", "filters": 4}, {"type": "maxpool2d"}, {"type": "flatten"}],
+        "dataset": {"name": "mnist", "train_limit": 200, "validation_split": 0.0},
+        "training": {"epochs": 1, "batch_size": 64, "seed": seed}})
+
+
+@pytest.fixture
+def store(runs_dir):
+    return RunStore(runs_dir)
+
+
+def wait_until(condition, timeout=30.0, poll=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def test_a_job_runs_in_its_own_process_to_the_end(store):
+    record = jobs.start(store, tiny_spec(), name="tiny")
+    assert record.status == "queued" and record.meta["pid"] != os.getpid()
+    done = jobs.wait(store, record.run_id, timeout=TIMEOUT)
+    log = store.log_tail(record.run_id, 50)
+    assert done.status == "finished", (done.problem, log)
+    assert done.name == "tiny"
+    assert done.meta["queue_position"] is None
+    assert done.meta["started"] <= done.meta["finished"]
+    # 200 images in batches of 64 = 4 batches, one epoch
+    assert [(h["model"], h["epoch"]) for h in store.history(record.run_id)] == [("cnn", 1)]
+    assert store.progress(record.run_id)["phase"] == "done"
+    assert done.has_model("cnn") and (done.path / "predictions_cnn.npz").is_file()
+    assert done.epochs_completed == 1 and 0.0 <= done.test_accuracy <= 1.0
+    assert f"run {record.run_id}: finished" in log
+
+
+def test_one_slot_queues_the_second_job_and_both_finish(store, monkeypatch):
+    monkeypatch.setenv("CNNKIT_MAX_JOBS", "1")
+    first = jobs.start(store, tiny_spec(1)).run_id
+    second = jobs.start(store, tiny_spec(2)).run_id
+    seen_queued_behind_running = False
+    deadline = time.monotonic() + 2 * TIMEOUT
+    while True:
+        records = {run_id: store.get(run_id) for run_id in (first, second)}
+        statuses = sorted(r.status for r in records.values())
+        assert statuses != ["running", "running"], "two jobs trained at once with CNNKIT_MAX_JOBS=1"
+        if statuses == ["queued", "running"]:
+            waiting = next(r for r in records.values() if r.status == "queued")
+            # 1 = next in line: the worker counts the queue while it waits for the slot
+            seen_queued_behind_running |= waiting.meta.get("queue_position") == 1
+        if not any(r.is_active for r in records.values()):
+            break
+        assert time.monotonic() < deadline, statuses
+        time.sleep(0.1)
+    assert seen_queued_behind_running
+    assert [records[r].status for r in (first, second)] == ["finished", "finished"], (
+        store.log_tail(first), store.log_tail(second))
+    # Serial, not overlapping: the later job started training only after the earlier one finished.
+    earlier, later = sorted(records.values(), key=lambda r: r.meta["started"])
+    assert later.meta["started"] >= earlier.meta["finished"]
+
+
+def test_cancelling_queued_jobs_never_trains(store, monkeypatch):
+    monkeypatch.setenv("CNNKIT_MAX_JOBS", "1")
+    # This test holds the only slot itself, so the workers can only wait in the queue.
+    slot = jobs.try_acquire(jobs.slots_dir(store), jobs.max_jobs())
+    assert slot is not None
+    try:
+        by_stop = jobs.start(store, tiny_spec(1)).run_id
+        wait_until(lambda: store.get(by_stop).meta.get("queue_position") == 1)
+        by_signal = jobs.start(store, tiny_spec(2)).run_id
+        wait_until(lambda: store.get(by_signal).meta.get("queue_position") == 2)
+
+        jobs.stop(store, by_stop)  # the STOP file
+        os.kill(store.get(by_signal).meta["pid"], signal.SIGTERM)  # the worker turns it into STOP
+        for run_id in (by_stop, by_signal):
+            record = jobs.wait(store, run_id, timeout=30)
+            assert record.status == "stopped"
+            assert record.meta["reason"] == "Cancelled while waiting in the queue."
+            assert record.models == {} and "started" not in record.meta
+            assert store.progress(run_id) is None and store.history(run_id) == []
+            assert not record.has_model("cnn")
+        # the tickets of the cancelled jobs are gone: the queue is empty again
+        assert list((jobs.slots_dir(store) / "queue").glob("*.ticket")) == []
+    finally:
+        slot.release()
+
+
+def test_a_slot_is_exclusive_until_released(store, monkeypatch):
+    monkeypatch.setenv("CNNKIT_MAX_JOBS", "2")
+    folder = jobs.slots_dir(store)
+    a = jobs.try_acquire(folder, jobs.max_jobs())
+    b = jobs.try_acquire(folder, jobs.max_jobs())
+    assert a is not None and b is not None and a.path != b.path
+    assert jobs.try_acquire(folder, 2) is None
+    a.release()
+    c = jobs.try_acquire(folder, 2)
+    assert c is not None and c.path == a.path
+    b.release()
+    c.release()
+
+
+@pytest.mark.parametrize("value, expected", [("3", 3), ("0", 1), ("-2", 1), ("many", 1)])
+def test_max_jobs_reads_the_environment_safely(monkeypatch, value, expected):
+    monkeypatch.setenv("CNNKIT_MAX_JOBS", value)
+    assert jobs.max_jobs() == expected
+
+
+def test_queue_position_ignores_dead_tickets(tmp_path):
+    queue = tmp_path / "queue"
+    queue.mkdir()
+    (queue / "0001.000000-a.ticket").write_text(str(os.getpid()))   # alive, ahead
+    (queue / "0002.000000-b.ticket").write_text("999999999")        # dead: removed
+    (queue / "0003.000000-c.ticket").write_text("garbage")          # unreadable: skipped
+    mine = queue / "0004.000000-me.ticket"
+    mine.write_text(str(os.getpid()))
+    (queue / "0005.000000-z.ticket").write_text(str(os.getpid()))   # behind: not counted
+    assert jobs.queue_position(queue, mine) == 1
+    assert not (queue / "0002.000000-b.ticket").exists()
+
+
+def test_wait_times_out_with_a_run_error(store):
+    run_id = store.create(tiny_spec()).run_id  # queued, never launched
+    with pytest.raises(RunError, match="still queued"):
+        jobs.wait(store, run_id, timeout=0.3, poll=0.1)
