@@ -136,6 +136,61 @@ def predictor(record: RunRecord, key: str = "cnn"):
 
 
 # ---------------------------------------------------------------------------
+# Starting and watching runs (Train, Draw)
+
+
+def start_run(spec: ExperimentSpec, session_key: str = "train_run") -> RunRecord | None:
+    """Check the caps, start the training process and remember the run in the session and the
+    URL (?run=…), so a reload re-attaches. Shows the reason and returns None if it cannot start."""
+    from cnnkit.jobs import start
+    from cnnkit.limits import check_spec
+
+    try:
+        check_spec(spec)
+        record = start(store(), spec, data_dir=data_dir())
+    except (CnnkitError, OSError) as exc:
+        show_error(exc, "Could not start the training")
+        return None
+    st.session_state[session_key] = record.run_id
+    st.query_params["run"] = record.run_id
+    return record
+
+
+def show_progress(status) -> None:
+    """A cnnkit.monitor.LiveStatus: its sentence on a progress bar, then speed and time left."""
+    from cnnkit.monitor import MODEL_TITLES
+
+    st.progress(min(max(float(status.fraction), 0.0), 1.0), text=status.text)
+    details = []
+    if status.images_per_second:
+        details.append(f"{status.images_per_second:,.0f} images/s")
+    if status.eta_seconds and status.eta_seconds >= 1 and status.model:
+        details.append(f"about {fmt_seconds(status.eta_seconds)} left for the {MODEL_TITLES[status.model]}")
+    if details:
+        st.caption(" · ".join(details))
+
+
+def page_link(page: str, label: str, icon: str | None = None, **kwargs) -> None:
+    """st.page_link that degrades to a caption when the page cannot be resolved: an AppTest of a
+    single page file has that file as its entrypoint, so sibling pages are "not found" there."""
+    from streamlit.errors import StreamlitAPIException
+
+    try:
+        st.page_link(page, label=label, icon=icon, **kwargs)
+    except StreamlitAPIException:
+        st.caption(f"{icon or '→'} {label} (page: {page})")
+
+
+def show_data_source(record: RunRecord) -> None:
+    """Where a run's data came from; a bundled sample is flagged, never passed off as the real set."""
+    source = record.meta.get("data_source") or {}
+    if source.get("is_sample"):
+        st.warning(f"Trained on a **SAMPLE**: {source.get('description', '')}", icon="🧪")
+    elif source:
+        st.caption(f"Data: {source.get('description', '')}")
+
+
+# ---------------------------------------------------------------------------
 # Small renderers
 
 

@@ -23,6 +23,172 @@ def base_layout(fig: go.Figure, title: str = "", height: int = 360) -> go.Figure
 
 
 # ---------------------------------------------------------------------------
+# Train, Inspect, Draw
+
+MODEL_TITLES = {"cnn": "CNN", "baseline": "Dense baseline"}
+ACCURACY_METRICS = ("accuracy", "val_accuracy")
+
+
+def curve_points(history: list[dict], batches: list[dict], metric: str,
+                 steps_per_epoch: int | None = None) -> dict[tuple[str, str], tuple[list, list]]:
+    """Curve data per (model, kind): kind "batch" (train, per batch), "epoch" (train) or "val".
+
+    x is in epochs: batch b of epoch e (1-based) sits at e - 1 + b / steps_per_epoch, an epoch's
+    end at e. Keras' per-batch loss/accuracy is the running mean of the epoch, so the batch curve
+    ends exactly on the epoch point.
+    """
+    points: dict[tuple[str, str], tuple[list, list]] = {}
+
+    def add(key, x, y):
+        if y is None or not np.isfinite(y):
+            return  # a diverged run's NaN loss would break the axis range
+        xs, ys = points.setdefault(key, ([], []))
+        xs.append(x)
+        ys.append(float(y))
+
+    steps = steps_per_epoch or max([int(b.get("batch") or 1) for b in batches] or [1])
+    for b in batches:
+        add((b.get("model"), "batch"), int(b.get("epoch") or 1) - 1 + int(b.get("batch") or 0) / steps,
+            b.get(metric))
+    for h in history:
+        add((h.get("model"), "epoch"), int(h.get("epoch") or 0), h.get(metric))
+        add((h.get("model"), "val"), int(h.get("epoch") or 0), h.get(f"val_{metric}"))
+    return points
+
+
+def training_curves(history: list[dict], batches: list[dict], metric: str = "loss",
+                    steps_per_epoch: int | None = None, height: int = 330) -> go.Figure:
+    """Loss or accuracy: per batch (thin), per epoch (dots) and validation (dashed), for the CNN
+    and the baseline in their fixed colours."""
+    points = curve_points(history, batches, metric, steps_per_epoch)
+    fig = go.Figure()
+    styles = {"batch": dict(mode="lines", line_width=1, opacity=0.5, suffix="train, per batch"),
+              "epoch": dict(mode="lines+markers", line_width=2.5, opacity=1.0, suffix="train"),
+              "val": dict(mode="lines+markers", line_width=2.5, opacity=1.0, suffix="validation")}
+    for model in ("cnn", "baseline"):
+        for kind, style in styles.items():
+            if (model, kind) not in points:
+                continue
+            xs, ys = points[(model, kind)]
+            fig.add_trace(go.Scatter(
+                x=xs, y=ys, mode=style["mode"], opacity=style["opacity"], legendgroup=model,
+                name=f"{MODEL_TITLES[model]} {style['suffix']}",
+                line=dict(color=MODEL_COLORS[model], width=style["line_width"],
+                          dash="dash" if kind == "val" else "solid"),
+                marker=dict(size=7, symbol="circle-open" if kind == "val" else "circle")))
+    title = "Accuracy" if metric == "accuracy" else "Loss"
+    base_layout(fig, title, height)
+    fig.update_xaxes(title_text="epoch", rangemode="tozero")
+    if metric == "accuracy":
+        fig.update_yaxes(tickformat=".0%")
+    fig.update_layout(legend=dict(font=dict(size=11)), margin=dict(t=70))
+    return fig
+
+
+def confusion_heatmap(counts: np.ndarray, class_names: list[str] | tuple[str, ...],
+                      selected: tuple[int, int] | None = None, height: int = 480) -> go.Figure:
+    """Rows: true class, columns: predicted. Colour is the share of the row (so a class with few
+    test images reads the same as one with many); the number in each cell is the count."""
+    counts = np.asarray(counts)
+    totals = counts.sum(axis=1, keepdims=True)
+    share = counts / np.maximum(totals, 1)
+    names = [str(n) for n in class_names]
+    fig = go.Figure(go.Heatmap(
+        z=share, x=names, y=names, customdata=counts, text=counts, texttemplate="%{text}",
+        colorscale="Blues", zmin=0, zmax=1, colorbar=dict(title="share of row", tickformat=".0%"),
+        hovertemplate="true %{y}, predicted %{x}: %{customdata} images (%{z:.1%} of the row)"
+                      "<extra></extra>"))
+    if selected is not None:
+        i, j = selected
+        fig.add_shape(type="rect", x0=j - 0.5, x1=j + 0.5, y0=i - 0.5, y1=i + 0.5,
+                      line=dict(color="#d62728", width=3))
+    base_layout(fig, "", height)
+    fig.update_xaxes(title_text="predicted class", type="category", side="top")
+    fig.update_yaxes(title_text="true class", type="category", autorange="reversed")
+    return fig
+
+
+def class_accuracy_bars(accuracy: np.ndarray, class_names: list[str] | tuple[str, ...],
+                        height: int = 300) -> go.Figure:
+    """Per-class accuracy (recall); NaN (no test images of that class) shows as a missing bar."""
+    values = [None if not np.isfinite(a) else float(a) for a in np.asarray(accuracy, dtype=float)]
+    fig = go.Figure(go.Bar(x=[str(n) for n in class_names], y=values, marker_color=MODEL_COLORS["cnn"],
+                           text=["–" if v is None else f"{v:.1%}" for v in values], textposition="outside"))
+    base_layout(fig, "Accuracy per class", height)
+    fig.update_yaxes(range=[0, 1.12], tickformat=".0%")
+    fig.update_xaxes(type="category")
+    return fig
+
+
+def probability_bars(probs: dict[str, np.ndarray], class_names: list[str] | tuple[str, ...],
+                     height: int = 280) -> go.Figure:
+    """Class probabilities of each model (CNN, baseline) as grouped bars."""
+    fig = go.Figure()
+    for model, p in probs.items():
+        fig.add_trace(go.Bar(x=[str(n) for n in class_names], y=[float(v) for v in p],
+                             name=MODEL_TITLES.get(model, model), marker_color=MODEL_COLORS.get(model)))
+    base_layout(fig, "Probabilities", height)
+    fig.update_layout(barmode="group", showlegend=len(probs) > 1)
+    fig.update_yaxes(range=[0, 1], tickformat=".0%")
+    fig.update_xaxes(type="category")
+    return fig
+
+
+def tile_channels(maps: np.ndarray, max_tiles: int = 32, columns: int = 8,
+                  symmetric: bool = False) -> np.ndarray:
+    """(H, W, C) → one 2-D mosaic of the first `max_tiles` channels, a NaN line between tiles.
+
+    Each tile is scaled on its own: to 0–1 by its min/max (activations; a constant channel is 0),
+    or to -1…1 by its largest |value| (weights, so 0 stays 0)."""
+    maps = np.asarray(maps, dtype=np.float32)
+    count = min(maps.shape[-1], max_tiles)
+    columns = max(1, min(columns, count))
+    rows = -(-count // columns)
+    h, w = maps.shape[:2]
+    mosaic = np.full((rows * (h + 1) - 1, columns * (w + 1) - 1), np.nan, dtype=np.float32)
+    for c in range(count):
+        tile = maps[..., c]
+        if symmetric:
+            peak = float(np.abs(tile).max())
+            tile = tile / peak if peak > 0 else np.zeros_like(tile)
+        else:
+            low, span = float(tile.min()), float(tile.max() - tile.min())
+            tile = (tile - low) / span if span > 0 else np.zeros_like(tile)
+        r, k = divmod(c, columns)
+        mosaic[r * (h + 1): r * (h + 1) + h, k * (w + 1): k * (w + 1) + w] = tile
+    return mosaic
+
+
+def mosaic_figure(mosaic: np.ndarray, title: str = "", symmetric: bool = False,
+                  pixel: int = 6, max_height: int = 520) -> go.Figure:
+    """A tile mosaic as a heatmap with square pixels: gray for activations, red-blue for weights."""
+    fig = go.Figure(go.Heatmap(
+        z=mosaic, colorscale="RdBu" if symmetric else "gray", zmid=0 if symmetric else None,
+        zmin=-1 if symmetric else 0, zmax=1, showscale=False, hoverongaps=False,
+        hovertemplate="%{z:.2f}<extra></extra>"))
+    height = int(min(max_height, max(120, mosaic.shape[0] * pixel + (40 if title else 10))))
+    base_layout(fig, title, height)
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", constrain="domain")
+    fig.update_layout(plot_bgcolor="#ffffff")
+    return fig
+
+
+def kernel_channels(kernel: np.ndarray, input_channel: int | None = None) -> np.ndarray:
+    """A conv kernel (k, k, c_in, filters) as (k, k, filters): one input channel, or their mean."""
+    kernel = np.asarray(kernel, dtype=np.float32)
+    if input_channel is None:
+        return kernel.mean(axis=2)
+    return kernel[:, :, input_channel, :]
+
+
+def enlarge(image: np.ndarray, factor: int = 4) -> np.ndarray:
+    """Nearest-neighbour upscaling, so a 28×28 digit shows as crisp pixels, not a blur."""
+    image = np.asarray(image)
+    return image.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
+# ---------------------------------------------------------------------------
 # Data page: images, class counts, pixel values
 
 # A qualitative palette for runs on the Compare page (one colour per run, baselines dotted).
