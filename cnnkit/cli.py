@@ -152,6 +152,18 @@ class TerminalProgress:
             self.stream.flush()
 
 
+def check_data(spec, data_dir: str | None) -> None:
+    """Data problems (no data, a subset larger than the bundled sample) are bad input: one line
+    and exit 2 here, not a failed run with a traceback from inside the job. load_raw caches the
+    arrays per process, so the job does not read them again."""
+    from cnnkit import data as datamod
+
+    raw = datamod.load_raw(spec.dataset.name, data_dir)
+    datamod.prepare(raw, train_limit=spec.dataset.train_limit, test_limit=spec.dataset.test_limit,
+                    validation_split=spec.dataset.validation_split, normalization="none",
+                    seed=spec.training.seed)
+
+
 def cmd_train(args) -> int:
     spec = load_spec(args)
     from cnnkit.limits import check_spec
@@ -161,6 +173,7 @@ def cmd_train(args) -> int:
     data_dir = args.data_dir
     if data_dir and not Path(data_dir).is_dir():
         raise UsageError(f"--data-dir {data_dir} is not a folder")
+    check_data(spec, data_dir)
     record = store.create(spec)
     from cnnkit.training import run_job  # TensorFlow loads here
 
