@@ -1,0 +1,125 @@
+"""Spec → Keras model: names, in-graph preprocessing, output head, regularization, optimizers, loading."""
+
+import numpy as np
+import pytest
+
+from cnnkit.specs import (
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool,
+    MaxPool2D,
+    TrainingSpec,
+)
+
+LAYERS = (Conv2D(4, 3, padding="same"), BatchNorm(), MaxPool2D(2), Dropout(0.5), Conv2D(6, 3, strides=2),
+          GlobalAvgPool(), Dense(8))
+
+
+@pytest.fixture(scope="module")
+def models():
+    from cnnkit import models
+
+    return models
+
+
+@pytest.fixture(scope="module")
+def keras(models):
+    from cnnkit.tf_import import keras
+
+    return keras
+
+
+def pixels(n=3, shape=(28, 28, 1), seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, *shape)).astype("float32")
+
+
+def test_layer_names_follow_the_calculator(models):
+    model = models.build_model(LAYERS, (28, 28, 1), 10)
+    assert [layer.name for layer in model.layers] == [
+        "pixels", "preprocess", "conv2d_1", "batchnorm_2", "maxpool2d_3", "dropout_4", "conv2d_5",
+        "globalavgpool_6", "dense_7", "output"]
+    assert [layer.name for layer in models.spec_layers(model)] == [
+        "conv2d_1", "batchnorm_2", "maxpool2d_3", "dropout_4", "conv2d_5", "globalavgpool_6", "dense_7", "output"]
+
+
+@pytest.mark.parametrize("normalization", ["none", "scale", "standardize"])
+def test_preprocessing_inside_the_model(models, keras, normalization):
+    x = pixels()
+    mean = x.mean(axis=0) * 0.9 + 3.0  # any per-pixel statistics, not zero and not one
+    std = x.std(axis=0) + 1.0
+    model = models.build_model((Flatten(),), (28, 28, 1), 10, normalization=normalization, mean=mean, std=std)
+    preprocess = keras.Model(model.input, model.get_layer("preprocess").output)
+    got = np.asarray(preprocess(x))
+    expected = {"none": x, "scale": x / 255.0, "standardize": (x - mean) / std}[normalization]
+    assert np.allclose(got, expected, rtol=1e-5, atol=1e-5)
+    # no weights of its own: the parameter count is the calculator's
+    assert model.count_params() == 784 * 10 + 10
+
+
+def test_standardize_needs_statistics(models):
+    with pytest.raises(ValueError, match="mean and std"):
+        models.build_model((Flatten(),), (28, 28, 1), 10, normalization="standardize")
+
+
+def test_softmax_and_logits_heads(models):
+    x = pixels()
+    softmax = models.build_model((Flatten(), Dense(8)), (28, 28, 1), 10, output="softmax")
+    logits = models.build_model((Flatten(), Dense(8)), (28, 28, 1), 10, output="logits")
+    assert softmax.get_layer("output").activation.__name__ == "softmax"
+    assert logits.get_layer("output").activation.__name__ == "linear"
+    assert np.allclose(np.asarray(softmax(x)).sum(axis=1), 1.0, atol=1e-6)
+    assert not np.allclose(np.asarray(logits(x)).sum(axis=1), 1.0, atol=1e-3)
+
+
+def test_weight_decay_is_l2_on_every_kernel(models):
+    model = models.build_model((Conv2D(2, 3), Flatten(), Dense(4)), (28, 28, 1), 10, weight_decay=0.01)
+    kernels = [model.get_layer(name).kernel for name in ("conv2d_1", "dense_3", "output")]
+    expected = sum(0.01 * float(np.sum(np.square(np.asarray(k)))) for k in kernels)
+    model(pixels(1))
+    assert len(model.losses) == 3
+    assert float(sum(np.asarray(loss) for loss in model.losses)) == pytest.approx(expected, rel=1e-5)
+    plain = models.build_model((Conv2D(2, 3), Flatten(), Dense(4)), (28, 28, 1), 10)
+    plain(pixels(1))
+    assert plain.losses == []
+
+
+@pytest.mark.parametrize("name, cls", [("adam", "Adam"), ("rmsprop", "RMSprop"), ("sgd", "SGD"),
+                                       ("adagrad", "Adagrad")])
+def test_optimizers(models, name, cls):
+    training = TrainingSpec(optimizer=name, learning_rate=0.02, momentum=0.9, nesterov=True, schedule="step",
+                            decay_rate=0.5, decay_epochs=1)
+    optimizer = models.make_optimizer(training)
+    assert type(optimizer).__name__ == cls
+    assert float(np.asarray(optimizer.learning_rate)) == pytest.approx(0.02)  # the rate of epoch 0
+    if name == "sgd":
+        assert optimizer.momentum == pytest.approx(0.9) and optimizer.nesterov is True
+
+
+@pytest.mark.parametrize("output", ["softmax", "logits"])
+def test_compile_sets_from_logits(models, output):
+    model = models.build_model((Flatten(),), (28, 28, 1), 10, output=output)
+    models.compile_model(model, TrainingSpec(), output)
+    assert model.loss.get_config()["from_logits"] is (output == "logits")
+
+
+def test_save_and_load_round_trip(models, tmp_path):
+    model = models.build_model(LAYERS, (32, 32, 3), 10)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = models.load_model(path)
+    x = pixels(4, (32, 32, 3))
+    assert np.array_equal(np.asarray(model(x, training=False)), np.asarray(loaded(x, training=False)))
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
+
+
+def test_load_model_refuses_code_in_the_file(models, keras, tmp_path):
+    # A .keras file can carry a Lambda layer's Python bytecode; safe mode must not run it.
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2)(inputs))
+    path = tmp_path / "lambda.keras"
+    model.save(path)
+    with pytest.raises(ValueError, match="(?i)unsafe|safe_mode|lambda"):
+        models.load_model(path)
