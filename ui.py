@@ -224,3 +224,45 @@ def show_error(exc: Exception, what: str = "") -> None:
     """A message for people: cnnkit's own errors as they are, others with their type."""
     text = str(exc) if isinstance(exc, CnnkitError) else f"{type(exc).__name__}: {exc}"
     st.error(f"{what}: {text}" if what else text)
+
+
+# ---------------------------------------------------------------------------
+# Data and Build pages
+
+
+def show_dataset_source(source) -> None:
+    """A cnnkit.data.DataSource: the bundled sample as a warning that says SAMPLE, else a caption."""
+    if source.is_sample:
+        st.warning(f"Showing a **SAMPLE**: {source.describe()}", icon="🧪")
+    else:
+        st.caption(f"Data: {source.describe()}")
+
+
+def draft_revision(draft: ExperimentSpec) -> int:
+    """A number that changes when the draft was replaced behind the Build page's widgets (a preset,
+    an upload, another page): widget keys include it, so they start over from the new draft
+    instead of keeping stale values. The page's own edits are remembered with `draft_seen`."""
+    if st.session_state.get("_build_seen") != draft:
+        st.session_state["_build_rev"] = st.session_state.get("_build_rev", 0) + 1
+        st.session_state["_build_seen"] = draft
+    return st.session_state["_build_rev"]
+
+
+def draft_seen(spec: ExperimentSpec) -> None:
+    st.session_state["_build_seen"] = spec
+
+
+def field_input(field, value, key: str):
+    """One widget for a cnnkit.editing.Field, starting at `value`; returns the chosen value."""
+    if field.kind == "choice":
+        return st.selectbox(field.label, field.choices, index=field.choices.index(value), key=key,
+                            help=field.help or None)
+    if field.kind == "optional_int":  # None = "same as the pool size"
+        options = [None, *range(int(field.lo), int(field.hi) + 1)]
+        return st.selectbox(field.label, options, index=options.index(value), key=key, help=field.help or None,
+                            format_func=lambda v: "= pool size" if v is None else str(v))
+    if field.kind == "float":
+        return st.number_input(field.label, float(field.lo), float(field.hi), float(value), step=field.step,
+                               format="%.2f", key=key, help=field.help or None)
+    return st.number_input(field.label, int(field.lo), int(field.hi), int(value), step=int(field.step), key=key,
+                           help=field.help or None)

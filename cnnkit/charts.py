@@ -209,14 +209,16 @@ def image_grid(images: np.ndarray, titles: list[str], cols: int = 8, cell_px: in
     count = len(images)
     rows = max(1, -(-count // cols))
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(titles),
-                        horizontal_spacing=0.01, vertical_spacing=0.12 / rows)
+                        horizontal_spacing=0.012, vertical_spacing=0.3 / rows)
     for i, image in enumerate(images):
         fig.add_trace(go.Image(z=_rgb(image), hovertemplate="x %{x}, y %{y}: %{z[0]}<extra></extra>"),
                       row=i // cols + 1, col=i % cols + 1)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    fig.update_annotations(font_size=12)
-    return base_layout(fig, height=rows * cell_px + 30)
+    fig.update_annotations(font=dict(size=13, color="#1b2733"), yshift=-2)
+    fig = base_layout(fig, height=rows * cell_px + 40)
+    fig.update_layout(margin=dict(t=28))  # room for the first row's titles
+    return fig
 
 
 def class_counts_chart(class_names: list[str], train_counts, test_counts) -> go.Figure:
@@ -247,8 +249,9 @@ def normalization_histograms(raw_values: np.ndarray, normalized_values: np.ndarr
                       row=1, col=col)
     fig.update_yaxes(type="log", title_text="pixels", col=1)
     fig.update_yaxes(type="log", col=2)
-    fig.update_layout(bargap=0)
-    return base_layout(fig, height=300)
+    fig = base_layout(fig, height=300)
+    fig.update_layout(bargap=0, margin=dict(t=30))  # room for the subplot titles
+    return fig
 
 
 def image_before_after(raw_image: np.ndarray, normalized_image: np.ndarray, normalization: str) -> go.Figure:
@@ -266,7 +269,9 @@ def image_before_after(raw_image: np.ndarray, normalized_image: np.ndarray, norm
     fig.update_yaxes(autorange="reversed", scaleanchor="x", visible=False, row=1, col=1)
     fig.update_yaxes(autorange="reversed", scaleanchor="x2", visible=False, row=1, col=2)
     fig.update_xaxes(visible=False)
-    return base_layout(fig, height=300)
+    fig = base_layout(fig, height=300)
+    fig.update_layout(margin=dict(t=30))
+    return fig
 
 
 # ---------------------------------------------------------------------------
@@ -288,9 +293,9 @@ def overlay_curves(curves: list[dict], title: str, y_title: str, percent: bool =
     fig.update_xaxes(title_text="epoch", dtick=1 if max((len(c["epochs"]) for c in curves), default=0) <= 12
                      else None)
     fig.update_yaxes(title_text=y_title, tickformat=".0%" if percent else None)
-    fig = base_layout(fig, title, height=340)
-    # Run names are long: a legend on the right keeps them readable, one per line.
-    fig.update_layout(legend=dict(orientation="v", yanchor="top", y=1, xanchor="left", x=1.02))
+    fig = base_layout(fig, title, height=380)
+    # Run names are long: under the chart they wrap across its width instead of squeezing it.
+    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0))
     return fig
 
 
@@ -305,10 +310,12 @@ def accuracy_scatter(points: list[dict], x_key: str, x_title: str, log_x: bool =
                   and p.get("accuracy") is not None]
         if not chosen:
             continue
+        # a few runs get their names written beside the points; many would only make a smudge
         fig.add_trace(go.Scatter(
-            x=[p[x_key] for p in chosen], y=[p["accuracy"] for p in chosen], name=title, mode="markers",
-            text=[p["label"] for p in chosen], marker=dict(symbol=symbol, size=11, color=MODEL_COLORS[kind],
-                                                            line=dict(width=1, color="white")),
+            x=[p[x_key] for p in chosen], y=[p["accuracy"] for p in chosen], name=title,
+            mode="markers+text" if len(points) <= 8 else "markers", textposition="middle right",
+            text=[p["label"] for p in chosen], textfont=dict(size=11),
+            marker=dict(symbol=symbol, size=11, color=MODEL_COLORS[kind], line=dict(width=1, color="white")),
             hovertemplate="%{text}<br>%{x:,.3s}: %{y:.2%}<extra></extra>"))
     fig.update_xaxes(title_text=x_title, type="log" if log_x else None)
     fig.update_yaxes(title_text="test accuracy", tickformat=".0%")

@@ -210,3 +210,9 @@ def human_count(value: float) -> str:
         if abs(value) >= limit:
             return f"{value / limit:.1f} {suffix}"
     return f"{value:,.0f}"
+
+
+def total_row(summary: NetworkSummary) -> dict:
+    """The table's last row: the totals of the columns that add up."""
+    return {"#": "Σ", "layer": "total", "what": "", "output shape": "", "params": summary.total_params,
+            "receptive field": "", "multiply-adds": summary.total_macs}

@@ -103,3 +103,43 @@ def run_zip_bytes(run_dir: str | Path) -> bytes:
             method = zipfile.ZIP_STORED if name.endswith(".keras") else zipfile.ZIP_DEFLATED
             archive.write(run_dir / name, f"{run_dir.name}/{name}", compress_type=method)
     return buffer.getvalue()
+
+
+def run_curves(label: str, history: list[dict], metric: str, validation: bool = True,
+               baselines: bool = True) -> list[dict]:
+    """The curves of one run for the Compare overlay: the CNN, then its baseline (dashed).
+
+    With `validation`, the validation metric where the run has one; a run trained without a
+    validation split falls back to its training metric, and its label says "(train)".
+    """
+    curves = []
+    for model in ("cnn", "baseline") if baselines else ("cnn",):
+        key = best_metric(history, model, f"val_{metric}", metric) if validation else metric
+        epochs, values = epoch_curve(history, model, key)
+        if not epochs:
+            continue
+        suffix = " · baseline" if model == "baseline" else ""
+        if validation and not key.startswith("val_"):
+            suffix += " (train)"
+        curves.append({"label": label + suffix, "epochs": epochs, "values": values,
+                       "dashed": model == "baseline"})
+    return curves
+
+
+def scatter_points(records: list[RunRecord]) -> list[dict]:
+    """One point per trained model with a test accuracy: for accuracy vs params / vs time."""
+    points = []
+    for record in records:
+        for kind in ("cnn", "baseline"):
+            result = record.model_result(kind)
+            if result.get("test_accuracy") is None:
+                continue
+            points.append({"label": record.name + (" · baseline" if kind == "baseline" else ""), "kind": kind,
+                           "accuracy": result["test_accuracy"], "params": result.get("params"),
+                           "seconds": result.get("seconds")})
+    return points
+
+
+def has_files(run_dir: str | Path) -> bool:
+    """Whether the run folder has anything `run_zip_bytes` would pack."""
+    return any((Path(run_dir) / name).is_file() for name in ZIP_FILES)

@@ -20,6 +20,7 @@ from cnnkit.editing import (
     starter_layers,
     summary_rows,
     summary_totals,
+    total_row,
 )
 from cnnkit.errors import ArchitectureError, SpecError
 from cnnkit.presets import get_preset
@@ -143,3 +144,10 @@ def test_human_count():
     assert human_count(96_844) == "96,844"
     assert human_count(12_345_678) == "12.3 M"
     assert human_count(2_500_000_000) == "2.5 G"
+
+
+def test_total_row_adds_up_the_rows():
+    summary = summarize(CHOLLET, *MNIST)
+    total, rows = total_row(summary), summary_rows(summary.layers)
+    assert total["params"] == sum(r["params"] for r in rows) == 96_844
+    assert total["multiply-adds"] == sum(r["multiply-adds"] for r in rows) == summary.total_macs

@@ -97,3 +97,29 @@ def test_rows_follow_the_store_order_newest_first(tmp_path):
     time.sleep(0.01)
     second = store.create(get_preset("dense-128").experiment(), name="new").run_id
     assert [r["run_id"] for r in ledger.ledger_rows(store.list())] == [second, first]
+
+
+def test_run_curves_prefer_validation_and_say_when_they_fall_back():
+    curves = ledger.run_curves("A", HISTORY, "accuracy")
+    assert [c["label"] for c in curves] == ["A", "A · baseline (train)"]
+    assert curves[0]["values"] == [0.75, 0.8] and curves[1]["values"] == [0.6]
+    assert [c["dashed"] for c in curves] == [False, True]
+    train = ledger.run_curves("A", HISTORY, "loss", validation=False, baselines=False)
+    assert train == [{"label": "A", "epochs": [1, 2], "values": [0.9, 0.5], "dashed": False}]
+    assert ledger.run_curves("empty", [], "loss") == []
+
+
+def test_scatter_points_only_for_models_with_a_test_accuracy(tmp_path):
+    store = RunStore(tmp_path)
+    finished_run(store, get_preset("chollet-cnn").experiment(baseline="dense-128"),
+                 cnn={"params": 96_844, "test_accuracy": 0.98, "seconds": 12.5},
+                 baseline={"params": 101_770, "seconds": 4.0})  # baseline stopped before its test
+    store.create(get_preset("dense-128").experiment())         # not trained yet
+    assert ledger.scatter_points(store.list()) == [
+        {"label": "my run", "kind": "cnn", "accuracy": 0.98, "params": 96_844, "seconds": 12.5}]
+
+
+def test_has_files(tmp_path):
+    assert not ledger.has_files(tmp_path)
+    (tmp_path / "spec.json").write_text("{}")
+    assert ledger.has_files(tmp_path)
