@@ -51,8 +51,17 @@ MAX_JSON_BYTES = 1_000_000
 
 def _show(value: Any) -> str:
     """A short, safe rendering of a user's value for an error message."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # ints over 4300 digits, lists nested ~1000 deep
+        return f"<a {_type_name(value)} too large to show>"
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _show_key(key: Any) -> str:
+    """A key as it appears in a field path ("dataset.<key>"), never a megabyte long."""
+    text = key if isinstance(key, str) else _show(key)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _type_name(value: Any) -> str:
@@ -68,7 +77,7 @@ def read_int(value: Any, where: str, lo: int, hi: int) -> int:
             raise SpecError(where, f"must be a whole number, got {_show(value)}")
         value = int(value)
     if not lo <= value <= hi:
-        raise SpecError(where, f"must be between {lo} and {hi}, got {value}")
+        raise SpecError(where, f"must be between {lo} and {hi}, got {_show(value)}")
     return value
 
 
@@ -76,7 +85,10 @@ def read_float(value: Any, where: str, lo: float, hi: float, *, lo_open: bool = 
                hi_open: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SpecError(where, f"must be a number, got {_show(value)} ({_type_name(value)})")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond float range
+        raise SpecError(where, f"must be a finite number, got {_show(value)}") from None
     if not math.isfinite(value):
         raise SpecError(where, f"must be a finite number, got {value}")
     too_low = value <= lo if lo_open else value < lo
@@ -115,7 +127,7 @@ def _check_mapping(data: Any, where: str, allowed: set[str], required: tuple[str
     for key in data:
         if key not in allowed:
             options = ", ".join(sorted(allowed))
-            raise SpecError(f"{where}.{key}" if where else str(key),
+            raise SpecError(f"{where}.{_show_key(key)}" if where else _show_key(key),
                             f"unknown key; allowed keys here: {options}")
     for key in required:
         if key not in data:
@@ -266,7 +278,7 @@ def layer_from_dict(data: Any, where: str = "layer") -> Layer:
     if not isinstance(data, dict):
         raise SpecError(where, f"must be a JSON object with a 'type', got {_show(data)}")
     kind = data.get("type")
-    if kind not in LAYER_TYPES:
+    if not isinstance(kind, str) or kind not in LAYER_TYPES:
         raise SpecError(f"{where}.type", f"must be one of {', '.join(LAYER_TYPES)}; got {_show(kind)}")
     cls = LAYER_TYPES[kind]
     allowed = {"type"} | {f.name for f in fields(cls)}
