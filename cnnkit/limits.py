@@ -6,6 +6,7 @@ with environment variables. No TensorFlow here.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -15,10 +16,12 @@ from cnnkit.specs import ExperimentSpec
 
 
 def _env_number(name: str, default: float) -> float:
+    # A typo in a server setting ("abc", "nan", "-1", "inf") must not break every page: default.
     try:
-        return float(os.environ.get(name, default))
+        value = float(os.environ.get(name, default))
     except ValueError:
         return default
+    return value if math.isfinite(value) and value > 0 else default
 
 
 @dataclass(frozen=True)
@@ -65,3 +68,17 @@ def check_spec(spec: ExperimentSpec, limits: Limits | None = None):
                                   f"(CNNKIT_MAX_ACTIVATION_MB). Use a smaller batch size, fewer filters, "
                                   f"or pool earlier")
     return summary
+
+
+def check_data_size(spec: ExperimentSpec, num_train: int, num_test: int | None = None) -> None:
+    """Raise SpecError if the spec asks for more images than the loaded data has (the bundled
+    sample has 4,000 training images, the full MNIST 60,000): say so before the job starts."""
+    limit = spec.dataset.train_limit
+    if limit is not None and limit > num_train:
+        raise SpecError("dataset.train_limit", f"{limit:,} is more than the {num_train:,} training images "
+                                               f"available here; use at most {num_train:,} or leave it empty "
+                                               f"for all of them")
+    limit = spec.dataset.test_limit
+    if limit is not None and num_test is not None and limit > num_test:
+        raise SpecError("dataset.test_limit", f"{limit:,} is more than the {num_test:,} test images "
+                                              f"available here")
