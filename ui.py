@@ -184,10 +184,11 @@ def page_link(page: str, label: str, icon: str | None = None, **kwargs) -> None:
 def show_data_source(record: RunRecord) -> None:
     """Where a run's data came from; a bundled sample is flagged, never passed off as the real set."""
     source = record.meta.get("data_source") or {}
+    text = source.get("description", "").split(" — ")[0]  # the why-not-the-real-data note is long
     if source.get("is_sample"):
-        st.warning(f"Trained on a **SAMPLE**: {source.get('description', '')}", icon="🧪")
+        st.warning(f"Trained on a **SAMPLE**: {text}", icon="🧪")
     elif source:
-        st.caption(f"Data: {source.get('description', '')}")
+        st.caption(f"Data: {text}")
 
 
 # ---------------------------------------------------------------------------

@@ -90,8 +90,19 @@ def test_quick_train_spec_shrinks_for_tests(monkeypatch):
     monkeypatch.setenv("CNNKIT_QUICK_TRAIN_EPOCHS", "1")
     spec = demo.quick_train_spec()
     assert (spec.dataset.train_limit, spec.training.epochs) == (2000, 1)
+    assert demo.quick_train_spec(available=4000).dataset.train_limit == 2000
+    assert demo.quick_train_spec(available=2000).dataset.train_limit is None   # all of them
     monkeypatch.setenv("CNNKIT_QUICK_TRAIN_LIMIT", "lots")
     assert demo.quick_train_spec().dataset.train_limit == demo.QUICK_TRAIN_LIMIT
+    assert demo.quick_train_spec(available=4000).training.epochs == 1       # set epochs are kept
+
+
+def test_quick_train_on_the_sample_uses_all_images_for_as_many_steps():
+    # the bundled sample has 4,000 training images, fewer than 12,000: all are used, and
+    # 2 epochs of 12,000 become ceil(2 * 12,000 / 4,000) = 6 epochs of the sample
+    spec = demo.quick_train_spec(available=4000)
+    assert (spec.dataset.train_limit, spec.training.epochs) == (None, 6)
+    assert demo.quick_train_spec(available=60000).dataset.train_limit == 12000
 
 
 # ---------------------------------------------------------------- drawing → predictions

@@ -1,0 +1,122 @@
+"""Draw: a digit on a canvas → the 28×28 image the model sees → what the CNN (and its baseline) read."""
+
+import streamlit as st
+
+import ui
+from cnnkit import charts, demo, jobs, monitor
+from cnnkit.data import get_dataset_info
+from cnnkit.errors import CnnkitError
+
+ui.page("Draw", "✏️")
+store = ui.store()
+st.title("✏️ Draw a digit")
+
+records = store.list()
+# Models that read 28×28 grey images, like the canvas gives (CIFAR-10's 32×32 colour ones don't).
+runs = {r.run_id: r for r in records if r.status == "finished" and r.dataset in ("mnist", "fashion_mnist")}
+quick_id = st.session_state.get("draw_quick_run") or next(
+    (r.run_id for r in records if r.is_active and r.name == demo.QUICK_TRAIN_NAME), None)
+
+
+@st.fragment(run_every=1.0)
+def quick_progress(run_id: str) -> None:
+    record = store.get(run_id)
+    if not record.is_active:
+        st.rerun()  # the whole page: it picks up the new model and shows the canvas
+    ui.show_progress(monitor.live_status(record, store.progress(run_id)))
+    if st.button("⏹️ Stop", key="draw_quick_stop"):
+        jobs.stop(store, run_id)
+
+
+if quick_id and store.exists(quick_id):
+    quick = store.get(quick_id)
+    if quick.is_active:
+        st.subheader("⚡ Quick train: a small CNN on MNIST, then its dense baseline")
+        quick_progress(quick_id)
+        st.stop()
+    if quick.status != "finished" and quick_id == st.session_state.get("draw_quick_run"):
+        st.error(f"The quick train ended {quick.status}: {quick.meta.get('reason') or quick.problem}")
+
+latest_mnist = store.latest("mnist")
+if latest_mnist is None:
+    st.info("There is no trained MNIST model yet. **Quick train** one — a small CNN (conv 16 → pool → "
+            "conv 32 → pool → dense 64) and its dense baseline, about half a minute — then draw.")
+    if st.button("⚡ Quick train a small CNN", type="primary", key="draw_quick_train"):
+        available = len(ui.load_dataset("mnist").y_train)  # the bundled sample has fewer than the limit
+        if ui.start_run(demo.quick_train_spec(available), session_key="draw_quick_run"):
+            st.rerun()
+    if not runs:
+        st.stop()
+
+ids = list(runs)
+default = ids.index(latest_mnist.run_id) if latest_mnist and latest_mnist.run_id in ids else 0
+top_left, top_right = st.columns([2, 3])
+run_id = top_left.selectbox("Model", ids, index=default, format_func=lambda i: ui.run_label(runs[i]),
+                            key="draw_run")
+record = runs[run_id]
+names = list(get_dataset_info(record.dataset).class_names)
+with top_right:
+    ui.show_data_source(record)
+
+# Load and warm the models now (TensorFlow starts here, once per server), not on the first stroke.
+try:
+    with st.spinner("Loading the model…"):
+        predictors = {"cnn": ui.predictor(record, "cnn")}
+        if record.has_baseline and record.has_model("baseline"):
+            predictors["baseline"] = ui.predictor(record, "baseline")
+except (CnnkitError, OSError, ValueError) as exc:
+    ui.show_error(exc, "Could not load the model")
+    st.stop()
+
+
+def clear_canvas() -> None:
+    # A new key gives a fresh, empty canvas component.
+    st.session_state["draw_canvas_n"] = st.session_state.get("draw_canvas_n", 0) + 1
+
+
+@st.fragment
+def drawing() -> None:
+    """Only this part reruns on a stroke: canvas → 28×28 → predictions, nothing else."""
+    # Importing it registers its component, which works only inside a running app.
+    from streamlit_drawable_canvas import st_canvas
+
+    left, middle, right = st.columns([1.15, 0.85, 1.7], gap="medium")
+    with left:
+        canvas = st_canvas(stroke_width=st.session_state.get("draw_brush", 20), stroke_color="#FFFFFF",
+                           background_color="#000000", height=280, width=280, drawing_mode="freedraw",
+                           return_image_data=True, key=f"draw_canvas_{st.session_state.get('draw_canvas_n', 0)}")
+        b1, b2 = st.columns([1, 2], vertical_alignment="bottom")
+        b1.button("🧹 Clear", key="draw_clear", on_click=clear_canvas)
+        b2.slider("Brush width", 6, 40, 20, key="draw_brush")
+    try:
+        result = demo.read_drawing(canvas.image_data, predictors)
+    except ValueError as exc:
+        ui.show_error(exc, "Could not read the drawing")
+        return
+    with middle:
+        st.markdown("**What the model sees** (28×28)")
+        if result.drawing.ok:
+            st.image(charts.enlarge(result.drawing.as_uint8(), 7), width=196, output_format="PNG")
+        else:
+            st.caption("…appears here when you draw.")
+    with right:
+        if not result.ok:
+            st.info(result.drawing.message, icon="✏️")
+            return
+        best, confidence = result.top("cnn")
+        st.markdown(f"## Prediction: {names[best]}")
+        st.markdown(f"CNN, **{confidence:.1%}** confident")
+        if "baseline" in result.probs:
+            other, other_conf = result.top("baseline")
+            st.markdown(f"Dense baseline: **{names[other]}** ({other_conf:.1%})")
+        st.plotly_chart(charts.probability_bars(result.probs, names, height=250), key="draw_probs")
+    if st.toggle("Show the feature maps of this drawing", key="draw_show_maps"):
+        for name, maps in predictors["cnn"].feature_maps(result.drawing.as_uint8()):
+            h, w, c = maps.shape
+            st.plotly_chart(charts.mosaic_figure(charts.tile_channels(maps, 32, 16), f"{name}: {h}×{w}×{c}"),
+                            key=f"draw_map_{name}")
+
+
+drawing()
+st.caption("Draw one digit, large and centred, like MNIST's handwriting. The model sees the 28×28 "
+           "version in the middle: cropped, scaled to 20 px and centred by its mass, as MNIST was made.")

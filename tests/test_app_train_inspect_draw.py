@@ -1,0 +1,235 @@
+"""AppTests of the Train, Inspect and Draw pages, on an empty runs folder and on a real finished run.
+
+The prepared run is the Draw page's quick-train CNN (+ dense baseline) trained once per module on
+the bundled sample by the CLI in a subprocess, so the pages see exactly what a user's run leaves.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from cnnkit import demo
+from cnnkit.analysis import load_predictions
+from cnnkit.data import load_raw
+from cnnkit.shapes import summarize_spec
+from cnnkit.specs import ExperimentSpec
+from cnnkit.store import RunStore
+
+ROOT = Path(__file__).resolve().parent.parent
+TRAIN, INSPECT, DRAW = "pages/3_🏋️_Train.py", "pages/5_🔬_Inspect.py", "pages/6_✏️_Draw.py"
+
+
+def app(page: str, timeout: float = 30) -> AppTest:
+    return AppTest.from_file(str(ROOT / page), default_timeout=timeout)
+
+
+def texts(at: AppTest) -> list[str]:
+    return [e.value for kind in ("markdown", "caption", "info", "warning", "error", "subheader")
+            for e in getattr(at, kind)]
+
+
+def array(value) -> np.ndarray:
+    """A plotly JSON array: a plain list, or {"bdata": base64, "dtype", "shape"} for numpy data."""
+    if isinstance(value, dict) and "bdata" in value:
+        shape = [int(n) for n in str(value.get("shape", "-1")).split(",")]
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).reshape(shape)
+    return np.asarray(value)
+
+
+def chart_specs(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    """A runs folder with one finished quick-train run (CNN + dense baseline, bundled sample)."""
+    root = tmp_path_factory.mktemp("prepared")
+    spec = demo.quick_train_spec(available=4000).updated({"training.epochs": 2})
+    (root / "spec.json").write_text(spec.to_json())
+    env = {k: v for k, v in os.environ.items() if k != "CNNKIT_DATA_DIR"}
+    env.update(CNNKIT_OFFLINE="1", KERAS_HOME=str(root / "keras"), PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-m", "cnnkit", "train", "--spec", str(root / "spec.json"),
+                           "--runs-dir", str(root / "runs")], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return root / "runs"
+
+
+@pytest.fixture
+def prepared_env(prepared, monkeypatch, tmp_path):
+    monkeypatch.setenv("CNNKIT_RUNS_DIR", str(prepared))
+    monkeypatch.setenv("CNNKIT_SLOTS_DIR", str(tmp_path / "slots"))
+    return RunStore(prepared).list()[0]
+
+
+# ---------------------------------------------------------------- Train
+
+
+def test_train_empty_runs_dir_shows_the_form_prefilled_from_the_draft(runs_dir):
+    at = app(TRAIN).run()
+    assert not at.exception
+    draft = ExperimentSpec.from_dict(json.loads((runs_dir / "draft.json").read_text())) \
+        if (runs_dir / "draft.json").exists() else None
+    assert at.number_input(key="train_epochs").value == 5            # the default draft: chollet-cnn
+    assert at.selectbox(key="train_optimizer").value == "rmsprop"
+    assert at.toggle(key="train_baseline").value is True
+    assert not at.button(key="train_start").disabled
+    params = summarize_spec(draft or ExperimentSpec.from_dict(
+        __import__("ui").default_experiment().to_dict())).total_params
+    assert any(f"{params:,} parameters" in t for t in texts(at))
+    assert any("No training runs yet" in t for t in texts(at))
+    assert any("SAMPLE" in t for t in texts(at))                     # offline: the sample, labelled
+
+
+def test_train_starts_a_tiny_job_that_finishes_and_is_listed(runs_dir):
+    at = app(TRAIN).run()
+    at.number_input(key="train_limit").set_value(300)
+    at.number_input(key="train_epochs").set_value(1)
+    at.run()
+    at.button(key="train_start").click().run()
+    assert not at.exception and not at.error
+    run_id = at.query_params["run"]
+    run_id = run_id[0] if isinstance(run_id, list) else run_id
+    deadline = time.monotonic() + 120
+    while not at.metric and time.monotonic() < deadline:
+        time.sleep(1.0)
+        at.run()
+    record = RunStore(runs_dir).get(run_id)
+    assert record.status == "finished", record.meta.get("reason")
+    assert [r.run_id for r in RunStore(runs_dir).list()] == [run_id]
+    assert (record.spec.dataset.train_limit, record.spec.training.epochs, record.spec.baseline) == \
+        (300, 1, "dense-128")
+    shown = {m.label: m.value for m in at.metric[:3]}
+    assert shown["Test accuracy"] == f"{record.test_accuracy:.2%}"
+    assert shown["Parameters"] == f"{record.model_result('cnn')['params']:,}"
+    assert len(at.metric) == 6                                          # CNN and baseline side by side
+
+
+def test_train_refuses_over_cap_and_impossible_specs_inline(runs_dir, monkeypatch):
+    monkeypatch.setenv("CNNKIT_MAX_EPOCHS", "3")
+    at = app(TRAIN).run()
+    assert any("CNNKIT_MAX_EPOCHS" in e.value for e in at.error)
+    assert at.button(key="train_start").disabled
+    # an impossible network: fifteen 3×3 valid convolutions shrink 28×28 below nothing
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    layers = [{"type": "conv2d", "filters": 4, "kernel_size": 3}] * 15 + [{"type": "flatten"}]
+    (runs_dir / "draft.json").write_text(json.dumps({"layers": layers, "training": {"epochs": 1}}))
+    at = app(TRAIN).run()
+    assert not at.exception
+    # 28 - 2 * 13 = 2: the 14th convolution (layers[13]) is the first that cannot fit
+    assert any("cannot train" in e.value and "layers[13]" in e.value for e in at.error)
+    assert at.button(key="train_start").disabled
+    at.number_input(key="train_limit")  # the form is still there to fix things
+    # more training images than this machine has (the sample: 4,000)
+    (runs_dir / "draft.json").write_text(json.dumps({"layers": [{"type": "flatten"}], "training": {"epochs": 1},
+                                                     "dataset": {"train_limit": 5000}}))
+    at = app(TRAIN).run()
+    assert any("more than the 4,000 training images" in e.value for e in at.error)
+    assert RunStore(runs_dir).list() == []
+
+
+def test_train_reattaches_to_a_run_from_the_url(prepared_env):
+    record = prepared_env
+    at = app(TRAIN)
+    at.query_params["run"] = record.run_id
+    at.run()
+    assert not at.exception
+    assert record.run_id in " ".join(texts(at))
+    values = [m.value for m in at.metric]
+    assert values[0] == f"{record.test_accuracy:.2%}"
+    assert values[3] == f"{record.model_result('baseline')['test_accuracy']:.2%}"
+    curves = chart_specs(at)
+    assert len(curves) == 2                                            # loss and accuracy
+    names = {t["name"] for t in curves[0]["data"]}
+    assert {"CNN train", "CNN validation", "Dense baseline train"} <= names
+
+
+# ---------------------------------------------------------------- Inspect
+
+
+def test_inspect_empty_runs_dir_says_what_to_do(runs_dir):
+    at = app(INSPECT).run()
+    assert not at.exception
+    assert any("No trained runs yet" in i.value for i in at.info)
+
+
+def test_inspect_confusion_matrix_and_cell_images(prepared_env):
+    record = prepared_env
+    preds = load_predictions(record.path, "cnn")
+    at = app(INSPECT).run()
+    assert not at.exception and not at.error
+    heat = next(s for s in chart_specs(at) if s["data"][0]["type"] == "heatmap")["data"][0]
+    counts = array(heat["customdata"]).astype(int)
+    assert counts.sum() == len(load_raw("mnist").y_test) == 1000           # every test image, once
+    assert np.trace(counts) == int(round(record.test_accuracy * 1000))
+    # pick an off-diagonal cell that has images, then compare the listed ones with a hand filter
+    true_class, pred_class = next((i, j) for i in range(10) for j in range(10)
+                                  if i != j and 0 < counts[i, j] <= 24)
+    at.selectbox(key="inspect_true").set_value(true_class)
+    at.selectbox(key="inspect_pred").set_value(pred_class).run()
+    expected = set(np.flatnonzero((preds.y_true == true_class) & (preds.y_pred == pred_class)).tolist())
+    captions = [img.caption for img in at.get("image")[0].proto.imgs]
+    assert {int(c.split(":")[0][1:]) for c in captions} == expected          # "#row: true → pred (p%)"
+    assert all(f": {true_class} → {pred_class} " in c for c in captions)
+
+
+def test_inspect_baseline_and_feature_maps(prepared_env):
+    at = app(INSPECT, timeout=60).run()
+    at.radio(key="inspect_model").set_value("baseline").run()
+    assert not at.exception and not at.error
+    at.radio(key="inspect_model").set_value("cnn")
+    at.session_state["inspect_tab"] = "🧠 Feature maps"
+    at.run()
+    assert not at.exception and not at.error
+    titles = [s["layout"]["title"]["text"] for s in chart_specs(at)]
+    # quick CNN: 28 → conv 3×3 → 26 → pool → 13 → conv 3×3 → 11 → pool → 5
+    assert [t.split(": ")[1] for t in titles] == ["26×26×16", "13×13×16", "11×11×32", "5×5×32"]
+    at.session_state["inspect_tab"] = "🔍 Filters"
+    at.run()
+    assert any("16 filters of 3×3×1" in c.value for c in at.caption)
+
+
+# ---------------------------------------------------------------- Draw
+
+
+def test_draw_without_a_run_offers_quick_train(runs_dir):
+    at = app(DRAW).run()
+    assert not at.exception
+    assert at.button(key="draw_quick_train").label.startswith("⚡ Quick train")
+    assert not any("Prediction:" in t for t in texts(at))
+
+
+def test_draw_with_a_run_shows_the_hint_on_an_empty_canvas(prepared_env):
+    at = app(DRAW, timeout=60).run()
+    assert not at.exception and not at.error
+    assert any(i.value.startswith("Nothing drawn yet") for i in at.info)
+    assert not any("Prediction:" in t for t in texts(at))
+    assert at.selectbox(key="draw_run").value == prepared_env.run_id
+
+
+def test_a_drawn_one_is_read_as_one_by_the_trained_cnn(prepared_env):
+    from cnnkit.inspection import Predictor
+
+    record = prepared_env
+    predictors = {key: Predictor.from_file(record.model_path(key)) for key in ("cnn", "baseline")}
+    canvas = np.zeros((280, 280, 4), np.uint8)
+    canvas[..., 3] = 255
+    canvas[50:230, 128:152, :3] = 255                          # one thick vertical stroke
+    result = demo.read_drawing(canvas, predictors)
+    assert result.ok
+    assert result.top("cnn")[0] == 1
+    for p in result.probs.values():
+        assert p.shape == (10,) and abs(float(p.sum()) - 1.0) < 1e-4
+    # the same numbers as asking the model directly with the preprocessed image
+    direct = predictors["cnn"].probabilities(result.drawing.as_uint8().astype(np.float32))[0]
+    assert np.allclose(direct, result.probs["cnn"])
