@@ -105,9 +105,11 @@ with editor:
 
 spec = draft.updated({"layers": [x.to_dict() for x in layers], "dataset.name": dataset, "output": output,
                       "name": name})
+ui.draft_seen(spec)  # before a rerun: this page's own edit must not reset its widgets
 if spec != draft:
     ui.save_draft(spec)
-ui.draft_seen(spec)
+    if spec.layers != draft.layers:
+        st.rerun()  # the layer titles above were drawn before the edit
 
 # --- The live table ---------------------------------------------------------------------------
 with table:

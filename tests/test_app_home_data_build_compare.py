@@ -1,0 +1,303 @@
+"""AppTests of Home, Data, Build and Compare: on an empty runs folder and on a prepared one.
+
+The prepared folder holds one real finished run (chollet-cnn + dense baseline, 300 sample images,
+1 epoch, trained once per module by the CLI in a subprocess) and a damaged folder. Expected
+numbers are hand counts or come from cnnkit's own functions on the same data, never from the page.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from cnnkit import jobs
+from cnnkit.data import load_raw, normalize, pixel_statistics, prepare
+from cnnkit.presets import get_preset
+from cnnkit.specs import ExperimentSpec
+from cnnkit.store import RunStore, read_json
+
+ROOT = Path(__file__).resolve().parent.parent
+HOME, DATA, BUILD, COMPARE = "app.py", "pages/1_📊_Data.py", "pages/2_🧱_Build.py", "pages/4_📈_Compare.py"
+
+
+def app(page: str, timeout: float = 30) -> AppTest:
+    return AppTest.from_file(str(ROOT / page), default_timeout=timeout)
+
+
+def texts(at: AppTest) -> list[str]:
+    return [e.value for kind in ("markdown", "caption", "info", "warning", "error", "success", "subheader")
+            for e in getattr(at, kind)]
+
+
+def metric(at: AppTest, label: str) -> str:
+    values = [m.value for m in at.metric if m.label == label]
+    assert values, f"no metric {label!r}; have {[m.label for m in at.metric]}"
+    return values[0]
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    """One finished run (CNN + dense baseline) and one damaged folder."""
+    root = tmp_path_factory.mktemp("prepared")
+    env = {k: v for k, v in os.environ.items() if k != "CNNKIT_DATA_DIR"}
+    env.update(CNNKIT_OFFLINE="1", KERAS_HOME=str(root / "keras"), PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-m", "cnnkit", "train", "--preset", "chollet-cnn", "--train-limit",
+                           "300", "--epochs", "1", "--validation-split", "0.1", "--baseline", "dense-128",
+                           "--runs-dir", str(root / "runs")], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (root / "runs" / "broken-run").mkdir()
+    (root / "runs" / "broken-run" / "run.json").write_text("{this is not json")
+    return root / "runs"
+
+
+@pytest.fixture
+def runs(prepared, runs_dir) -> RunStore:
+    """A private copy of the prepared folder (tests rename and delete), as CNNKIT_RUNS_DIR."""
+    shutil.copytree(prepared, runs_dir)
+    return RunStore(runs_dir)
+
+
+# ---------------------------------------------------------------- Home
+
+
+def test_home_on_an_empty_runs_dir(runs_dir):
+    at = app(HOME).run()
+    assert not at.exception
+    assert metric(at, "Runs in this workspace") == "0"
+    assert metric(at, "CPU cores") == str(len(os.sched_getaffinity(0)))
+    shown = "\n".join(texts(at))
+    assert "**MNIST**: bundled SAMPLE (4,000 train / 1,000 test" in shown
+    assert "**CIFAR-10**: not available offline" in shown
+    assert len(at.get("page_link")) == 3  # Build, Train, Draw
+
+
+def test_home_counts_the_prepared_runs(runs):
+    at = app(HOME).run()
+    assert not at.exception
+    assert metric(at, "Runs in this workspace") == "2"
+    assert any("finished 1" in t and "damaged 1" in t for t in texts(at))
+
+
+def test_home_paints_without_importing_tensorflow(runs_dir):
+    # A fresh interpreter: this pytest process may have imported TensorFlow already.
+    code = ("import sys; from streamlit.testing.v1 import AppTest; "
+            f"at = AppTest.from_file({str(ROOT / HOME)!r}, default_timeout=30).run(); "
+            "assert not at.exception, at.exception; print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-2:] == ["False", "False"]
+
+
+# ---------------------------------------------------------------- Data
+
+
+def test_data_page_shows_the_sample_flagged_and_its_statistics(runs_dir):
+    at = app(DATA).run()
+    assert not at.exception
+    assert any("SAMPLE" in w.value for w in at.warning)
+    expected = pixel_statistics(load_raw("mnist").x_train)
+    assert metric(at, "Mean") == f"{expected['mean']:.1f}"
+    assert metric(at, "Std") == f"{expected['std']:.1f}"
+    grid, counts = charts(at)[:2]
+    assert len(grid["data"]) == 32
+    assert {a["text"] for a in grid["layout"]["annotations"]} <= set("0123456789")
+    assert [t["name"] for t in counts["data"]] == ["train", "test"]
+    assert counts["data"][0]["y"] == [400] * 10 and counts["data"][1]["y"] == [100] * 10
+
+
+def test_data_class_filter_and_reshuffle(runs_dir):
+    at = app(DATA).run()
+    at.multiselect(key="data_classes").set_value([3]).run()
+    grid = charts(at)[0]
+    assert {a["text"] for a in grid["layout"]["annotations"]} == {"3"}
+    before = [a["text"] for a in charts(at.multiselect(key="data_classes").set_value([3, 7]).run())[0]
+              ["layout"]["annotations"]]
+    at.button(key="data_shuffle").click().run()
+    assert at.number_input(key="data_seed").value == 1
+    after = [a["text"] for a in charts(at)[0]["layout"]["annotations"]]
+    assert not at.exception and set(after) <= {"3", "7"} and before != after
+
+
+def test_data_normalization_numbers_match_cnnkit(runs_dir):
+    at = app(DATA).run()
+    at.radio(key="data_norm").set_value("standardize").run()
+    assert not at.exception
+    raw = load_raw("mnist")
+    data = prepare(raw, validation_split=0.0, normalization="standardize")
+    after = normalize(raw.x_train[:500], "standardize", data.mean, data.std)
+    assert any(f"After 'standardize': mean {after.mean():.3g}, std {after.std():.3g}" in c.value for c in at.caption)
+    histograms = charts(at)[2]
+    assert histograms["layout"]["annotations"][1]["text"] == "after 'standardize'"
+
+
+def test_data_cifar10_offline_is_a_clear_error(runs_dir):
+    at = app(DATA).run()
+    at.selectbox(key="data_name").set_value("cifar10").run()
+    assert not at.exception
+    (error,) = at.error
+    assert "No CIFAR-10 data found" in error.value and "internet" in error.value
+    assert not at.get("plotly_chart")
+
+
+def test_data_fashion_mnist_shows_class_names(runs_dir):
+    at = app(DATA).run()
+    at.selectbox(key="data_name").set_value("fashion_mnist").run()
+    names = set(load_raw("fashion_mnist").info.class_names)
+    assert {a["text"] for a in charts(at)[0]["layout"]["annotations"]} <= names
+    assert any("Fashion-MNIST" in w.value and "SAMPLE" in w.value for w in at.warning)
+
+
+# ---------------------------------------------------------------- Build
+
+
+def layer_key(at: AppTest, index: int, name: str) -> str:
+    return f"build_{at.session_state['_build_rev']}_{index}_{name}"
+
+
+def test_build_shows_the_default_preset_and_loads_others(runs_dir):
+    at = app(BUILD).run()
+    assert not at.exception
+    assert metric(at, "Parameters") == "96,844"          # chollet-cnn, counted by hand in test_shapes
+    at.selectbox(key="build_preset").set_value("kruse-conv")
+    at.button(key="build_load").click().run()
+    assert metric(at, "Parameters") == "70,698"
+    assert at.success[0].value == "Loaded preset Kruse: two conv blocks."
+    saved = ExperimentSpec.from_dict(read_json(runs_dir / "draft.json"))  # the draft survives a reload
+    assert saved.layers == get_preset("kruse-conv").layers
+    table = at.dataframe[0].value
+    assert table["params"].tolist()[-1] == 70_698 and table["#"].tolist()[-1] == "Σ"
+
+
+def test_build_editing_filters_changes_params_by_hand_count(runs_dir):
+    at = app(BUILD).run()
+    at.number_input(key=layer_key(at, 0, "filters")).set_value(16).run()
+    # conv1: 9*16+16 fewer; conv2 sees 16 input channels: 9*16*64 fewer
+    assert metric(at, "Parameters") == f"{96_844 - (9 * 16 + 16) - 9 * 16 * 64:,}" == "87,468"
+    assert at.expander[0].label.startswith("**1** · Conv2D 16 × 3×3")
+
+
+def test_build_impossible_edit_is_shown_inline_with_the_valid_prefix(runs_dir):
+    at = app(BUILD).run()
+    at.number_input(key=layer_key(at, 4, "kernel_size")).set_value(31).run()
+    assert not at.exception
+    (error,) = at.error
+    assert "cannot be built" in error.value and "layer 5" in error.value
+    assert "31×31 window but its input is only 5×5" in error.value
+    assert at.dataframe[0].value["layer"].tolist() == ["conv2d_1", "maxpool2d_2", "conv2d_3", "maxpool2d_4"]
+    assert not [m for m in at.metric if m.label == "Parameters"]
+    # fixing it with 'same' padding makes it buildable again: 3*3 → 31*31 weights on 64×64 channels
+    at.selectbox(key=layer_key(at, 4, "padding")).set_value("same").run()
+    assert not at.error
+    assert metric(at, "Parameters") == f"{96_844 - 36_928 + (31 * 31 * 64 * 64 + 64) - 40_390 + (1600 * 70 + 70):,}"
+
+
+def test_build_add_move_remove_and_from_scratch(runs_dir):
+    at = app(BUILD).run()
+    at.selectbox(key="build_new_type").set_value("avgpool2d")
+    at.selectbox(key=f"build_new_at_{at.session_state['_build_rev']}").set_value(1)
+    at.button(key="build_add").click().run()
+    assert [e.label.split(" · ")[1] for e in at.expander][:3] == [
+        "Conv2D 32 × 3×3, stride 1, valid, relu", "AvgPool 2×2, stride 2, valid", "MaxPool 2×2, stride 2, valid"]
+    at.selectbox(key=layer_key(at, 1, "strides")).set_value(1).run()  # stride None → 1
+    assert at.expander[1].label.endswith("AvgPool 2×2, stride 1, valid")
+    at.button(key=f"build_down_{at.session_state['_build_rev']}_1").click().run()
+    assert at.expander[2].label.endswith("AvgPool 2×2, stride 1, valid")
+    at.button(key=f"build_remove_{at.session_state['_build_rev']}_2").click().run()
+    assert metric(at, "Parameters") == "96,844" and len(at.expander) == 7
+    at.button(key="build_scratch").click().run()
+    # conv 3*3*16+16 = 160; 13*13*16 = 2704 → dense 64: 173,120; output 64*10+10 = 650
+    assert metric(at, "Parameters") == "173,930"
+
+
+def test_build_upload_good_and_bad_json(runs_dir):
+    at = app(BUILD).run()
+    bad = json.dumps({"layers": [{"type": "conv2d", "filters": 0}, {"type": "flatten"}]}).encode()
+    at.file_uploader(key="build_upload").set_value(("bad.json", bad, "application/json")).run()
+    assert not at.exception
+    assert any("bad.json was not loaded" in e.value and "layers[0].filters" in e.value for e in at.error)
+    assert metric(at, "Parameters") == "96,844"  # the draft is untouched
+    good = get_preset("kruse-conv").experiment().to_json().encode()
+    at.file_uploader(key="build_upload").set_value(("kruse.json", good, "application/json")).run()
+    assert metric(at, "Parameters") == "70,698"
+    assert ExperimentSpec.from_dict(read_json(runs_dir / "draft.json")).preset == "kruse-conv"
+
+
+def test_build_cifar10_changes_the_input_and_the_counts(runs_dir):
+    at = app(BUILD).run()
+    at.selectbox(key=f"build_dataset_{at.session_state['_build_rev']}").set_value("cifar10").run()
+    assert not at.exception
+    # 32×32×3 input: conv1 3*3*3*32+32 = 896; maps 30→15→13→6→4: flatten 4*4*64 = 1024
+    expected = 896 + 18_496 + 36_928 + (1024 * 70 + 70) + 710
+    assert metric(at, "Parameters") == f"{expected:,}"
+
+
+# ---------------------------------------------------------------- Compare
+
+
+def test_compare_on_an_empty_runs_dir(runs_dir):
+    at = app(COMPARE).run()
+    assert not at.exception
+    assert "No runs yet" in at.info[0].value
+
+
+def test_compare_lists_the_run_and_the_damaged_folder(runs):
+    at = app(COMPARE).run()
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("run_id")
+    record = next(r for r in runs.list() if r.status == "finished")
+    row = table.loc[record.run_id]
+    assert row["params"] == 96_844 and row["test accuracy"] == record.test_accuracy
+    assert row["baseline accuracy"] == record.model_result("baseline")["test_accuracy"]
+    assert row["data"] == "SAMPLE" and row["architecture"] == "chollet-cnn"
+    assert "damaged" in table.loc["broken-run", "status"] and "unreadable" in table.loc["broken-run", "problem"]
+    accuracy, loss, vs_params, vs_time = charts(at)
+    history = runs.history(record.run_id)
+    val = {h["model"]: h["val_accuracy"] for h in history}
+    assert [t["y"] for t in accuracy["data"]] == [[val["cnn"]], [val["baseline"]]]
+    assert vs_params["data"][0]["x"] == [96_844] and vs_params["data"][1]["x"] == [101_770]
+
+
+def test_compare_rename_and_delete_exactly_one_run(runs):
+    at = app(COMPARE).run()
+    finished = next(r for r in runs.list() if r.status == "finished").run_id
+    at.selectbox(key="compare_selected").set_value(finished).run()
+    at.text_input(key=f"compare_name_{finished}").set_value("my first CNN").run()
+    at.button(key="compare_rename").click().run()
+    assert runs.get(finished).name == "my first CNN"
+    assert "my first CNN" in at.dataframe[0].value["name"].tolist()
+    at.selectbox(key="compare_selected").set_value("broken-run").run()
+    assert at.button(key="compare_delete").disabled  # not before the confirmation
+    at.checkbox(key="compare_sure_broken-run").check().run()
+    at.button(key="compare_delete").click().run()
+    assert not at.exception
+    assert [r.run_id for r in runs.list()] == [finished]
+    assert at.dataframe[0].value["run_id"].tolist() == [finished]
+
+
+def test_compare_rerun_starts_the_same_spec(runs):
+    at = app(COMPARE).run()
+    original = next(r for r in runs.list() if r.status == "finished")
+    at.selectbox(key="compare_selected").set_value(original.run_id).run()
+    at.button(key="compare_rerun").click().run()
+    assert not at.exception
+    new = next(r for r in runs.list() if r.run_id not in (original.run_id, "broken-run"))
+    try:
+        assert new.spec == original.spec and new.name == f"{original.name} (re-run)"
+        assert at.session_state["train_run"] == new.run_id
+        assert at.success[0].value == f"Started {new.name}."
+    finally:
+        jobs.stop(runs, new.run_id)  # no need to train it: stop and wait, leaving no process behind
+        jobs.wait(runs, new.run_id, timeout=120)
