@@ -37,6 +37,7 @@ def test_cli_commands_without_models_import_no_tensorflow():
     assert heavy_modules_after(code) == []
 
 
-def test_the_probe_sees_tensorflow_when_it_is_imported():
-    # The checks above are only worth something if they can fail.
-    assert "tensorflow" in heavy_modules_after("import cnnkit.models")
+def test_the_probe_sees_a_heavy_module_when_it_is_imported():
+    # The checks above are only worth something if they can fail. (Streamlit, not TensorFlow:
+    # same probe, a fraction of the start-up time.)
+    assert "streamlit" in heavy_modules_after("import streamlit")

@@ -1,4 +1,8 @@
-"""Jobs as real worker processes: a run end to end, the queue with one slot, cancelling while queued."""
+"""Jobs as real worker processes: two runs through a one-slot queue to the end, cancelling while queued.
+
+Worker processes import TensorFlow (~3 s each), so one test covers both "a job runs to the end
+in its own process" and "one slot makes the second job wait".
+"""
 
 import os
 import signal
@@ -36,23 +40,6 @@ def wait_until(condition, timeout=30.0, poll=0.05):
     raise AssertionError(f"condition not met within {timeout} s")
 
 
-def test_a_job_runs_in_its_own_process_to_the_end(store):
-    record = jobs.start(store, tiny_spec(), name="tiny")
-    assert record.status == "queued" and record.meta["pid"] != os.getpid()
-    done = jobs.wait(store, record.run_id, timeout=TIMEOUT)
-    log = store.log_tail(record.run_id, 50)
-    assert done.status == "finished", (done.problem, log)
-    assert done.name == "tiny"
-    assert done.meta["queue_position"] is None
-    assert done.meta["started"] <= done.meta["finished"]
-    # 200 images in batches of 64 = 4 batches, one epoch
-    assert [(h["model"], h["epoch"]) for h in store.history(record.run_id)] == [("cnn", 1)]
-    assert store.progress(record.run_id)["phase"] == "done"
-    assert done.has_model("cnn") and (done.path / "predictions_cnn.npz").is_file()
-    assert done.epochs_completed == 1 and 0.0 <= done.test_accuracy <= 1.0
-    assert f"run {record.run_id}: finished" in log
-
-
 def test_one_slot_queues_the_second_job_and_both_finish(store, monkeypatch):
     monkeypatch.setenv("CNNKIT_MAX_JOBS", "1")
     first = jobs.start(store, tiny_spec(1)).run_id
@@ -74,6 +61,15 @@ def test_one_slot_queues_the_second_job_and_both_finish(store, monkeypatch):
     assert seen_queued_behind_running
     assert [records[r].status for r in (first, second)] == ["finished", "finished"], (
         store.log_tail(first), store.log_tail(second))
+    for run_id, record in records.items():
+        assert record.meta["pid"] != os.getpid() and record.meta["queue_position"] is None
+        # 200 images in batches of 64: 4 batches, one epoch, all reported into the run folder
+        assert [(h["model"], h["epoch"]) for h in store.history(run_id)] == [("cnn", 1)]
+        assert store.progress(run_id)["phase"] == "done"
+        assert record.has_model("cnn") and (record.path / "predictions_cnn.npz").is_file()
+        assert record.epochs_completed == 1 and 0.0 <= record.test_accuracy <= 1.0
+        assert record.meta["started"] <= record.meta["finished"]
+        assert f"run {run_id}: finished" in store.log_tail(run_id, 50)  # the worker's last word
     # Serial, not overlapping: the later job started training only after the earlier one finished.
     earlier, later = sorted(records.values(), key=lambda r: r.meta["started"])
     assert later.meta["started"] >= earlier.meta["finished"]
