@@ -234,7 +234,10 @@ def show_error(exc: Exception, what: str = "") -> None:
 def show_dataset_source(source) -> None:
     """A cnnkit.data.DataSource: the bundled sample as a warning that says SAMPLE, else a caption."""
     if source.is_sample:
-        st.warning(f"Showing a **SAMPLE**: {source.describe()}", icon="🧪")
+        what, _, why = source.describe().partition(" — ")
+        st.warning(f"Showing a **SAMPLE**: {what}", icon="🧪")
+        if why:  # why the full dataset was not found: long, but it tells how to get it
+            st.caption(f"Sources tried first: {why}. The README says how to add the full dataset.")
     else:
         st.caption(f"Data: {source.describe()}")
 

@@ -318,5 +318,10 @@ def accuracy_scatter(points: list[dict], x_key: str, x_title: str, log_x: bool =
             marker=dict(symbol=symbol, size=11, color=MODEL_COLORS[kind], line=dict(width=1, color="white")),
             hovertemplate="%{text}<br>%{x:,.3s}: %{y:.2%}<extra></extra>"))
     fig.update_xaxes(title_text=x_title, type="log" if log_x else None)
+    xs = [p[x_key] for p in points if p.get(x_key) and p.get("accuracy") is not None]
+    if xs and len(points) <= 8:  # room on the right for the names written beside the points
+        lo, hi = (np.log10(min(xs)), np.log10(max(xs))) if log_x else (min(xs), max(xs))
+        span = max(hi - lo, 0.3 if log_x else abs(hi) * 0.1 or 1.0)
+        fig.update_xaxes(range=[lo - 0.08 * span, hi + 0.45 * span])
     fig.update_yaxes(title_text="test accuracy", tickformat=".0%")
     return base_layout(fig, f"Test accuracy vs {x_title}", height=320)

@@ -26,6 +26,10 @@ def replace(spec: ExperimentSpec, message: str = "") -> None:
     st.rerun()
 
 
+def with_layers(new_layers) -> ExperimentSpec:
+    return draft.updated({"layers": [layer.to_dict() for layer in new_layers]})
+
+
 st.title("🧱 Build")
 st.caption("Start from a classic architecture or from scratch, then edit it: the table on the right "
            "follows every change, and an impossible network is refused here, before anything trains.")
@@ -71,10 +75,11 @@ with editor:
         with st.expander(f"**{i + 1}** · {layer.describe()}", key=f"build_box_{rev}_{i}"):
             fields = editing.FIELDS[layer.type]
             values = {}
-            for column, field in zip(st.columns(max(len(fields), 1)), fields, strict=False):
-                with column:
-                    values[field.name] = ui.field_input(field, getattr(layer, field.name),
-                                                        key=f"build_{rev}_{i}_{field.name}")
+            for start in range(0, len(fields), 3):  # three to a row: readable in a narrow column
+                for column, field in zip(st.columns(3), fields[start:start + 3], strict=False):
+                    with column:
+                        values[field.name] = ui.field_input(field, getattr(layer, field.name),
+                                                            key=f"build_{rev}_{i}_{field.name}")
             if values != editing.layer_values(layer):
                 layers = editing.edit_layer(layers, i, values)
             up, down, drop, note = st.columns([1, 1, 1, 2], vertical_alignment="center")
@@ -87,24 +92,21 @@ with editor:
             if drop.button("✕ Remove", key=f"build_remove_{rev}_{i}", width="stretch"):
                 moved = editing.remove_layer(layers, i)
             if moved is not None:
-                replace(draft.updated({"layers": [x.to_dict() for x in moved]}))
+                replace(with_layers(moved))
     st.caption(f"Output: Dense {get_dataset_info(dataset).num_classes} ({output}) — always added last.")
 
     a1, a2, a3 = st.columns([1.3, 1.3, 1], vertical_alignment="bottom")
     new_type = a1.selectbox("Add a layer", list(LAYER_TYPES), format_func=editing.TYPE_TITLES.get,
                             key="build_new_type")
-    positions = list(range(len(layers), -1, -1))
-    where = a2.selectbox("Where", positions, key=f"build_new_at_{rev}",
+    where = a2.selectbox("Where", list(range(len(layers), -1, -1)), key=f"build_new_at_{rev}",
                          format_func=lambda p: "at the end" if p == len(layers) else f"before layer {p + 1}")
     if a3.button("➕ Add", key="build_add", width="stretch"):
         try:
-            added = editing.insert_layer(layers, where, editing.new_layer(new_type))
-            replace(draft.updated({"layers": [x.to_dict() for x in added]}))
+            replace(with_layers(editing.insert_layer(layers, where, editing.new_layer(new_type))))
         except CnnkitError as exc:
             ui.show_error(exc)
 
-spec = draft.updated({"layers": [x.to_dict() for x in layers], "dataset.name": dataset, "output": output,
-                      "name": name})
+spec = with_layers(layers).updated({"dataset.name": dataset, "output": output, "name": name})
 ui.draft_seen(spec)  # before a rerun: this page's own edit must not reset its widgets
 if spec != draft:
     ui.save_draft(spec)

@@ -301,3 +301,13 @@ def test_compare_rerun_starts_the_same_spec(runs):
     finally:
         jobs.stop(runs, new.run_id)  # no need to train it: stop and wait, leaving no process behind
         jobs.wait(runs, new.run_id, timeout=120)
+
+
+@pytest.mark.realdata
+def test_data_page_on_the_real_mnist_gives_the_known_statistics(runs_dir, real_data_dir, monkeypatch):
+    monkeypatch.setenv("CNNKIT_DATA_DIR", real_data_dir)
+    at = app(DATA, timeout=60).run()
+    assert not at.exception and not at.warning  # the real files: no SAMPLE warning
+    # MNIST's training pixels are known: mean 33.32, std 78.57 (0-255 units)
+    assert (metric(at, "Mean"), metric(at, "Std")) == ("33.3", "78.6")
+    assert any("real MNIST from data directory" in c.value for c in at.caption)

@@ -82,3 +82,12 @@ def test_accuracy_scatter_splits_cnn_and_baseline_and_skips_missing():
     assert [t.name for t in fig.data] == ["CNN", "dense baseline"]
     assert list(fig.data[0].x) == [96_844] and list(fig.data[1].y) == [0.95]
     assert fig.layout.xaxis.type == "log"
+
+
+def test_accuracy_scatter_leaves_room_for_point_names():
+    points = [{"label": "a", "kind": "cnn", "accuracy": 0.9, "params": 1_000},
+              {"label": "b", "kind": "cnn", "accuracy": 0.95, "params": 100_000}]
+    fig = charts.accuracy_scatter(points, "params", "parameters", log_x=True)
+    low, high = fig.layout.xaxis.range  # log10 units: the data spans 3 → 5
+    assert low < 3 and high > 5 + 0.4 * 2
+    assert fig.data[0].mode == "markers+text"
