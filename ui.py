@@ -40,10 +40,10 @@ def workspace_key() -> str | None:
     reload or a shared link finds the same runs. In "shared" mode (local default) there is none."""
     if os.environ.get("CNNKIT_WORKSPACES", "shared") != "session":
         return None
-    from cnnkit.workspaces import new_session_key, valid_session_key
+    from cnnkit.workspaces import SESSION_KEY_PATTERN, new_session_key
 
     key = st.query_params.get("ws") or st.session_state.get("_workspace")
-    if not key or not valid_session_key(key):
+    if not key or not SESSION_KEY_PATTERN.match(key):
         key = new_session_key()
     st.session_state["_workspace"] = key
     if st.query_params.get("ws") != key:

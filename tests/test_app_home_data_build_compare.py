@@ -311,3 +311,18 @@ def test_data_page_on_the_real_mnist_gives_the_known_statistics(runs_dir, real_d
     # MNIST's training pixels are known: mean 33.32, std 78.57 (0-255 units)
     assert (metric(at, "Mean"), metric(at, "Std")) == ("33.3", "78.6")
     assert any("real MNIST from data directory" in c.value for c in at.caption)
+
+
+def test_session_workspaces_keep_visitors_apart(runs, monkeypatch):
+    # Community Cloud mode: a new visitor gets a key in the URL and sees none of the shared runs
+    monkeypatch.setenv("CNNKIT_WORKSPACES", "session")
+    at = app(HOME).run()
+    assert not at.exception
+    key = at.query_params["ws"][0] if isinstance(at.query_params["ws"], list) else at.query_params["ws"]
+    assert metric(at, "Runs in this workspace") == "0"
+    assert any("workspace mode **session**" in c.value for c in at.caption)
+    build = app(BUILD).run()
+    build.button(key="build_scratch").click().run()
+    drafts = list(runs.root.glob(".sessions/*/draft.json"))
+    assert len(drafts) == 1 and not (runs.root / "draft.json").exists()
+    assert len(key) >= 22
