@@ -9,6 +9,7 @@ the two layer by layer.
 from __future__ import annotations
 
 import os
+import zipfile
 
 import numpy as np
 
@@ -127,5 +128,9 @@ def spec_layers(model: keras.Model) -> list[keras.layers.Layer]:
 
 
 def load_model(path: str | os.PathLike) -> keras.Model:
-    """Load a `.keras` file with safe_mode on: no Lambda layers, no arbitrary code."""
-    return keras.saving.load_model(path, compile=False, safe_mode=True)
+    """Load a `.keras` file with safe_mode on: no Lambda layers, no arbitrary code.
+    A damaged file raises ValueError, like Keras' own refusals (a bad zip CRC would not)."""
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except (zipfile.BadZipFile, EOFError) as exc:
+        raise ValueError(f"{os.path.basename(path)} is damaged ({exc})") from None

@@ -18,6 +18,7 @@ never sees half a file. Plain Python: listing runs never imports TensorFlow.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import secrets
@@ -104,7 +105,7 @@ def pid_alive(pid: int | None) -> bool:
         return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:
         return True
@@ -261,15 +262,18 @@ class RunStore:
                 raise ValueError("run.json is not a JSON object")
         except FileNotFoundError:
             return RunRecord(run_id, run_dir, "damaged", problem="run.json is missing")
-        except (ValueError, OSError) as exc:
+        except (ValueError, OSError, RecursionError) as exc:
             return RunRecord(run_id, run_dir, "damaged", problem=f"run.json is unreadable ({exc})")
+        bad_field = _bad_meta_field(meta)
+        if bad_field:  # keep the odd values away from every page: RunRecord reads none of them
+            return RunRecord(run_id, run_dir, "damaged", problem=f"run.json has an invalid '{bad_field}'")
         try:
             spec = ExperimentSpec.from_dict(meta.get("spec"))
         except CnnkitError as exc:
             return RunRecord(run_id, run_dir, "damaged", meta, problem=f"its spec is invalid ({exc})")
         status, problem = meta.get("status"), meta.get("reason") or ""
         if status not in STATUSES:
-            return RunRecord(run_id, run_dir, "damaged", meta, spec, problem=f"unknown status {status!r}")
+            return RunRecord(run_id, run_dir, "damaged", meta, spec, problem=f"unknown status {str(status)[:40]!r}")
         if status in ACTIVE and not pid_alive(meta.get("pid")) and not _just_created(meta):
             status, problem = "interrupted", "the training process ended without finishing (killed or crashed)"
         if status == "finished" and not (run_dir / MODEL_FILES["cnn"]).is_file():
@@ -316,6 +320,30 @@ class RunStore:
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _bad_meta_field(meta: dict) -> str | None:
+    """The first run.json field whose type the pages cannot use (a hand-edited or foreign file)."""
+    checks = {
+        "created": _is_number, "updated": _is_number, "finished": _is_number,
+        "pid": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**31,
+        "queue_position": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "name": lambda v: isinstance(v, str), "reason": lambda v: isinstance(v, str),
+        "suggestion": lambda v: isinstance(v, str), "status": lambda v: isinstance(v, str),
+        "models": lambda v: isinstance(v, dict) and all(isinstance(m, dict) for m in v.values()),
+    }
+    for key, ok in checks.items():
+        if meta.get(key) is not None and not ok(meta[key]):
+            return key
+    for key, result in (meta.get("models") or {}).items():
+        for name in ("epochs_completed", "test_accuracy", "test_loss", "params", "seconds"):
+            if result.get(name) is not None and not _is_number(result[name]):
+                return f"models.{str(key)[:20]}.{name}"
+    return None
 
 
 def _just_created(meta: dict) -> bool:

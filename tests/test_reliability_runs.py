@@ -1,0 +1,410 @@
+"""Crashes and interruptions lose nothing (issue 5).
+
+- A training process killed with SIGKILL in the middle of an epoch (a real subprocess, a real
+  kill) leaves a run that lists as interrupted, with every finished epoch in its history and a
+  model.keras that loads and is the model of the last finished epoch: its validation loss is the
+  one the history recorded for that epoch.
+- Stop at any moment (while the model is built, mid-epoch, during the test evaluation) ends the
+  job within one batch and leaves a consistent "stopped" run.
+- Divergence (learning rate 1000) stops the run by itself with a reason and a suggestion.
+- Corrupt or half-written run folders (hand-made and fuzzed run.json) list as damaged with the
+  reason, never break listing or reading, and can be deleted without touching other runs.
+
+Outcomes are printed as RELIABILITY_TALLY runs {...} (pytest -s) for docs/RELIABILITY.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import time
+from collections import Counter
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cnnkit import jobs
+from cnnkit.errors import RunError
+from cnnkit.presets import PRESETS
+from cnnkit.specs import ExperimentSpec
+from cnnkit.store import STATUSES, RunStore, pid_alive
+
+TALLY: Counter = Counter()
+HISTORY_KEYS = {"model", "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds",
+                "images_per_second", "learning_rate"}
+LAYERS = [{"type": "conv2d", "filters": 16, "kernel_size": 3}, {"type": "maxpool2d", "pool_size": 2},
+          {"type": "flatten"}, {"type": "dense", "units": 32}]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_tally():
+    yield
+    print(f"\nRELIABILITY_TALLY runs {dict(sorted(TALLY.items()))}")
+
+
+def spec_for(train_limit=600, epochs=2, batch_size=32, **training) -> ExperimentSpec:
+    return ExperimentSpec.from_dict({
+        "layers": LAYERS, "dataset": {"name": "mnist", "train_limit": train_limit, "validation_split": 0.1},
+        "training": {"epochs": epochs, "batch_size": batch_size, "seed": 3, **training}})
+
+
+@pytest.fixture(scope="module")
+def training():
+    from cnnkit import training
+
+    return training
+
+
+@pytest.fixture
+def store(runs_dir):
+    return RunStore(runs_dir)
+
+
+# ---------------------------------------------------------------------------
+# The consistency oracle for a run that ended early
+
+
+def check_history(store: RunStore, run_id: str) -> list[dict]:
+    """Complete records only, epochs 1..n in order, and run.json agrees on n."""
+    history = [h for h in store.history(run_id) if h["model"] == "cnn"]
+    for record in history:
+        assert HISTORY_KEYS <= set(record), record
+        assert all(math.isfinite(record[key]) for key in ("loss", "val_loss", "accuracy"))
+    assert [h["epoch"] for h in history] == list(range(1, len(history) + 1))
+    assert store.get(run_id).epochs_completed == len(history)
+    return history
+
+
+def check_checkpoint(store: RunStore, run_id: str, history: list[dict], spec: ExperimentSpec) -> None:
+    """model.keras exists iff an epoch finished, loads, and is the last finished epoch's model:
+    on the run's own validation split it reproduces the val_loss the history recorded."""
+    from cnnkit.models import load_model
+    from cnnkit.tf_import import keras
+    from cnnkit.training import prepare_data
+
+    path = store.path(run_id) / "model.keras"
+    assert path.is_file() == bool(history)
+    if not history:
+        return
+    model = load_model(path)
+    prepared = prepare_data(spec)
+    probs = np.asarray(model.predict(prepared.x_val.astype("float32"), verbose=0, batch_size=1000))
+    assert probs.shape == (len(prepared.y_val), 10) and np.isfinite(probs).all()
+    loss = float(keras.losses.SparseCategoricalCrossentropy()(prepared.y_val, probs))
+    # 1 %: training may compute in bfloat16 (3 significant digits); one epoch moves val_loss far more.
+    assert loss == pytest.approx(history[-1]["val_loss"], rel=1e-2), (loss, history[-1])
+    if len(history) > 1:
+        distances = [abs(loss - h["val_loss"]) for h in history]
+        assert distances.index(min(distances)) == len(history) - 1, (loss, history)
+    leftovers = [p.name for p in store.path(run_id).iterdir() if ".tmp" in p.name]
+    assert not leftovers, leftovers
+
+
+def check_stopped(store: RunStore, run_id: str, spec: ExperimentSpec) -> list[dict]:
+    record = store.get(run_id)
+    assert record.status == "stopped" and record.meta["reason"] == "Stopped on request."
+    assert not record.is_active and record.meta.get("finished")
+    assert store.progress(run_id)["phase"] == "done"
+    assert not (record.path / "predictions_cnn.npz").exists()
+    assert record.test_accuracy is None
+    history = check_history(store, run_id)
+    check_checkpoint(store, run_id, history, spec)
+    assert record.run_id in [r.run_id for r in store.list()]
+    return history
+
+
+# ---------------------------------------------------------------------------
+# SIGKILL in the middle of an epoch: a real worker process, a real kill
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_keeps_every_finished_epoch_and_a_loadable_model(store):
+    # 3,600 training images at batch 32: 113 batches an epoch; 50 epochs, so it cannot finish first.
+    spec = spec_for(train_limit=4000, epochs=50)
+    record = jobs.start(store, spec)
+    run_id, pid = record.run_id, record.meta["pid"]
+    deadline = time.monotonic() + 240
+    killed_at = None
+    while time.monotonic() < deadline:
+        history = store.history(run_id)
+        progress = store.progress(run_id) or {}
+        # Inside an epoch that follows a finished one, and not near its end: mid-epoch for sure.
+        if (history and progress.get("phase") == "training"
+                and progress.get("epoch") == len(history) + 1
+                and 1 <= progress.get("batch", 0) <= progress.get("batches", 0) // 2):
+            killed_at = dict(progress)
+            os.kill(pid, signal.SIGKILL)
+            break
+        assert store.get(run_id).status in ("queued", "running"), store.log_tail(run_id)
+        time.sleep(0.05)
+    assert killed_at, f"never saw a batch inside epoch 2+: {store.progress(run_id)}"
+    while pid_alive(pid):
+        time.sleep(0.05)
+
+    record = store.get(run_id)
+    assert record.status == "interrupted" and "killed or crashed" in record.problem
+    assert [r.status for r in store.list()] == ["interrupted"]
+    history = check_history(store, run_id)
+    # progress.json is a snapshot from just before the kill: the process may have gone a little
+    # further, but it was inside an epoch that had not been recorded.
+    assert len(history) >= killed_at["epoch"] - 1 >= 1
+    check_checkpoint(store, run_id, history, spec)
+    # The kernel released the training slot with the process: the next job can start.
+    slot = jobs.try_acquire(jobs.slots_dir(store), jobs.max_jobs())
+    assert slot is not None
+    slot.release()
+    store.delete(run_id)
+    assert store.list() == []
+    TALLY["SIGKILL mid-epoch → interrupted, epochs kept"] += 1
+    TALLY[f"  killed in epoch {killed_at['epoch']} at batch {killed_at['batch']}/{killed_at['batches']}, "
+          f"{len(history)} finished epoch(s) kept"] += 1
+
+
+# ---------------------------------------------------------------------------
+# Stop at any moment
+
+
+def test_stop_while_the_model_is_built_runs_at_most_one_batch(training, store, monkeypatch):
+    # The click lands after the data loaded, while Keras builds the model: fit's first check sees it.
+    monkeypatch.setattr(training, "PROGRESS_SECONDS", 0.0)
+    spec = spec_for()
+    run_id = store.create(spec).run_id
+    build = training.build_model
+
+    def build_then_click(*args, **kwargs):
+        model = build(*args, **kwargs)
+        store.request_stop(run_id)
+        return model
+
+    monkeypatch.setattr(training, "build_model", build_then_click)
+    batches = []
+    training.run_job(store, run_id, hook=lambda p: p.get("phase") == "training" and batches.append(p["batch"]))
+    assert len(batches) <= 1, batches
+    assert check_stopped(store, run_id, spec) == []
+    TALLY["stop before the first batch → stopped"] += 1
+
+
+def test_stop_mid_epoch_two_keeps_epoch_one(training, store, monkeypatch):
+    monkeypatch.setattr(training, "PROGRESS_SECONDS", 0.0)
+    spec = spec_for(epochs=3)
+    run_id = store.create(spec).run_id
+    seen = []
+
+    def hook(progress):
+        if progress.get("phase") == "training":
+            seen.append((progress["epoch"], progress["batch"]))
+            if (progress["epoch"], progress["batch"]) == (2, 5):
+                store.request_stop(run_id)
+
+    training.run_job(store, run_id, hook=hook)
+    after = seen[seen.index((2, 5)) + 1:]
+    assert len(after) <= 1, after  # the batch running when STOP appeared may finish, no more
+    history = check_stopped(store, run_id, spec)
+    assert [h["epoch"] for h in history] == [1]
+    TALLY["stop mid-epoch → stopped, finished epochs kept"] += 1
+
+
+def test_stop_during_evaluation_ends_within_one_batch(training, store, monkeypatch):
+    monkeypatch.setattr(training, "EVAL_BATCH_SIZE", 100)  # 1,000 test images: 10 predict batches
+    predicted = []
+
+    class CountingStop(training.StopEvaluation):
+        def on_predict_batch_end(self, batch, logs=None):
+            predicted.append(batch)
+            super().on_predict_batch_end(batch, logs)
+
+    monkeypatch.setattr(training, "StopEvaluation", CountingStop)
+    spec = spec_for(epochs=1)
+    run_id = store.create(spec).run_id
+
+    def hook(progress):
+        if progress.get("phase") == "evaluating":
+            store.request_stop(run_id)
+
+    training.run_job(store, run_id, hook=hook)
+    assert predicted == [0], predicted
+    history = check_stopped(store, run_id, spec)
+    assert [h["epoch"] for h in history] == [1]  # training finished; only the evaluation was cut
+    TALLY["stop during evaluation → stopped after 1 of 10 batches"] += 1
+
+
+def test_stop_after_the_end_changes_nothing(training, store):
+    spec = spec_for(epochs=1, train_limit=200)
+    run_id = store.create(spec).run_id
+    training.run_job(store, run_id)
+    store.request_stop(run_id)
+    record = store.get(run_id)
+    assert record.status == "finished" and record.test_accuracy is not None
+    TALLY["stop after the end → still finished"] += 1
+
+
+# ---------------------------------------------------------------------------
+# Divergence
+
+
+def test_learning_rate_1000_stops_by_itself_with_a_reason_and_a_suggestion(training, store, monkeypatch):
+    monkeypatch.setattr(training, "PROGRESS_SECONDS", 0.0)
+    healthy = store.create(spec_for(epochs=1, train_limit=200)).run_id
+    training.run_job(store, healthy)
+    spec = spec_for(epochs=3, learning_rate=1000.0)  # Adam, as typed on the Build page
+    run_id = store.create(spec).run_id
+    batches = []
+    meta = training.run_job(store, run_id, hook=lambda p: p.get("phase") == "training" and batches.append(p))
+    assert meta["status"] == "failed"
+    assert "diverged" in meta["reason"] and "loss" in meta["reason"]
+    assert "Lower the learning rate (it is 1000; try 100)" in meta["suggestion"]
+    assert len(batches) < batches[0]["batches"]  # stopped itself inside the first epoch
+    record = store.get(run_id)
+    assert record.status == "failed" and record.meta["reason"] == meta["reason"]
+    assert store.progress(run_id)["phase"] == "done"
+    # Nothing else broke: the healthy run still lists as finished next to it.
+    assert {r.run_id: r.status for r in store.list()} == {healthy: "finished", run_id: "failed"}
+    TALLY[f"lr 1000 → failed after {len(batches)} batches with a suggestion"] += 1
+
+
+# ---------------------------------------------------------------------------
+# Damaged folders: hand-made cases, then fuzzed run.json contents
+
+
+def _healthy(store: RunStore) -> str:
+    run_id = store.create(PRESETS["dense-128"].experiment()).run_id
+    store.update(run_id, status="stopped")
+    return run_id
+
+
+def _read_everything(store: RunStore, run_id: str) -> None:
+    """What the pages do with a run; none of it may raise."""
+    record = store.get(run_id)
+    assert record.status in STATUSES
+    record.to_dict()
+    repr(record)
+    (record.name, record.created, record.dataset, record.models, record.test_accuracy,
+     record.epochs_completed, record.has_baseline, record.has_model(), record.is_active)
+    store.history(run_id)
+    store.batches(run_id)
+    store.progress(run_id)
+    store.log_tail(run_id)
+
+
+DAMAGE = {
+    "run.json is not JSON": lambda d: (d / "run.json").write_text('{"status": "runn'),
+    "run.json is empty": lambda d: (d / "run.json").write_text(""),
+    "run.json is a list": lambda d: (d / "run.json").write_text("[1, 2]"),
+    "run.json is missing": lambda d: (d / "run.json").unlink(),
+    "run.json is binary": lambda d: (d / "run.json").write_bytes(os.urandom(300)),
+    "run.json is a folder": lambda d: ((d / "run.json").unlink(), (d / "run.json").mkdir()),
+    "finished without model.keras": lambda d: _edit(d, status="finished"),
+    "unknown status": lambda d: _edit(d, status="exploded"),
+    "spec is invalid": lambda d: _edit(d, spec={"layers": "many"}),
+    "models is a string": lambda d: _edit(d, models="lots"),
+    "created is text": lambda d: _edit(d, created="yesterday"),
+    "pid is text": lambda d: _edit(d, status="running", pid="1234"),
+    "history.json is garbage": lambda d: (d / "history.json").write_text("[{]"),
+    "progress.json is garbage": lambda d: (d / "progress.json").write_text("\x00\x01"),
+    "batches.jsonl torn": lambda d: (d / "batches.jsonl").write_text('{"batch": 1}\n{"bat'),
+    "model.keras is garbage": lambda d: (_edit(d, status="finished"), (d / "model.keras").write_text("no")),
+}
+
+
+def _edit(run_dir, **changes):
+    meta = json.loads((run_dir / "run.json").read_text())
+    meta.update(changes)
+    (run_dir / "run.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_damaged_run_is_listed_with_a_reason_and_deletable(store, damage):
+    keep = _healthy(store)
+    victim = _healthy(store)
+    DAMAGE[damage](store.path(victim))
+    records = {r.run_id: r for r in store.list()}
+    assert set(records) == {keep, victim}
+    assert records[keep].status == "stopped"
+    _read_everything(store, victim)
+    if records[victim].status == "damaged":
+        assert records[victim].problem
+    TALLY[f"damaged folder → {records[victim].status}"] += 1
+    if records[victim].status not in ("queued", "running"):
+        store.delete(victim)
+        assert [r.run_id for r in store.list()] == [keep]
+
+
+def test_a_copied_in_folder_and_stray_files_never_break_the_ledger(store):
+    keep = _healthy(store)
+    (store.root / "holiday-photos").mkdir()
+    (store.root / "holiday-photos" / "img.jpg").write_bytes(b"\xff\xd8")
+    (store.root / "notes.txt").write_text("hello")
+    (store.root / ".DS_Store").write_text("x")
+    records = {r.run_id: r for r in store.list()}
+    assert set(records) == {keep, "holiday-photos"}
+    assert records["holiday-photos"].status == "damaged"
+    assert records["holiday-photos"].problem == "run.json is missing"
+    store.delete("holiday-photos")
+    assert [r.run_id for r in store.list()] == [keep]
+    with pytest.raises(RunError):
+        store.delete("notes.txt")
+    assert (store.root / "notes.txt").exists()
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=10)
+RUN_KEYS = ["status", "pid", "created", "updated", "name", "models", "spec", "reason", "finished",
+            "queue_position", "data_source"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzzed_run_json_never_breaks_listing_or_reading(store, data):
+    shutil.rmtree(store.root, ignore_errors=True)  # one tmp folder serves every example
+    run_id = _healthy(store)
+    path = store.path(run_id) / "run.json"
+    meta = json.loads(path.read_text())
+    for _ in range(data.draw(st.integers(1, 3))):
+        key = data.draw(st.sampled_from(RUN_KEYS))
+        if key == "models":
+            value = data.draw(JSON | st.fixed_dictionaries({"cnn": JSON}))
+        else:
+            value = data.draw(JSON)
+        meta[key] = value
+    if data.draw(st.integers(0, 9)) == 0:
+        meta = data.draw(JSON)
+    path.write_text(json.dumps(meta))  # not atomic_write_json: a foreign file may hold NaN/Infinity
+    records = store.list()
+    assert [r.run_id for r in records] == [run_id]
+    _read_everything(store, run_id)
+    TALLY[f"fuzzed run.json → {records[0].status}"] += 1
+    if records[0].is_active:  # e.g. "running" with this test's own pid: refused, as it should be
+        with pytest.raises(RunError, match="stop it before deleting"):
+            store.delete(run_id)
+    else:
+        store.delete(run_id)
+        assert store.list() == []
+
+
+def test_a_damaged_checkpoint_raises_value_error_naming_the_file(store, tmp_path):
+    # The store cannot tell a damaged model.keras without TensorFlow: loading must fail with a
+    # ValueError (what the Inspect page catches), never a zipfile.BadZipFile.
+    import zipfile
+
+    from cnnkit.models import build_model, load_model
+    from cnnkit.specs import Dense, Flatten
+
+    path = tmp_path / "model.keras"
+    build_model((Flatten(), Dense(4)), (28, 28, 1), 10).save(path)
+    raw = bytearray(path.read_bytes())
+    info = zipfile.ZipFile(path).getinfo("model.weights.h5")
+    raw[info.header_offset + 30 + len(info.filename) + info.compress_size // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="model.keras is damaged"):
+        load_model(path)
+    path.write_bytes(b"not a zip")
+    with pytest.raises(ValueError):
+        load_model(path)
+    TALLY["damaged model.keras → ValueError with the file name"] += 1
