@@ -408,3 +408,74 @@ def test_a_damaged_checkpoint_raises_value_error_naming_the_file(store, tmp_path
     with pytest.raises(ValueError):
         load_model(path)
     TALLY["damaged model.keras → ValueError with the file name"] += 1
+
+
+# ---------------------------------------------------------------------------
+# Several sessions at once on a public server: one global slot, private workspaces
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status", encoding="utf-8") as handle:
+            line = next(line for line in handle if line.startswith("VmRSS:"))
+    except (OSError, StopIteration):
+        return 0.0
+    return int(line.split()[1]) / 1024
+
+
+@pytest.mark.slow
+def test_three_sessions_start_at_once_share_one_slot_and_release_their_memory(runs_dir, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cnnkit.workspaces import new_session_key, open_workspace
+
+    monkeypatch.setenv("CNNKIT_MAX_JOBS", "1")
+    monkeypatch.delenv("CNNKIT_SLOTS_DIR")  # the default: <runs>/.slots, shared by every workspace
+    parent_before = _rss_mb(os.getpid())
+    stores = [open_workspace(runs_dir, "session", new_session_key()) for _ in range(3)]
+    spec = ExperimentSpec.from_dict({
+        "layers": [{"type": "conv2d", "filters": 4}, {"type": "maxpool2d"}, {"type": "flatten"}],
+        "dataset": {"name": "mnist", "train_limit": 200, "validation_split": 0.0},
+        "training": {"epochs": 1, "batch_size": 64}})
+    with ThreadPoolExecutor(3) as pool:  # three people press Start in the same instant
+        records = list(pool.map(lambda store: jobs.start(store, spec), stores))
+    runs = [(store, record.run_id) for store, record in zip(stores, records, strict=True)]
+    pids = {record.meta["pid"] for record in records}
+    cancelled, positions, worker_peak, most_running = None, set(), 0.0, 0
+    deadline = time.monotonic() + 240
+    while True:
+        current = [store.get(run_id) for store, run_id in runs]
+        running = [r for r in current if r.status == "running"]
+        most_running = max(most_running, len(running))
+        for record in running:
+            worker_peak = max(worker_peak, _rss_mb(record.meta["pid"]))
+        for (store, run_id), record in zip(runs, current, strict=True):
+            if record.status == "queued" and record.meta.get("queue_position"):
+                positions.add(record.meta["queue_position"])
+                if cancelled is None and record.meta["queue_position"] == 2:
+                    cancelled = run_id  # the last in line changes their mind
+                    jobs.stop(store, run_id)
+        if not any(r.is_active for r in current):
+            break
+        assert time.monotonic() < deadline, [r.status for r in current]
+        time.sleep(0.1)
+
+    assert most_running == 1, "two trainings ran at once with CNNKIT_MAX_JOBS=1"
+    assert {1, 2} <= positions and cancelled
+    outcomes = {run_id: store.get(run_id) for store, run_id in runs}
+    assert outcomes[cancelled].status == "stopped"
+    assert outcomes[cancelled].meta["reason"] == "Cancelled while waiting in the queue."
+    assert sorted(r.status for r in outcomes.values()) == ["finished", "finished", "stopped"]
+    for store, run_id in runs:  # each session sees its own run, and only it
+        assert [r.run_id for r in store.list()] == [run_id]
+    assert RunStore(runs_dir).list() == []  # the shared ledger sees no session's runs
+    # Memory: training lives in the workers, and they are gone. The server never held TF's memory.
+    deadline = time.monotonic() + 30
+    while any(pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(pid_alive(pid) for pid in pids)
+    parent_after = _rss_mb(os.getpid())
+    assert parent_after - parent_before < 100, (parent_before, parent_after)
+    TALLY["3 sessions at once, 1 slot → 2 finished, 1 cancelled in the queue"] += 1
+    TALLY[f"  memory: test process {parent_before:.0f} → {parent_after:.0f} MB RSS; worker peak "
+          f"{worker_peak:.0f} MB, 0 workers left"] += 1
