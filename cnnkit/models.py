@@ -84,8 +84,10 @@ def build_model(layers: tuple[Layer, ...], input_shape: tuple[int, ...], num_cla
     for index, layer in enumerate(layers, start=1):
         x = keras_layer(index, layer, weight_decay)(x)
     regularizer = keras.regularizers.L2(weight_decay) if weight_decay > 0 else None
+    # float32 output whatever the dtype policy: mixed-precision training (training.py) keeps
+    # its softmax and loss exact; under the default policy this changes nothing.
     outputs = keras.layers.Dense(num_classes, activation="softmax" if output == "softmax" else None,
-                                 kernel_regularizer=regularizer, name="output")(x)
+                                 kernel_regularizer=regularizer, name="output", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
