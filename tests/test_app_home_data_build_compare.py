@@ -204,6 +204,16 @@ def test_build_impossible_edit_is_shown_inline_with_the_valid_prefix(runs_dir):
     assert metric(at, "Parameters") == f"{96_844 - 36_928 + (31 * 31 * 64 * 64 + 64) - 40_390 + (1600 * 70 + 70):,}"
 
 
+def test_build_shows_this_servers_caps_inline(runs_dir, monkeypatch):
+    monkeypatch.setenv("CNNKIT_MAX_PARAMS", "50000")
+    at = app(BUILD).run()
+    assert not at.exception
+    (error,) = at.error
+    assert "Over this server's limits" in error.value and "96,844 parameters" in error.value
+    assert "50,000" in error.value
+    assert metric(at, "Parameters") == "96,844"  # the table still shows what the network would be
+
+
 def test_build_add_move_remove_and_from_scratch(runs_dir):
     at = app(BUILD).run()
     at.selectbox(key="build_new_type").set_value("avgpool2d")
