@@ -256,10 +256,12 @@ def normalization_histograms(raw_values: np.ndarray, normalized_values: np.ndarr
 
 def image_before_after(raw_image: np.ndarray, normalized_image: np.ndarray, normalization: str) -> go.Figure:
     """One image as the model sees it before and after normalization; the colour bars show
-    that only the numbers change, not the picture."""
+    that only the numbers change, not the picture. A colour image shows its red channel: the
+    normalized values of three channels have no colour of their own."""
     raw_2d = np.asarray(raw_image, dtype=np.float64)[..., 0]
     new_2d = np.asarray(normalized_image, dtype=np.float64)[..., 0]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=["raw", f"after '{normalization}'"],
+    which = " (red channel)" if np.shape(raw_image)[-1] == 3 else ""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[f"raw{which}", f"after '{normalization}'{which}"],
                         horizontal_spacing=0.18)
     for col, z in enumerate((raw_2d, new_2d), start=1):
         fig.add_trace(go.Heatmap(z=z, colorscale="gray", showscale=True,

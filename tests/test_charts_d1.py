@@ -91,3 +91,11 @@ def test_accuracy_scatter_leaves_room_for_point_names():
     low, high = fig.layout.xaxis.range  # log10 units: the data spans 3 → 5
     assert low < 3 and high > 5 + 0.4 * 2
     assert fig.data[0].mode == "markers+text"
+
+
+def test_image_before_after_of_a_colour_image_shows_the_red_channel():
+    image = np.zeros((2, 2, 3), np.uint8)
+    image[..., 0], image[..., 1] = 200, 50
+    fig = charts.image_before_after(image, image / 255.0, "scale")
+    assert np.asarray(fig.data[0].z).tolist() == [[200, 200], [200, 200]]
+    assert [a.text for a in fig.layout.annotations] == ["raw (red channel)", "after 'scale' (red channel)"]
