@@ -123,13 +123,14 @@ def load_dataset(name: str):
 
 @st.cache_resource(show_spinner=False, max_entries=6)
 def _predictor(model_path: str, output: str, mtime: float):
-    from cnnkit.inspection import Predictor  # TensorFlow loads here, on first use
+    from cnnkit.lite import load_predictor  # numpy; TensorFlow only for models numpy cannot run
 
-    return Predictor.from_file(model_path, output)
+    return load_predictor(model_path, output)
 
 
 def predictor(record: RunRecord, key: str = "cnn"):
-    """A compiled, warmed predictor for a run's model; re-loaded when the checkpoint changes."""
+    """A cached predictor for a run's model (numpy forward pass, no TensorFlow in the server);
+    re-loaded when the checkpoint changes."""
     path = record.model_path(key)
     output = record.spec.output if (key == "cnn" and record.spec) else "softmax"
     return _predictor(str(path), output, path.stat().st_mtime)
