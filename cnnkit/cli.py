@@ -242,9 +242,9 @@ def cmd_predict(args) -> int:
 
     info = get_dataset_info(record.dataset)
     prepared = [_image_for_model(path, info.input_shape) for path in args.images]
-    from cnnkit.inspection import Predictor
+    from cnnkit.lite import load_predictor  # numpy: no TensorFlow start-up for a prediction
 
-    predictor = Predictor.from_file(record.model_path("cnn"), record.spec.output)
+    predictor = load_predictor(record.model_path("cnn"), record.spec.output)
     results = []
     for entry, pixels in prepared:
         if pixels is not None:
@@ -279,14 +279,14 @@ def cmd_evaluate(args) -> int:
     record = store.get(args.run)
     if not record.has_model("cnn"):
         raise UsageError(f"run {args.run} has no saved model ({record.status})")
-    from cnnkit.inspection import Predictor
+    from cnnkit.lite import load_predictor
     from cnnkit.training import prepare_data, test_metrics
 
     prepared = prepare_data(record.spec, args.data_dir)
     out = {"run_id": record.run_id, "data_source": prepared.source.describe()}
     for key in ("cnn", "baseline"):
         if record.has_model(key):
-            predictor = Predictor.from_file(record.model_path(key), record.spec.output if key == "cnn" else "softmax")
+            predictor = load_predictor(record.model_path(key), record.spec.output if key == "cnn" else "softmax")
             probs = predictor.probabilities(prepared.x_test)
             accuracy, loss = test_metrics(probs.astype("float64"), prepared.y_test.astype("int64"))
             out[key] = {"test_accuracy": accuracy, "test_loss": loss, "test_images": len(prepared.y_test)}

@@ -275,8 +275,10 @@ class LitePredictor:
     def from_file(cls, path: str | os.PathLike, output: str = "softmax") -> LitePredictor:
         return cls(LiteModel.from_file(path), output)
 
-    def probabilities(self, images: np.ndarray) -> np.ndarray:
-        out, _ = self.model(as_batch(images, self.input_shape))
+    def probabilities(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Pixels 0–255, one image or a batch → (N, num_classes); in chunks to bound memory."""
+        x = as_batch(images, self.input_shape)
+        out = np.concatenate([self.model(x[i:i + batch_size])[0] for i in range(0, len(x), batch_size)])
         return activation(out, "softmax") if self.output == "logits" else out
 
     @property
