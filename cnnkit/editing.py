@@ -216,3 +216,13 @@ def total_row(summary: NetworkSummary) -> dict:
     """The table's last row: the totals of the columns that add up."""
     return {"#": "Σ", "layer": "total", "what": "", "output shape": "", "params": summary.total_params,
             "receptive field": "", "multiply-adds": summary.total_macs}
+
+
+def summarize_or_prefix(layers: tuple[Layer, ...], input_shape, num_classes: int):
+    """(summary, rows, None) for a valid network; (None, rows of the valid prefix, the error) else."""
+    try:
+        summary = summarize(layers, input_shape, num_classes)
+        return summary, summary.layers, None
+    except ArchitectureError as exc:
+        bad = failing_index(exc)
+        return None, prefix_rows(layers, input_shape, num_classes, len(layers) if bad is None else bad), exc

@@ -6,10 +6,9 @@ import streamlit as st
 import ui
 from cnnkit import editing
 from cnnkit.data import DATASETS, get_dataset_info
-from cnnkit.errors import ArchitectureError, CnnkitError
+from cnnkit.errors import CnnkitError
 from cnnkit.limits import check_spec
 from cnnkit.presets import PRESETS
-from cnnkit.shapes import summarize_spec
 from cnnkit.specs import LAYER_TYPES, OUTPUTS, ExperimentSpec
 from cnnkit.uploads import read_spec_upload
 
@@ -117,17 +116,10 @@ if spec != draft:
 with table:
     info = get_dataset_info(spec.dataset.name)
     st.subheader(f"Shapes and costs on {info.title} ({' × '.join(map(str, info.input_shape))})")
-    try:
-        summary = summarize_spec(spec)
-        rows = summary.layers
-    except ArchitectureError as exc:
-        summary = None
-        st.error(f"**This network cannot be built.** {exc}", icon="🚫")
-        bad = editing.failing_index(exc)
-        rows = editing.prefix_rows(spec.layers, info.input_shape, info.num_classes,
-                                   len(spec.layers) if bad is None else bad)
-        if rows:
-            st.caption("The layers before the problem:")
+    summary, rows, problem = editing.summarize_or_prefix(spec.layers, info.input_shape, info.num_classes)
+    if problem:
+        st.error(f"**This network cannot be built.** {problem}", icon="🚫")
+        st.caption("The layers before the problem:" if rows else "")
     if summary is not None:
         totals = editing.summary_totals(summary, spec.training.batch_size)
         m1, m2, m3 = st.columns(3)

@@ -18,6 +18,7 @@ from cnnkit.editing import (
     prefix_rows,
     remove_layer,
     starter_layers,
+    summarize_or_prefix,
     summary_rows,
     summary_totals,
     total_row,
@@ -151,3 +152,10 @@ def test_total_row_adds_up_the_rows():
     total, rows = total_row(summary), summary_rows(summary.layers)
     assert total["params"] == sum(r["params"] for r in rows) == 96_844
     assert total["multiply-adds"] == sum(r["multiply-adds"] for r in rows) == summary.total_macs
+
+
+def test_summarize_or_prefix():
+    summary, rows, problem = summarize_or_prefix(CHOLLET, *MNIST)
+    assert problem is None and summary.total_params == 96_844 and rows == summary.layers
+    summary, rows, problem = summarize_or_prefix(edit_layer(CHOLLET, 4, {"kernel_size": 31}), *MNIST)
+    assert summary is None and isinstance(problem, ArchitectureError) and len(rows) == 4
