@@ -72,7 +72,7 @@ def training_curves(history: list[dict], batches: list[dict], metric: str = "los
             xs, ys = points[(model, kind)]
             fig.add_trace(go.Scatter(
                 x=xs, y=ys, mode=style["mode"], opacity=style["opacity"], legendgroup=model,
-                name=f"{MODEL_TITLES[model]} {style['suffix']}",
+                name=f"{MODEL_TITLES[model]} {style['suffix']}", showlegend=kind != "batch",
                 line=dict(color=MODEL_COLORS[model], width=style["line_width"],
                           dash="dash" if kind == "val" else "solid"),
                 marker=dict(size=7, symbol="circle-open" if kind == "val" else "circle")))
@@ -81,7 +81,9 @@ def training_curves(history: list[dict], batches: list[dict], metric: str = "los
     fig.update_xaxes(title_text="epoch", rangemode="tozero")
     if metric == "accuracy":
         fig.update_yaxes(tickformat=".0%")
-    fig.update_layout(legend=dict(font=dict(size=11)), margin=dict(t=70))
+    # The legend under the plot: four short entries; the thin per-batch lines share their model's colour.
+    fig.update_layout(legend=dict(orientation="h", x=0, xanchor="left", y=-0.22, yanchor="top",
+                                  font=dict(size=11)), margin=dict(t=40, b=10))
     return fig
 
 
@@ -96,15 +98,25 @@ def confusion_heatmap(counts: np.ndarray, class_names: list[str] | tuple[str, ..
     fig = go.Figure(go.Heatmap(
         z=share, x=names, y=names, customdata=counts, text=counts, texttemplate="%{text}",
         colorscale="Blues", zmin=0, zmax=1, colorbar=dict(title="share of row", tickformat=".0%"),
-        hovertemplate="true %{y}, predicted %{x}: %{customdata} images (%{z:.1%} of the row)"
+        hoverinfo="skip"))
+    # Streamlit's selection events ignore heatmaps: an invisible square marker on every cell makes
+    # a click select that cell (and carries the hover text).
+    rows, cols = np.indices(counts.shape)
+    fig.add_trace(go.Scatter(
+        x=[names[j] for j in cols.ravel()], y=[names[i] for i in rows.ravel()], mode="markers",
+        marker=dict(symbol="square", size=max(12, 300 // max(len(names), 1)), opacity=0),
+        selected=dict(marker=dict(opacity=0)), unselected=dict(marker=dict(opacity=0)),
+        customdata=np.stack([counts.ravel(), share.ravel()], axis=1), showlegend=False,
+        hovertemplate="true %{y}, predicted %{x}: %{customdata[0]} images (%{customdata[1]:.1%} of the row)"
                       "<extra></extra>"))
     if selected is not None:
         i, j = selected
         fig.add_shape(type="rect", x0=j - 0.5, x1=j + 0.5, y0=i - 0.5, y1=i + 0.5,
                       line=dict(color="#d62728", width=3))
     base_layout(fig, "", height)
-    fig.update_xaxes(title_text="predicted class", type="category", side="top")
-    fig.update_yaxes(title_text="true class", type="category", autorange="reversed")
+    # Fixed ranges: the cell markers would otherwise pad the axes; the true classes read downwards.
+    fig.update_xaxes(title_text="predicted class", type="category", side="top", range=[-0.5, len(names) - 0.5])
+    fig.update_yaxes(title_text="true class", type="category", range=[len(names) - 0.5, -0.5])
     return fig
 
 
@@ -327,3 +339,11 @@ def accuracy_scatter(points: list[dict], x_key: str, x_title: str, log_x: bool =
         fig.update_xaxes(range=[lo - 0.08 * span, hi + 0.45 * span])
     fig.update_yaxes(title_text="test accuracy", tickformat=".0%")
     return base_layout(fig, f"Test accuracy vs {x_title}", height=320)
+
+
+def update_bars(fig: go.Figure, probs: dict[str, np.ndarray]) -> go.Figure:
+    """Put new values into a `probability_bars` figure of the same models, in place: the Draw page
+    reuses one figure per session, as building a plotly figure costs far more than a stroke may."""
+    for trace, p in zip(fig.data, probs.values(), strict=True):
+        trace.y = [float(v) for v in p]
+    return fig

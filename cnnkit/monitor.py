@@ -96,3 +96,17 @@ def pick_run(records: list[RunRecord], wanted: list[str | None]) -> RunRecord | 
             if record.status in statuses:
                 return record
     return records[0] if records else None
+
+
+def result_rows(record: RunRecord) -> list[dict]:
+    """One row per trained model with its final numbers, for the results table (None: not known)."""
+    rows = []
+    for key in model_keys(record):
+        result = record.model_result(key)
+        per_epoch = result.get("seconds_per_epoch") or []
+        rows.append({"model": MODEL_TITLES[key], "test_accuracy": result.get("test_accuracy"),
+                     "test_loss": result.get("test_loss"), "params": result.get("params"),
+                     "epochs": int(result.get("epochs_completed") or 0),
+                     "seconds_per_epoch": sum(per_epoch) / len(per_epoch) if per_epoch else None,
+                     "seconds": result.get("seconds")})
+    return rows

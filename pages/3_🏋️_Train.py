@@ -7,7 +7,7 @@ from cnnkit import jobs, monitor
 from cnnkit.charts import training_curves
 from cnnkit.errors import CnnkitError, SpecError
 from cnnkit.limits import check_spec
-from cnnkit.specs import NORMALIZATIONS, OPTIMIZERS, SCHEDULES
+from cnnkit.specs import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_SEED, NORMALIZATIONS, OPTIMIZERS, SCHEDULES
 
 ui.page("Train", "🏋️")
 store = ui.store()
@@ -17,18 +17,19 @@ st.title("🏋️ Train")
 
 settings, view = st.columns([1, 2.2], gap="large")
 
-# --- Settings: prefilled from the draft; every change is saved back into it ------------------
+# --- Settings: prefilled from the draft, every change saved back into it. The widgets accept any
+# value a spec may hold (an uploaded draft can hold any); this server's caps are checked below, inline.
 with settings:
-    st.subheader("Experiment")
-    st.markdown(f"**{draft.name or draft.preset or 'Custom network'}** on **{ds.name}**  \n"
-                + " → ".join(layer.describe() for layer in draft.layers))
+    st.markdown(f"#### {draft.name or draft.preset or 'Custom network'} on {ds.name}")
+    st.caption(" → ".join(layer.describe() for layer in draft.layers))
     ui.page_link("pages/2_🧱_Build.py", "Edit the network on Build", "🧱")
+    top = st.container()  # the check and the Start button, filled in below the settings they need
     c1, c2 = st.columns(2)
     optimizer = c1.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(tr.optimizer), key="train_optimizer")
-    lr = c2.number_input("Learning rate", 1e-6, 10.0, tr.learning_rate, step=1e-4, format="%g", key="train_lr")
+    lr = c2.number_input("Learning rate", 0.0, 1e6, tr.learning_rate, step=1e-4, format="%g", key="train_lr")
     changes = {"training.optimizer": optimizer, "training.learning_rate": lr}
     if optimizer == "sgd":
-        changes["training.momentum"] = c1.number_input("Momentum", 0.0, 0.99, tr.momentum, step=0.1,
+        changes["training.momentum"] = c1.number_input("Momentum", 0.0, 0.9999, tr.momentum, step=0.1,
                                                        key="train_momentum")
         changes["training.nesterov"] = c2.checkbox("Nesterov", tr.nesterov, key="train_nesterov")
     schedule = c1.selectbox("LR schedule", SCHEDULES, index=SCHEDULES.index(tr.schedule), key="train_schedule",
@@ -36,15 +37,15 @@ with settings:
                                  "to 0 over the run · plateau: × rate when validation loss stalls")
     changes["training.schedule"] = schedule
     if schedule in ("step", "exponential", "plateau"):
-        changes["training.decay_rate"] = c2.number_input("Decay factor", 0.01, 1.0, tr.decay_rate, step=0.05,
+        changes["training.decay_rate"] = c2.number_input("Decay factor", 0.0, 1.0, tr.decay_rate, step=0.05,
                                                          key="train_decay_rate")
     if schedule in ("step", "plateau"):
         label = "Patience (epochs)" if schedule == "plateau" else "Every N epochs"
-        changes["training.decay_epochs"] = c1.number_input(label, 1, 100, tr.decay_epochs, key="train_decay_epochs")
+        changes["training.decay_epochs"] = c1.number_input(label, 1, MAX_EPOCHS, tr.decay_epochs, key="train_decay_epochs")
     c1, c2 = st.columns(2)
-    changes["training.batch_size"] = c1.number_input("Batch size", 1, 4096, tr.batch_size, step=32, key="train_batch")
-    changes["training.epochs"] = c2.number_input("Epochs", 1, 200, tr.epochs, key="train_epochs")
-    changes["training.seed"] = c1.number_input("Seed", 0, 2**31 - 1, tr.seed, key="train_seed")
+    changes["training.batch_size"] = c1.number_input("Batch size", 1, MAX_BATCH_SIZE, tr.batch_size, step=32, key="train_batch")
+    changes["training.epochs"] = c2.number_input("Epochs", 1, MAX_EPOCHS, tr.epochs, key="train_epochs")
+    changes["training.seed"] = c1.number_input("Seed", 0, MAX_SEED, tr.seed, key="train_seed")
     changes["training.weight_decay"] = c2.number_input("Weight decay (L2)", 0.0, 1.0, tr.weight_decay,
                                                        step=1e-4, format="%g", key="train_weight_decay")
     changes["dataset.train_limit"] = c1.number_input(
@@ -62,6 +63,7 @@ with settings:
                                  "matched": "Dense, same parameter count as the CNN"}.get,
                     horizontal=True, key="train_baseline_kind", disabled=not with_baseline)
     changes["baseline"] = kind if with_baseline else None
+with top:
     raw = ui.load_dataset(ds.name)
     (st.warning if raw.source.is_sample else st.caption)(f"Data: {raw.source.describe().split(' — ')[0]}")
     try:
@@ -92,6 +94,8 @@ def curves(record, key: str) -> None:
     left, right = st.columns(2)
     left.plotly_chart(training_curves(history, batches, "loss", steps), key=f"{key}_loss")
     right.plotly_chart(training_curves(history, batches, "accuracy", steps), key=f"{key}_acc")
+    st.caption("Thin lines: every few batches (Keras' running mean over the epoch so far) · dots: "
+               "epoch ends · hollow dots, dashed: validation. Blue: the CNN, orange: the dense baseline.")
 
 
 @st.fragment(run_every=1.0)
@@ -107,19 +111,22 @@ def live(run_id: str) -> None:
 
 
 def results(record) -> None:
-    for key, column in zip(monitor.model_keys(record), st.columns(2), strict=False):
-        result = record.model_result(key)
-        with column.container(border=True):
-            st.markdown(f"**{monitor.MODEL_TITLES[key].capitalize()}**")
-            m1, m2, m3 = st.columns(3)
-            m1.metric("Test accuracy", ui.fmt_pct(result.get("test_accuracy")))
-            loss = result.get("test_loss")
-            m2.metric("Test loss", "–" if loss is None else f"{loss:.4f}")
-            m3.metric("Parameters", f"{result.get('params') or 0:,}")
-            per_epoch = result.get("seconds_per_epoch") or []
-            st.caption(f"{result.get('epochs_completed', 0)} epochs · "
-                       f"{ui.fmt_seconds(sum(per_epoch) / len(per_epoch) if per_epoch else None)} per epoch"
-                       f" · {ui.fmt_seconds(result.get('seconds'))} in total")
+    rows = monitor.result_rows(record)
+    cnn, base = rows[0], (rows[1] if len(rows) > 1 else {})
+    delta = None
+    if cnn["test_accuracy"] is not None and base.get("test_accuracy") is not None:
+        delta = f"{(cnn['test_accuracy'] - base['test_accuracy']) * 100:+.1f} pp vs dense"
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("CNN test accuracy", ui.fmt_pct(cnn["test_accuracy"]), delta,
+              help="pp: percentage points, CNN minus the dense baseline")
+    m2.metric("Baseline test accuracy", ui.fmt_pct(base.get("test_accuracy")))
+    m3.metric("CNN parameters", f"{cnn['params'] or 0:,}")
+    m4.metric("Training time", ui.fmt_seconds(sum(r["seconds"] or 0 for r in rows)))
+    st.dataframe([{"model": r["model"], "test accuracy": ui.fmt_pct(r["test_accuracy"]),
+                   "test loss": "–" if r["test_loss"] is None else f"{r['test_loss']:.4f}",
+                   "parameters": f"{r['params'] or 0:,}", "epochs": r["epochs"],
+                   "time per epoch": ui.fmt_seconds(r["seconds_per_epoch"]),
+                   "total time": ui.fmt_seconds(r["seconds"])} for r in rows], hide_index=True, key="train_table")
 
 
 with view:

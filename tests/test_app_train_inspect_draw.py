@@ -109,10 +109,14 @@ def test_train_starts_a_tiny_job_that_finishes_and_is_listed(runs_dir):
     assert [r.run_id for r in RunStore(runs_dir).list()] == [run_id]
     assert (record.spec.dataset.train_limit, record.spec.training.epochs, record.spec.baseline) == \
         (300, 1, "dense-128")
-    shown = {m.label: m.value for m in at.metric[:3]}
-    assert shown["Test accuracy"] == f"{record.test_accuracy:.2%}"
-    assert shown["Parameters"] == f"{record.model_result('cnn')['params']:,}"
-    assert len(at.metric) == 6                                          # CNN and baseline side by side
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["CNN test accuracy"] == f"{record.test_accuracy:.2%}"
+    assert shown["Baseline test accuracy"] == f"{record.model_result('baseline')['test_accuracy']:.2%}"
+    assert shown["CNN parameters"] == f"{record.model_result('cnn')['params']:,}"
+    table = at.dataframe[0].value                                       # CNN and baseline side by side
+    assert list(table["model"]) == ["CNN", "dense baseline"]
+    assert list(table["epochs"]) == [1, 1]
+    assert table["test loss"][0] == f"{record.model_result('cnn')['test_loss']:.4f}"
 
 
 def test_train_refuses_over_cap_and_impossible_specs_inline(runs_dir, monkeypatch):
@@ -145,9 +149,11 @@ def test_train_reattaches_to_a_run_from_the_url(prepared_env):
     at.run()
     assert not at.exception
     assert record.run_id in " ".join(texts(at))
-    values = [m.value for m in at.metric]
-    assert values[0] == f"{record.test_accuracy:.2%}"
-    assert values[3] == f"{record.model_result('baseline')['test_accuracy']:.2%}"
+    values = {m.label: m for m in at.metric}
+    cnn, base = record.test_accuracy, record.model_result("baseline")["test_accuracy"]
+    assert values["CNN test accuracy"].value == f"{cnn:.2%}"
+    assert values["Baseline test accuracy"].value == f"{base:.2%}"
+    assert values["CNN test accuracy"].delta == f"{(cnn - base) * 100:+.1f} pp vs dense"
     curves = chart_specs(at)
     assert len(curves) == 2                                            # loss and accuracy
     names = {t["name"] for t in curves[0]["data"]}

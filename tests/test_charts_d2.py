@@ -78,7 +78,11 @@ def test_confusion_heatmap_counts_shares_and_selection():
     assert np.allclose(np.asarray(heat.z), [[0.8, 0.2, 0.0], [0.25, 0.75, 0.0], [0, 0, 0]])
     rect = fig.layout.shapes[0]
     assert (rect.x0, rect.x1, rect.y0, rect.y1) == (0.5, 1.5, -0.5, 0.5)
-    assert fig.layout.yaxis.autorange == "reversed"
+    assert fig.layout.yaxis.range == (2.5, -0.5)                  # true classes read downwards
+    # invisible markers, one per cell, make a click select a cell (Streamlit ignores heatmap clicks)
+    cells = fig.data[1]
+    assert len(cells.x) == 9 and (cells.x[1], cells.y[1]) == ("b", "a")
+    assert np.asarray(cells.customdata)[1].tolist() == [2, 0.2]
 
 
 def test_class_accuracy_bars_show_nan_as_missing():
@@ -145,3 +149,13 @@ def test_enlarge_is_nearest_neighbour(factor):
     assert big.shape == (2 * factor, 2 * factor) and big.dtype == np.uint8
     assert big[factor * 2 - 1, 0] == 10 and big[0, factor * 2 - 1] == 255
     assert math.isclose(big.mean(), image.mean())
+
+
+def test_update_bars_swaps_values_in_place():
+    fig = charts.probability_bars({"cnn": np.array([0.1, 0.9]), "baseline": np.array([0.6, 0.4])}, ["a", "b"])
+    same = charts.update_bars(fig, {"cnn": np.array([0.7, 0.3]), "baseline": np.array([0.2, 0.8])})
+    assert same is fig
+    assert fig.data[0].y == (0.7, 0.3) and fig.data[1].y == (0.2, 0.8)
+    assert fig.data[0].marker.color == charts.MODEL_COLORS["cnn"]
+    with pytest.raises(ValueError):
+        charts.update_bars(fig, {"cnn": np.array([1.0, 0.0])})      # a different set of models

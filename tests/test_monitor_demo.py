@@ -149,3 +149,14 @@ def test_drawing_reaches_every_model_as_mnist_pixels():
     assert np.array_equal(baseline.calls[0], seen)
     best, p = result.top("cnn")
     assert p == 1.0 and best == min(int((seen > 0).mean() * 10), 9)
+
+
+def test_result_rows_one_per_model_with_mean_epoch_time():
+    models = {"cnn": {"test_accuracy": 0.95, "test_loss": 0.2, "params": 56714, "epochs_completed": 2,
+                      "seconds_per_epoch": [3.0, 1.0], "seconds": 4.5},
+              "baseline": {"test_accuracy": 0.9, "params": 101770}}
+    rows = monitor.result_rows(record("finished", models=models))
+    assert [r["model"] for r in rows] == ["CNN", "dense baseline"]
+    assert rows[0]["seconds_per_epoch"] == 2.0 and rows[0]["epochs"] == 2 and rows[0]["seconds"] == 4.5
+    assert rows[1]["test_loss"] is None and rows[1]["seconds_per_epoch"] is None and rows[1]["epochs"] == 0
+    assert len(monitor.result_rows(record("finished", baseline=None, models=models))) == 1
