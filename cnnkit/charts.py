@@ -347,3 +347,10 @@ def update_bars(fig: go.Figure, probs: dict[str, np.ndarray]) -> go.Figure:
     for trace, p in zip(fig.data, probs.values(), strict=True):
         trace.y = [float(v) for v in p]
     return fig
+
+
+def feature_maps_figure(name: str, maps: np.ndarray, max_tiles: int = 32, columns: int = 8) -> go.Figure:
+    """One layer's activations (H, W, C) as a titled mosaic, tiles about 80 px tall whatever H is."""
+    h, w, c = maps.shape
+    title = f"{name}: {h}×{w}×{c}" + (f" (the first {max_tiles} channels)" if c > max_tiles else "")
+    return mosaic_figure(tile_channels(maps, max_tiles, columns), title, pixel=max(3, 84 // max(h, 1)))

@@ -153,8 +153,9 @@ with view:
         if record.meta.get("suggestion"):
             st.info(f"💡 {record.meta['suggestion']}")
     elif record.status in ("stopped", "interrupted"):
-        st.warning(record.meta.get("reason") if record.status == "stopped" else
-                   f"This run was interrupted: {record.problem}. Its last finished epoch is kept.")
+        why = record.meta.get("reason") if record.status == "stopped" else f"Interrupted: {record.problem}."
+        st.warning(f"{why} {record.epochs_completed} epochs of the CNN finished; the model after the "
+                   "last one is kept (Draw and Inspect's feature maps can use it).")
     else:
         st.error(f"This run folder is damaged: {record.problem}")
     if record.spec and record.status != "finished" and st.button(

@@ -127,14 +127,12 @@ if tab_maps.open:
         else:
             row = int(c1.number_input("Test image #", 0, len(preds.y_true) - 1, 0, key="inspect_image"))
         image = raw.x_test[preds.test_indices[row]]
-        c1.image(charts.enlarge(image[..., 0], 5), output_format="PNG", caption=f"true {names[preds.y_true[row]]}, predicted "
-                 f"{names[preds.y_pred[row]]} ({preds.confidence[row]:.0%})")
+        c1.image(charts.enlarge(image[..., 0], 5), output_format="PNG", caption=f"true {names[preds.y_true[row]]}, "
+                 f"predicted {names[preds.y_pred[row]]} ({preds.confidence[row]:.0%})")
         with c2:
+            st.caption("One tile per channel, each scaled to its own range: white = the strongest response.")
             for name, maps in load_predictor("cnn").feature_maps(image):
-                h, w, c = maps.shape
-                st.plotly_chart(charts.mosaic_figure(charts.tile_channels(maps, 32, 16),
-                                                     f"{name}: {h}×{w}×{c}" + (" (first 32)" if c > 32 else "")),
-                                key=f"inspect_map_{name}")
+                st.plotly_chart(charts.feature_maps_figure(name, maps), key=f"inspect_map_{name}")
 
 if tab_filters.open:
     with tab_filters:
@@ -154,5 +152,5 @@ if tab_filters.open:
         c1.caption(f"{n} filters of {k}×{k}×{c_in}. Red: positive weights, blue: negative; each filter "
                    "is scaled to its own largest weight.")
         tiles = charts.kernel_channels(kernel, channel)
-        c2.plotly_chart(charts.mosaic_figure(charts.tile_channels(tiles, 64, 16, symmetric=True), name,
-                                             symmetric=True, pixel=14), key="inspect_filters")
+        c2.plotly_chart(charts.mosaic_figure(charts.tile_channels(tiles, 64, 8, symmetric=True), name,
+                                             symmetric=True, pixel=24, max_height=700), key="inspect_filters")

@@ -136,9 +136,7 @@ def drawing() -> None:
         st.plotly_chart(probability_figure(result.probs), key="draw_probs")
     if show_maps:
         for name, maps in predictors["cnn"].feature_maps(result.drawing.as_uint8()):
-            h, w, c = maps.shape
-            st.plotly_chart(charts.mosaic_figure(charts.tile_channels(maps, 32, 16), f"{name}: {h}×{w}×{c}"),
-                            key=f"draw_map_{name}")
+            st.plotly_chart(charts.feature_maps_figure(name, maps), key=f"draw_map_{name}")
 
 
 drawing()

@@ -159,3 +159,11 @@ def test_update_bars_swaps_values_in_place():
     assert fig.data[0].marker.color == charts.MODEL_COLORS["cnn"]
     with pytest.raises(ValueError):
         charts.update_bars(fig, {"cnn": np.array([1.0, 0.0])})      # a different set of models
+
+
+def test_feature_maps_figure_titles_and_tiles():
+    fig = charts.feature_maps_figure("conv2d_1", np.random.default_rng(0).random((26, 26, 40)))
+    assert fig.layout.title.text == "conv2d_1: 26×26×40 (the first 32 channels)"
+    assert np.asarray(fig.data[0].z).shape == (4 * 27 - 1, 8 * 27 - 1)    # 32 tiles, 8 per row
+    small = charts.feature_maps_figure("pool", np.ones((5, 5, 3)))
+    assert small.layout.title.text == "pool: 5×5×3"
