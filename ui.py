@@ -171,6 +171,23 @@ def show_progress(status) -> None:
         st.caption(" · ".join(details))
 
 
+def show_curves(record: RunRecord, key: str, metrics: tuple[str, ...] = ("loss", "accuracy")) -> None:
+    """A run's live/final training curves (CNN and baseline overlaid), one chart per metric."""
+    from cnnkit.charts import training_curves
+    from cnnkit.monitor import steps_per_epoch
+
+    runs = store()
+    history, batches = runs.history(record.run_id), runs.batches(record.run_id)
+    if not history and not batches:
+        st.caption("The curves start with the first batches.")
+        return
+    for metric, column in zip(metrics, st.columns(len(metrics)), strict=True):
+        column.plotly_chart(training_curves(history, batches, metric, steps_per_epoch(record)),
+                            key=f"{key}_{metric}")
+    st.caption("Thin lines: every few batches (Keras' running mean over the epoch so far) · dots: epoch "
+               "ends · hollow dots, dashed: validation. Blue: the CNN, orange: the dense baseline.")
+
+
 def page_link(page: str, label: str, icon: str | None = None, **kwargs) -> None:
     """st.page_link that degrades to a caption when the page cannot be resolved: an AppTest of a
     single page file has that file as its entrypoint, so sibling pages are "not found" there."""

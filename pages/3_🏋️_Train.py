@@ -4,7 +4,6 @@ import streamlit as st
 
 import ui
 from cnnkit import jobs, monitor
-from cnnkit.charts import training_curves
 from cnnkit.errors import CnnkitError, SpecError
 from cnnkit.limits import check_spec
 from cnnkit.specs import MAX_BATCH_SIZE, MAX_EPOCHS, MAX_SEED, NORMALIZATIONS, OPTIMIZERS, SCHEDULES
@@ -85,19 +84,6 @@ with top:
 # --- The run: live while it trains, its results afterwards ------------------------------------
 
 
-def curves(record, key: str) -> None:
-    history, batches = store.history(record.run_id), store.batches(record.run_id)
-    if not history and not batches:
-        st.caption("The curves start with the first batches.")
-        return
-    steps = monitor.steps_per_epoch(record)
-    left, right = st.columns(2)
-    left.plotly_chart(training_curves(history, batches, "loss", steps), key=f"{key}_loss")
-    right.plotly_chart(training_curves(history, batches, "accuracy", steps), key=f"{key}_acc")
-    st.caption("Thin lines: every few batches (Keras' running mean over the epoch so far) · dots: "
-               "epoch ends · hollow dots, dashed: validation. Blue: the CNN, orange: the dense baseline.")
-
-
 @st.fragment(run_every=1.0)
 def live(run_id: str) -> None:
     record = store.get(run_id)
@@ -107,7 +93,7 @@ def live(run_id: str) -> None:
     if st.button("⏹️ Stop", key=f"train_stop_{run_id}", help="Stops within one batch (or leaves the queue)"):
         jobs.stop(store, run_id)
         st.toast("Stopping…")
-    curves(record, "live")
+    ui.show_curves(record, "live")
 
 
 def results(record) -> None:
@@ -161,4 +147,4 @@ with view:
     if record.spec and record.status != "finished" and st.button(
             "🔁 Re-run with the same settings", key="train_rerun") and ui.start_run(record.spec):
         st.rerun()
-    curves(record, "final")
+    ui.show_curves(record, "final")

@@ -1,4 +1,4 @@
-"""Inspect: a trained run's confusion matrix and mistakes (no TensorFlow), feature maps and filters."""
+"""Inspect: a trained run's confusion matrix, mistakes, feature maps and filters."""
 
 import numpy as np
 import streamlit as st
@@ -102,7 +102,7 @@ if tab_results.open and preds is not None:
 
 def load_predictor(key: str):
     try:
-        with st.spinner("Loading the model (TensorFlow starts on first use)…"):
+        with st.spinner("Loading the model…"):
             return ui.predictor(record, key)
     except (CnnkitError, OSError, ValueError) as exc:
         ui.show_error(exc, "Could not load the model")

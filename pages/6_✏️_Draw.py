@@ -28,6 +28,7 @@ def quick_progress(run_id: str) -> None:
     ui.show_progress(monitor.live_status(record, store.progress(run_id)))
     if st.button("⏹️ Stop", key="draw_quick_stop"):
         jobs.stop(store, run_id)
+    ui.show_curves(record, "draw_quick")  # something to watch while it learns
 
 
 if quick_id and store.exists(quick_id):
@@ -60,7 +61,7 @@ names = list(get_dataset_info(record.dataset).class_names)
 with top_right:
     ui.show_data_source(record)
 
-# Load and warm the models now (TensorFlow starts here, once per server), not on the first stroke.
+# Load the models when the page opens (cached per server, see ui.predictor), not on the first stroke.
 try:
     with st.spinner("Loading the model…"):
         predictors = {"cnn": ui.predictor(record, "cnn")}
