@@ -63,16 +63,17 @@ with settings:
                     horizontal=True, key="train_baseline_kind", disabled=not with_baseline)
     changes["baseline"] = kind if with_baseline else None
 with top:
-    raw = ui.load_dataset(ds.name)
-    (st.warning if raw.source.is_sample else st.caption)(f"Data: {raw.source.describe().split(' — ')[0]}")
     try:
         spec = draft.updated(changes)
         summary = check_spec(spec)
+        if spec != draft:
+            ui.save_draft(spec)
+        with st.spinner(f"Loading {ds.name}…"):  # not ui.load_dataset: missing data must not stop the page
+            raw = ui.raw_dataset(ds.name, ui.data_dir())
+        (st.warning if raw.source.is_sample else st.caption)(f"Data: {raw.source.describe().split(' — ')[0]}")
         if (spec.dataset.train_limit or 0) > len(raw.y_train):
             raise SpecError("dataset.train_limit", f"{spec.dataset.train_limit:,} is more than the "
                                                    f"{len(raw.y_train):,} training images available here")
-        if spec != draft:
-            ui.save_draft(spec)
         st.caption(f"{summary.total_params:,} parameters · {summary.total_macs:,} multiply-adds per image")
     except CnnkitError as exc:
         spec = None

@@ -104,7 +104,7 @@ def load_predictor(key: str):
     try:
         with st.spinner("Loading the model…"):
             return ui.predictor(record, key)
-    except (CnnkitError, OSError, ValueError) as exc:
+    except Exception as exc:  # a damaged model file (bad zip, h5) is a message too
         ui.show_error(exc, "Could not load the model")
         st.stop()
 

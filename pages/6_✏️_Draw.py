@@ -7,7 +7,6 @@ import streamlit as st
 import ui
 from cnnkit import charts, demo, jobs, monitor
 from cnnkit.data import get_dataset_info
-from cnnkit.errors import CnnkitError
 
 ui.page("Draw", "✏️")
 store = ui.store()
@@ -67,7 +66,7 @@ try:
         predictors = {"cnn": ui.predictor(record, "cnn")}
         if record.has_baseline and record.has_model("baseline"):
             predictors["baseline"] = ui.predictor(record, "baseline")
-except (CnnkitError, OSError, ValueError) as exc:
+except Exception as exc:  # a damaged model file (bad zip, h5) is a message too
     ui.show_error(exc, "Could not load the model")
     st.stop()
 

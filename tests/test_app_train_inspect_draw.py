@@ -239,3 +239,30 @@ def test_a_drawn_one_is_read_as_one_by_the_trained_cnn(prepared_env):
     # the same numbers as asking the model directly with the preprocessed image
     direct = predictors["cnn"].probabilities(result.drawing.as_uint8().astype(np.float32))[0]
     assert np.allclose(direct, result.probs["cnn"])
+
+
+# ---------------------------------------------------------------- trouble shows as a message
+
+
+def test_damaged_model_file_is_a_message_not_a_traceback(prepared, tmp_path, monkeypatch):
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(prepared, runs)
+    record = RunStore(runs).list()[0]
+    record.model_path("cnn").write_bytes(record.model_path("cnn").read_bytes()[:500])   # cut short
+    monkeypatch.setenv("CNNKIT_RUNS_DIR", str(runs))
+    at = app(DRAW).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["Could not load the model: BadZipFile: File is not a zip file"]
+
+
+def test_train_with_unavailable_data_explains_and_keeps_the_page(runs_dir):
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    (runs_dir / "draft.json").write_text(json.dumps({"layers": [{"type": "flatten"}],
+                                                     "dataset": {"name": "cifar10"}, "training": {"epochs": 1}}))
+    at = app(TRAIN).run()   # offline: no CIFAR-10 (no sample of it is bundled)
+    assert not at.exception
+    assert any("No CIFAR-10 data found" in e.value for e in at.error)
+    assert at.button(key="train_start").disabled
+    assert any("No training runs yet" in i.value for i in at.info)      # the rest of the page is there
