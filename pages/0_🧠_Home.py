@@ -1,4 +1,4 @@
-"""cnnkit's Home page, and the app's entry point: `streamlit run app.py`.
+"""cnnkit's Home page (the entry point `app.py` declares the pages and opens this one first).
 
 It must paint at once: no TensorFlow, no datasets loaded here (cheap file checks only).
 """
