@@ -206,7 +206,8 @@ def child_main(argv: list[str]) -> int:
 # 1. Training throughput: cnnkit vs the plain Keras script of the articles
 
 
-def reference_training(preset: str, data_dir: str | None, train_limit: int | None, epochs: int) -> dict:
+def reference_training(preset: str, data_dir: str | None, train_limit: int | None, epochs: int,
+                       seed: int | None = None) -> dict:
     """What the source articles did: keras.Sequential, float32 numpy arrays, model.fit defaults
     (verbose=0: the progress bar would only slow the reference down)."""
     from cnnkit.models import keras_layer
@@ -214,7 +215,7 @@ def reference_training(preset: str, data_dir: str | None, train_limit: int | Non
     from cnnkit.tf_import import keras, tf
     from cnnkit.training import prepare_data
 
-    spec = _bench_spec(get_preset(preset), train_limit, epochs)
+    spec = _bench_spec(get_preset(preset), train_limit, epochs, seed)
     prepared = prepare_data(spec, data_dir)
     x_train = prepared.normalize(prepared.x_train).astype("float32")  # the article's x / 255.0
     x_test = prepared.normalize(prepared.x_test).astype("float32")
@@ -237,13 +238,14 @@ def reference_training(preset: str, data_dir: str | None, train_limit: int | Non
             "train_images": n, "gpus": [d.name for d in tf.config.list_physical_devices("GPU")], **rss_mib()}
 
 
-def cnnkit_training(preset: str, data_dir: str | None, train_limit: int | None, epochs: int) -> dict:
+def cnnkit_training(preset: str, data_dir: str | None, train_limit: int | None, epochs: int,
+                    seed: int | None = None) -> dict:
     """The dashboard's own path: a run folder and run_job, live reporting included."""
     from cnnkit.presets import get_preset
     from cnnkit.store import RunStore
     from cnnkit.training import run_job
 
-    spec = _bench_spec(get_preset(preset), train_limit, epochs)
+    spec = _bench_spec(get_preset(preset), train_limit, epochs, seed)
     cpu_marks: list[float] = []
 
     def hook(progress: dict) -> None:
@@ -263,8 +265,10 @@ def cnnkit_training(preset: str, data_dir: str | None, train_limit: int | None, 
             "train_images": n, "status": meta["status"], **rss_mib()}
 
 
-def _bench_spec(preset, train_limit: int | None, epochs: int):
+def _bench_spec(preset, train_limit: int | None, epochs: int, seed: int | None = None):
     changes = {"training.epochs": epochs}
+    if seed is not None:
+        changes["training.seed"] = seed
     if train_limit:
         changes["dataset.train_limit"] = train_limit
     return preset.experiment().updated(changes)
@@ -324,7 +328,7 @@ def bench_throughput(opts: Options) -> Section:
         section.lines.append(SKIP_NO_DATA)
         return section
     presets = ("dense-128",) if opts.quick else THROUGHPUT_PRESETS
-    reps = 1 if opts.quick else 2
+    reps = 1 if opts.quick else 3
     rows, raw = [], {}
     for name in presets:
         epochs = 2 if opts.quick else get_preset(name).training.epochs
@@ -332,10 +336,11 @@ def bench_throughput(opts: Options) -> Section:
                   "epochs": epochs}
         runs = {"keras": [], "cnnkit": []}
         loads = []
-        for _ in range(reps):  # A B A B: both sides meet the same background load
+        for rep in range(reps):  # A B A B: both sides meet the same background load
+            seed = get_preset(name).training.seed + rep  # repetition i: seed 42 + i on both sides
             for kind, side in (("reference", "keras"), ("cnnkit", "cnnkit")):
                 loads.append(load_average())
-                runs[side].append(run_child(kind, params))
+                runs[side].append({**run_child(kind, {**params, "seed": seed}), "seed": seed})
         raw[name] = runs
         ref_ips = median(steady(r["images_per_second"]) for r in runs["keras"])
         our_ips = median(steady(r["images_per_second"]) for r in runs["cnnkit"])
@@ -349,15 +354,17 @@ def bench_throughput(opts: Options) -> Section:
     section.lines += table(["preset", "epochs", "train images", "Keras img/s", "cnnkit img/s", "ratio",
                             "Keras CPU ms/img", "cnnkit CPU ms/img", "Keras test acc", "cnnkit test acc",
                             "Δ pt", "load avg"], rows)
-    section.lines += ["", f"Medians of {reps} run(s) per side, alternating; img/s is the median over epochs "
-                      "after the first. CPU ms/img (process CPU time per training image) is less "
-                      "sensitive to the other users' load than wall-clock img/s.", "",
+    section.lines += ["", f"Medians of {reps} run(s) per side, alternating (A B A B …), run i with seed 42 + i "
+                      "on both sides; img/s is the median over epochs after the first. CPU ms/img (process "
+                      "CPU time per training image) is less sensitive to the other users' load than "
+                      "wall-clock img/s.", "",
                       "Every run (img/s per epoch, test accuracy):", ""]
     for name, runs in raw.items():
         for side in ("keras", "cnnkit"):
             for i, r in enumerate(runs[side], start=1):
                 per_epoch = ", ".join(f"{v:,.0f}" for v in r["images_per_second"])
-                section.lines.append(f"- {name} {side} #{i}: {per_epoch}; acc {100 * r['test_accuracy']:.2f}%")
+                section.lines.append(f"- {name} {side} #{i} (seed {r['seed']}): {per_epoch}; "
+                                     f"acc {100 * r['test_accuracy']:.2f}%")
     section.data = raw
     return section
 
@@ -736,11 +743,102 @@ def bench_dashboard(opts: Options) -> Section:
     return section
 
 
+# ---------------------------------------------------------------------------
+# The levers one by one (not part of "all": `python -m cnnkit bench levers`)
+
+
+def slices_dataset(x, y, batch_size: int, *, shuffle: bool, seed: int):
+    """The input pipeline cnnkit had before: one tensor per image through the shuffle buffer."""
+    from cnnkit.tf_import import tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y.astype("int32")))
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size).map(lambda a, b: (tf.cast(a, tf.float32), b), num_parallel_calls=tf.data.AUTOTUNE,
+                                  deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def lever_child(preset: str, data_dir: str | None, train_limit: int | None, epochs: int, precision: str,
+                steps_per_execution: int, pipeline: str, threads: list[int] | None) -> dict:
+    """train_one with one combination of levers (no run folder: the levers, not the reporting)."""
+    os.environ["CNNKIT_PRECISION"] = precision
+    from cnnkit.tf_import import tf
+
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads[0])
+        tf.config.threading.set_inter_op_parallelism_threads(threads[1])
+    from cnnkit import training
+    from cnnkit.presets import get_preset
+
+    if pipeline == "slices":
+        training.make_dataset = slices_dataset
+    spec = _bench_spec(get_preset(preset), train_limit, epochs)
+    prepared = training.prepare_data(spec, data_dir)
+    marks: list[float] = []
+    outcome = training.train_one("cnn", spec.layers, spec, prepared, None,
+                                 lambda p: p.get("phase") == "epoch_end" and marks.append(time.process_time()),
+                                 steps_per_execution)
+    n = len(prepared.y_train)
+    cpu = [0.0] + [b - a for a, b in zip(marks, marks[1:], strict=False)]
+    return {"images_per_second": outcome.report.images_per_second, "cpu_ms_per_image": [1000 * c / n for c in cpu],
+            "test_accuracy": outcome.test_accuracy, **rss_mib()}
+
+
+LEVERS = {
+    "moroney-cnn": [("before: float32, per-image shuffle", "float32", 1, "slices", None),
+                    ("+ index-gather pipeline", "float32", 1, "gather", None),
+                    ("+ bfloat16 compute (adopted)", "mixed_bfloat16", 1, "gather", None),
+                    ("+ 4 steps per execution", "mixed_bfloat16", 4, "gather", None),
+                    ("+ threads intra 2 / inter 1", "mixed_bfloat16", 1, "gather", [2, 1])],
+    "dense-128": [("before: float32, per-image shuffle", "float32", 1, "slices", None),
+                  ("+ index-gather pipeline", "float32", 1, "gather", None),
+                  ("+ 16 steps per execution (adopted)", "float32", 16, "gather", None),
+                  ("+ bfloat16 compute", "mixed_bfloat16", 16, "gather", None)],
+}
+
+
+def bench_levers(opts: Options) -> Section:
+    section = Section("Levers, one at a time (cnnkit's train_one, no run folder)")
+    if not opts.quick and not opts.real_data:
+        section.lines.append(SKIP_NO_DATA)
+        return section
+    train_limit, epochs, reps = (600, 2, 1) if opts.quick else (12_000, 3, 2)
+    rows, raw = [], {}
+    for preset, variants in LEVERS.items():
+        results = {label: [] for label, *_ in variants}
+        loads = []
+        for _ in range(reps):  # round robin over the variants, so all meet the same load
+            for label, precision, spe, pipeline, threads in variants:
+                loads.append(load_average())
+                results[label].append(run_child("lever", {
+                    "preset": preset, "data_dir": opts.data_dir, "train_limit": train_limit, "epochs": epochs,
+                    "precision": precision, "steps_per_execution": spe, "pipeline": pipeline, "threads": threads}))
+        base = median(steady(r["cpu_ms_per_image"]) for r in results[variants[0][0]])
+        base_ips = median(steady(r["images_per_second"]) for r in results[variants[0][0]])
+        for label, *_ in variants:
+            runs = results[label]
+            cpu = median(steady(r["cpu_ms_per_image"]) for r in runs)
+            ips = median(steady(r["images_per_second"]) for r in runs)
+            rows.append([preset, label, ips, f"{ips / base_ips:.2f}×", cpu, f"{base / cpu:.2f}×",
+                         f"{100 * median(r['test_accuracy'] for r in runs):.2f}%", median(r["peak_rss_mib"] for r in runs)])
+        raw[preset] = {"results": results, "loads": loads}
+    section.lines += table(["preset", "variant", "img/s", "vs before", "CPU ms/img", "CPU vs before",
+                            "test acc", "peak RSS MiB"], rows)
+    section.lines += ["", f"{train_limit:,} training images, {epochs} epochs, medians of {reps} runs per variant "
+                      "over the epochs after the first; the variants run round-robin in fresh processes. Each "
+                      "'+' row adds its lever to the row marked adopted above it or to the one before. "
+                      "Accuracy after so few epochs only shows that nothing broke."]
+    section.data = raw
+    return section
+
+
 SKIP_NO_DATA = ("Skipped: needs the real datasets. Pass --data-dir (a folder with mnist/ and "
                 "fashion-mnist/ holding the IDX files) or set CNNKIT_DATA_DIR; --quick runs on the sample.")
 
 CHILDREN = {"reference": reference_training, "cnnkit": cnnkit_training, "latency": latency_child,
-            "memory": memory_child, "train_run": train_run_child, "bare": bare_training_child}
+            "memory": memory_child, "train_run": train_run_child, "bare": bare_training_child,
+            "lever": lever_child}
 
 
 # ---------------------------------------------------------------------------
@@ -763,16 +861,19 @@ def free_port() -> int:
 
 
 RUNNERS = {"throughput": bench_throughput, "latency": bench_latency, "memory": bench_memory,
-           "dashboard": lambda opts: bench_dashboard(opts), "startup": lambda opts: bench_startup(opts)}
+           "dashboard": lambda opts: bench_dashboard(opts), "startup": lambda opts: bench_startup(opts),
+           "levers": lambda opts: bench_levers(opts)}
+EXTRAS = ("levers",)  # run only when named
 
 
 def selected(which: list[str] | None) -> list[str]:
     names = list(which or ["all"])
     if "all" in names:
         return list(BENCHES)
-    unknown = [n for n in names if n not in BENCHES]
+    unknown = [n for n in names if n not in BENCHES + EXTRAS]
     if unknown:
-        raise SpecError("bench", f"unknown benchmark {unknown[0]!r}; choose from: all, {', '.join(BENCHES)}")
+        raise SpecError("bench", f"unknown benchmark {unknown[0]!r}; choose from: all, "
+                                 f"{', '.join(BENCHES + EXTRAS)}")
     return names
 
 

@@ -140,7 +140,7 @@ def test_bench_quick_throughput_in_child_processes(tmp_path):
     text = out.read_text()
     assert "QUICK" in text and "1. Training throughput" in text
     # both sides trained the same 600 images for 2 epochs, one run each, Keras first
-    runs = re.findall(r"- dense-128 (keras|cnnkit) #1: [\d,]+, [\d,]+; acc (\d+\.\d\d)%", text)
+    runs = re.findall(r"- dense-128 (keras|cnnkit) #1 \(seed 42\): [\d,]+, [\d,]+; acc (\d+\.\d\d)%", text)
     assert [side for side, _ in runs] == ["keras", "cnnkit"]
     assert all(0.0 <= float(acc) <= 100.0 for _, acc in runs)
     assert re.search(r"\| dense-128 \| 2 \| 600 \|", text)
