@@ -39,7 +39,7 @@ if quick_id and store.exists(quick_id):
     if quick.status != "finished" and quick_id == st.session_state.get("draw_quick_run"):
         st.error(f"The quick train ended {quick.status}: {quick.meta.get('reason') or quick.problem}")
 
-latest_mnist = store.latest("mnist")
+latest_mnist = next((r for r in runs.values() if r.dataset == "mnist"), None)  # newest first, as listed
 if latest_mnist is None:
     st.info("There is no trained MNIST model yet. **Quick train** one — a small CNN (conv 16 → pool → "
             "conv 32 → pool → dense 64) and its dense baseline, about half a minute — then draw.")
