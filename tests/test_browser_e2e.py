@@ -3,7 +3,10 @@
 A fresh runs folder, offline: open the app, quick-train a small CNN from the Draw page, draw a "1"
 and a "0" with mouse strokes on the canvas and read `Prediction: <digit>`. Along the way it
 measures the two numbers of the performance issue (printed; never asserted — the machine is
-shared) and takes the screenshots docs/screenshots/{draw,train,inspect}.png at 1440×900.
+shared) and takes screenshots of Draw, Train and Inspect at 1440×900: into the test's temporary
+folder, or, to refresh the README's, into CNNKIT_SCREENSHOTS_DIR:
+
+    CNNKIT_SCREENSHOTS_DIR=docs/screenshots python -m pytest -s tests/test_browser_e2e.py
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -151,7 +153,9 @@ def settle(page, seconds: float = 1.5) -> None:
 def test_quick_train_then_draw_digits_in_a_real_browser(app_url, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    shots = ROOT / os.environ["CNNKIT_SCREENSHOTS_DIR"] if os.environ.get("CNNKIT_SCREENSHOTS_DIR") \
+        else tmp_path / "screenshots"                           # (ROOT / an absolute path = that path)
+    shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -182,7 +186,7 @@ def test_quick_train_then_draw_digits_in_a_real_browser(app_url, tmp_path):
             assert zero.isdigit()
             latencies += [stroke_latency(page, draw_one) for _ in range(4)]
             settle(page)
-            page.screenshot(path=str(SHOTS / "draw.png"))
+            page.screenshot(path=str(shots / "draw.png"))
 
             # A new tab of the same browser (its cache warm, as at a demo): from opening the page to
             # the first prediction, drawing as soon as the canvas is there. Playwright's simulated
@@ -203,11 +207,11 @@ def test_quick_train_then_draw_digits_in_a_real_browser(app_url, tmp_path):
             page.goto(f"{app_url}/Train")
             page.wait_for_selector("text=Test accuracy", timeout=30_000)
             settle(page)
-            page.screenshot(path=str(SHOTS / "train.png"))
+            page.screenshot(path=str(shots / "train.png"))
             page.goto(f"{app_url}/Inspect")
             page.wait_for_selector("text=test images", timeout=30_000)
             settle(page)
-            page.screenshot(path=str(SHOTS / "inspect.png"))
+            page.screenshot(path=str(shots / "inspect.png"))
         finally:
             browser.close()
 
