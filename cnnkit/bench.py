@@ -596,7 +596,7 @@ def startup_once(server: StreamlitServer, browser) -> dict:
         for label, href in page_links(page)[1:]:
             start = time.perf_counter()
             page.click(f'[data-testid="stSidebarNav"] a[href="{href}"]')
-            page.wait_for_url(href, timeout=60_000)
+            page.wait_for_url(lambda url, href=href: url.split("?")[0] == href, timeout=60_000)  # pages add ?run=
             wait_rendered(page, label)
             out["pages"][label] = time.perf_counter() - start
         out["tensorflow_after_all_pages"] = server.has_tensorflow()
@@ -894,8 +894,13 @@ def main(args) -> int:
     sections = []
     for name in names:
         print(f"bench: {name}…", file=sys.stderr, flush=True)
-        runner = RUNNERS[name]
-        sections.append(runner(opts))
+        try:
+            sections.append(RUNNERS[name](opts))
+        except Exception as exc:  # one broken benchmark must not lose the others' numbers
+            if os.environ.get("CNNKIT_DEBUG"):
+                raise
+            sections.append(Section(name, [f"Failed: {type(exc).__name__}: {exc}"], {"failed": True}))
+        print(sections[-1].markdown(), file=sys.stderr, flush=True)  # each result as soon as it is known
     gpus = next((r.get("gpus") for s in sections for runs in s.data.values() if isinstance(runs, dict)
                  for r in runs.get("keras", []) if isinstance(r, dict)), None)
     text = report(sections, quick=opts.quick, machine=machine_info(gpus), seconds=time.perf_counter() - started,
@@ -903,7 +908,7 @@ def main(args) -> int:
     print(text)
     if getattr(args, "output", None):
         Path(args.output).write_text(text, encoding="utf-8")
-    return 0
+    return 1 if any(section.data.get("failed") is True for section in sections) else 0
 
 
 if __name__ == "__main__":

@@ -138,7 +138,7 @@ def row_cells(row: Row) -> list[str]:
         pub_text = (f"{published.metric} {published.accuracy:.2f}%" if published.accuracy is not None
                     else "(none given)")
         pub_time = _seconds(published.seconds_per_epoch)
-        pub_hw = published.hardware or ("(not stated)" if published.seconds_per_epoch else "")
+        pub_hw = published.hardware or ("hardware not stated" if published.seconds_per_epoch else "")
     ours = _pct(None if row.test_accuracy is None else 100.0 * row.test_accuracy)
     if row.status != "finished":
         ours = f"{row.status}: {row.reason}".strip(": ")
