@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cnnkit.errors import RunError
+
 SUPPORTED = ("InputLayer", "Rescaling", "Normalization", "Conv2D", "MaxPooling2D", "AveragePooling2D",
              "Dropout", "BatchNormalization", "Flatten", "GlobalAveragePooling2D", "Dense")
 MAP_LAYERS = ("Conv2D", "MaxPooling2D", "AveragePooling2D")
@@ -190,10 +192,15 @@ class LiteModel:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> LiteModel:
-        with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))
-            weights_bytes = archive.read("model.weights.h5")
-        return cls.from_parts(config, weights_bytes)
+        try:
+            with zipfile.ZipFile(path) as archive:
+                config = json.loads(archive.read("config.json"))
+                weights_bytes = archive.read("model.weights.h5")
+            return cls.from_parts(config, weights_bytes)
+        except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+            if isinstance(exc, (UnsupportedModel, FileNotFoundError)):
+                raise
+            raise RunError(f"{os.path.basename(path)} is damaged or not a Keras model file ({exc})") from None
 
     @classmethod
     def from_parts(cls, config: dict, weights_bytes: bytes) -> LiteModel:

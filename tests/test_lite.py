@@ -134,3 +134,15 @@ def test_unsupported_layer_falls_back_to_keras(tmp_path):
     predictor = load_predictor(path)
     assert type(predictor).__name__ == "Predictor"
     assert predictor.probabilities(np.zeros((28, 28))).shape == (1, 10)
+
+
+def test_damaged_file_is_a_clear_error(tmp_path):
+    from cnnkit.errors import RunError
+
+    model = models.build_model((Flatten(), Dense(4)), (28, 28, 1), 10)
+    good = _save(model, tmp_path).read_bytes()
+    for name, data in (("truncated", good[: len(good) // 2]), ("text", b"not a zip at all")):
+        path = tmp_path / f"{name}.keras"
+        path.write_bytes(data)
+        with pytest.raises(RunError, match="damaged or not a Keras model"):
+            load_predictor(path)
