@@ -254,7 +254,8 @@ def test_damaged_model_file_is_a_message_not_a_traceback(prepared, tmp_path, mon
     monkeypatch.setenv("CNNKIT_RUNS_DIR", str(runs))
     at = app(DRAW).run()
     assert not at.exception
-    assert [e.value for e in at.error] == ["Could not load the model: BadZipFile: File is not a zip file"]
+    assert [e.value for e in at.error] == [
+        "Could not load the model: model.keras is damaged or not a Keras model file (File is not a zip file)"]
 
 
 def test_train_with_unavailable_data_explains_and_keeps_the_page(runs_dir):
