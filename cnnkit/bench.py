@@ -492,8 +492,9 @@ def bench_memory(opts: Options) -> Section:
 class StreamlitServer:
     """`streamlit run app.py` on a free port, with its own runs folder; stopped by pid."""
 
-    def __init__(self, runs_dir: str, data_dir: str | None):
+    def __init__(self, runs_dir: str, data_dir: str | None, app_dir: Path | None = None):
         self.runs_dir, self.data_dir = runs_dir, data_dir
+        self.app_dir = Path(app_dir or REPO_ROOT)
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
         self.started = 0.0
@@ -516,7 +517,7 @@ class StreamlitServer:
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
              "--server.port", str(self.port), "--server.address", "127.0.0.1",
              "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-            cwd=str(REPO_ROOT), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            cwd=str(self.app_dir), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return self
 
     def stop(self) -> None:
@@ -650,11 +651,11 @@ def bench_startup(opts: Options) -> Section:
 
 def _make_finished_run(runs_dir: str, opts: Options) -> None:
     run_child("train_run", {"runs_dir": runs_dir, "data_dir": opts.data_dir, "preset": "chollet-cnn",
-                            "train_limit": 2000, "epochs": 1})
+                            "train_limit": 2000, "epochs": 1, "baseline": "dense-128"})
 
 
 def train_run_child(runs_dir: str, data_dir: str | None, preset: str, train_limit: int | None, epochs: int,
-                    run_id: str | None = None) -> dict:
+                    run_id: str | None = None, baseline: str | None = None) -> dict:
     """A run through run_job, as the dashboard's worker does it (a new run unless run_id is given)."""
     from cnnkit.presets import get_preset
     from cnnkit.store import RunStore
@@ -662,8 +663,8 @@ def train_run_child(runs_dir: str, data_dir: str | None, preset: str, train_limi
 
     store = RunStore(runs_dir)
     if run_id is None:
-        run_id = store.create(_bench_spec(get_preset(preset), train_limit, epochs).updated(
-            {"baseline": "dense-128"})).run_id
+        spec = _bench_spec(get_preset(preset), train_limit, epochs).updated({"baseline": baseline})
+        run_id = store.create(spec).run_id
     meta = run_job(store, run_id, data_dir=data_dir)
     cnn = meta["models"]["cnn"]
     return {"run_id": run_id, "status": meta["status"], "images_per_second": cnn["images_per_second"],
@@ -688,7 +689,68 @@ def bare_training_child(data_dir: str | None, preset: str, train_limit: int | No
 DASHBOARD_PRESET = "moroney-cnn"
 
 
-def bench_dashboard(opts: Options) -> Section:
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of one process, from /proc (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _descendants(root: int) -> list[int]:
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, frontier = [], [root]
+    while frontier:
+        pid = frontier.pop()
+        children = [child for child, parent in parents.items() if parent == pid]
+        found += children
+        frontier += children
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def dashboard_cpu(server: StreamlitServer) -> dict:
+    """CPU seconds used so far by the Streamlit server and by the browser this process started."""
+    browser = [pid for pid in _descendants(os.getpid()) if "chrom" in _cmdline(pid)]
+    return {"server": _cpu_seconds(server.proc.pid) + sum(_cpu_seconds(p) for p in _descendants(server.proc.pid)),
+            "browser": sum(_cpu_seconds(pid) for pid in browser)}
+
+
+def _live_side(server: StreamlitServer, browser, runs_dir: str, spec, params: dict) -> dict:
+    """run_job in a child while the Train page shows it live; CPU of server and browser meanwhile."""
+    from cnnkit.store import RunStore
+
+    run_id = RunStore(runs_dir).create(spec).run_id
+    page = browser.new_page()
+    try:
+        goto_when_up(page, f"{server.url}/Train?run={run_id}", time.perf_counter() + 120)
+        wait_rendered(page, "Train")
+        before = dashboard_cpu(server)
+        result = run_child("train_run", {**params, "runs_dir": runs_dir, "run_id": run_id})
+        after = dashboard_cpu(server)
+        result["charts_shown"] = page.locator(".js-plotly-plot").count()
+    finally:
+        page.close()
+    wall = result["child_seconds"]
+    result["server_core_share"] = (after["server"] - before["server"]) / wall
+    result["browser_core_share"] = (after["browser"] - before["browser"]) / wall
+    return result
+
+
+def bench_dashboard(opts: Options, app_dir: Path | None = None) -> Section:
     section = Section("2. Cost of the live dashboard: Train page open in Chromium vs no callback, no browser")
     why_not = browser_available()
     if why_not or not (REPO_ROOT / "app.py").exists():
@@ -700,46 +762,48 @@ def bench_dashboard(opts: Options) -> Section:
     from playwright.sync_api import sync_playwright
 
     from cnnkit.presets import get_preset
-    from cnnkit.store import RunStore
 
     train_limit, epochs, reps = (600, 2, 1) if opts.quick else (20_000, 3, 2)
     spec = _bench_spec(get_preset(DASHBOARD_PRESET), train_limit, epochs)
-    live, bare, loads, shown = [], [], [], []
+    params = {"data_dir": opts.data_dir, "preset": DASHBOARD_PRESET, "train_limit": train_limit, "epochs": epochs}
+    sides = {"live": [], "callback": [], "bare": []}
+    loads = []
     with tempfile.TemporaryDirectory(prefix="cnnkit-bench-") as runs_dir, \
-            StreamlitServer(runs_dir, opts.data_dir) as server, sync_playwright() as pw:
+            StreamlitServer(runs_dir, opts.data_dir, app_dir) as server, sync_playwright() as pw:
         browser = launch_browser(pw)
         try:
-            for _ in range(reps):
-                # A: run_job with its live callback, the Train page showing it.
+            for _ in range(reps):  # A B C A B C …
                 loads.append(load_average())
-                run_id = RunStore(runs_dir).create(spec).run_id
-                page = browser.new_page()
-                goto_when_up(page, f"{server.url}/Train?run={run_id}", time.perf_counter() + 120)
-                wait_rendered(page)
-                live.append(run_child("train_run", {"runs_dir": runs_dir, "data_dir": opts.data_dir,
-                                                    "preset": DASHBOARD_PRESET, "train_limit": train_limit,
-                                                    "epochs": epochs, "run_id": run_id}))
-                shown.append(page.locator(".js-plotly-plot").count())
-                page.close()
-                # B: plain fit, no callback, no page open.
+                sides["live"].append(_live_side(server, browser, runs_dir, spec, params))
                 loads.append(load_average())
-                bare.append(run_child("bare", {"data_dir": opts.data_dir, "preset": DASHBOARD_PRESET,
-                                               "train_limit": train_limit, "epochs": epochs}))
+                sides["callback"].append(run_child("train_run", {**params, "runs_dir": runs_dir}))
+                loads.append(load_average())
+                sides["bare"].append(run_child("bare", params))
         finally:
             browser.close()
-    live_ips = median(steady(r["images_per_second"]) for r in live)
-    bare_ips = median(steady(r["images_per_second"]) for r in bare)
-    slower = 100 * (1 - live_ips / bare_ips)
-    section.lines += table(["side", "runs", "img/s (median)", "every run (img/s per epoch)"], [
-        ["run_job + live Train page", len(live), live_ips,
-         "; ".join(", ".join(f"{v:,.0f}" for v in r["images_per_second"]) for r in live)],
-        ["model.fit, no callback, no browser", len(bare), bare_ips,
-         "; ".join(", ".join(f"{v:,.0f}" for v in r["images_per_second"]) for r in bare)]])
-    section.lines += ["", f"The live side is {slower:.1f}% slower (goal ≤ 5%). {DASHBOARD_PRESET}, "
-                      f"{train_limit:,} training images, {epochs} epochs, medians over epochs after the "
-                      f"first; sides alternate. Plotly charts on the page when the training ended: "
-                      f"{shown}. Load average before each side: {[round(v, 2) for v in loads]}."]
-    section.data = {"live": live, "bare": bare, "slower_percent": slower, "charts_shown": shown}
+    ips = {side: median(steady(r["images_per_second"]) for r in runs) for side, runs in sides.items()}
+    titles = {"live": "run_job (live callback) + Train page open in Chromium",
+              "callback": "run_job (live callback), no browser", "bare": "model.fit, no callback, no browser"}
+    rows = [[titles[side], len(runs), ips[side], f"{100 * (1 - ips[side] / ips['bare']):+.1f}%",
+             "; ".join(", ".join(f"{v:,.0f}" for v in r["images_per_second"]) for r in runs)]
+            for side, runs in sides.items()]
+    section.lines += table(["side", "runs", "img/s (median)", "slower than bare", "every run (img/s per epoch)"],
+                           rows)
+    live = sides["live"]
+    server_share = median(r["server_core_share"] for r in live)
+    browser_share = median(r["browser_core_share"] for r in live)
+    slower = 100 * (1 - ips["live"] / ips["bare"])
+    section.lines += ["", f"The live side is {slower:.1f}% slower than bare training (goal ≤ 5%); the callback "
+                      f"alone {100 * (1 - ips['callback'] / ips['bare']):.1f}%. While a run was shown, the "
+                      f"Streamlit server used {100 * server_share:.0f}% of one core and Chromium "
+                      f"{100 * browser_share:.0f}% (median), on a machine with "
+                      f"{os.cpu_count()} cores that training otherwise has to itself. {DASHBOARD_PRESET}, "
+                      f"{train_limit:,} training images, {epochs} epochs, img/s = median over epochs after the "
+                      f"first; the three sides take turns. Plotly charts on the page at the end: "
+                      f"{[r['charts_shown'] for r in live]}. Load average before each side: "
+                      f"{[round(v, 2) for v in loads]}."]
+    section.data = {**sides, "slower_percent": slower, "server_core_share": server_share,
+                    "browser_core_share": browser_share}
     return section
 
 

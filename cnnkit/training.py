@@ -104,11 +104,12 @@ def cpu_has_bf16() -> bool:
 def training_precision(layers: tuple[Layer, ...]) -> str:
     """bfloat16 compute for convolution networks on a CPU that has it natively.
 
-    Measured on an AVX512-BF16 CPU: 1.25–1.5× less CPU per image for the classic CNNs at the
-    same test accuracy; dense-only networks got slower (their cost is per-step overhead, not
-    arithmetic), and without native bf16 it is emulated, so those keep float32. Weights stay
-    float32 either way, and the saved model is float32 (see `float32_twin`). CNNKIT_PRECISION=
-    float32 or mixed_bfloat16 overrides the choice.
+    Measured on an AVX512-BF16 CPU: 1.35–1.5× less CPU per image for the classic CNNs; test
+    accuracy moved by less than the seed-to-seed spread except on tf-tutorial-cnn (-0.27 pt,
+    mean of 3 seeds; docs/RESULTS.md). Dense-only networks gain little (their cost is per-step
+    overhead, not arithmetic) and without native bf16 it is emulated: those keep float32.
+    Weights stay float32 either way, and the saved model is float32 (see `float32_twin`).
+    CNNKIT_PRECISION=float32 or mixed_bfloat16 overrides the choice.
     """
     choice = os.environ.get("CNNKIT_PRECISION", "auto")
     if choice in ("float32", "mixed_bfloat16"):
@@ -138,14 +139,26 @@ def steps_per_execution_for(layers: tuple[Layer, ...]) -> int:
 
 
 def _build(key: str, layers: tuple[Layer, ...], spec: ExperimentSpec, prepared, precision: str) -> keras.Model:
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(precision)  # layers read the policy when they are created
-    try:
-        return build_model(layers, prepared.info.input_shape, prepared.info.num_classes, output=spec.output,
-                           normalization=prepared.normalization, mean=prepared.mean, std=prepared.std,
-                           weight_decay=spec.training.weight_decay, name=key)
-    finally:
-        keras.config.set_dtype_policy(previous)
+    """Built in float32, so the initial weights never depend on the precision; for bfloat16,
+    rebuilt from its config with every layer but the input and the output computing in it.
+    (bfloat16 only in the conv/pool layers gave the same accuracy: 91.68% vs 91.68% on
+    tf-tutorial-cnn, mean of 3 seeds.)"""
+    model = build_model(layers, prepared.info.input_shape, prepared.info.num_classes, output=spec.output,
+                        normalization=prepared.normalization, mean=prepared.mean, std=prepared.std,
+                        weight_decay=spec.training.weight_decay, name=key)
+    if precision == "float32":
+        return model
+    config = model.get_config()
+    for layer in config["layers"]:
+        if layer["class_name"] != "InputLayer" and layer["config"].get("name") != "output":
+            layer["config"]["dtype"] = precision
+    mixed = keras.Model.from_config(config)
+    mixed.set_weights(model.get_weights())
+    return mixed
+
+
+def is_float32(model: keras.Model) -> bool:
+    return all(layer.dtype_policy.name == "float32" for layer in model.layers)
 
 
 def build_compiled(key: str, layers: tuple[Layer, ...], spec: ExperimentSpec, prepared,
@@ -161,7 +174,7 @@ def float32_twin(model: keras.Model, key: str, layers: tuple[Layer, ...], spec: 
                  prepared) -> keras.Model:
     """The trained model in plain float32 with the same weights: what is saved, evaluated and
     inspected, so a saved model never depends on how it was trained."""
-    if model.dtype_policy.name == "float32":
+    if is_float32(model):
         return model
     twin = _build(key, layers, spec, prepared, "float32")
     twin.set_weights(model.get_weights())
