@@ -5,6 +5,7 @@
     memory      peak RSS while training, and after five trainings in one process
     dashboard   training with the live Train page open in a browser vs bare model.fit
     startup     `streamlit run` → home page rendered in a browser, then each page
+    levers      (only when named) each speed lever of training.py on its own
 
 Every training side runs in a fresh child process (`python -m cnnkit.bench --child …`): each
 gets TensorFlow's default start-up state, nothing leaks from one side into the other, and the
@@ -763,7 +764,7 @@ def bench_dashboard(opts: Options, app_dir: Path | None = None) -> Section:
 
     from cnnkit.presets import get_preset
 
-    train_limit, epochs, reps = (600, 2, 1) if opts.quick else (20_000, 3, 2)
+    train_limit, epochs, reps = (600, 2, 1) if opts.quick else (20_000, 4, 3)
     spec = _bench_spec(get_preset(DASHBOARD_PRESET), train_limit, epochs)
     params = {"data_dir": opts.data_dir, "preset": DASHBOARD_PRESET, "train_limit": train_limit, "epochs": epochs}
     sides = {"live": [], "callback": [], "bare": []}
@@ -781,7 +782,8 @@ def bench_dashboard(opts: Options, app_dir: Path | None = None) -> Section:
                 sides["bare"].append(run_child("bare", params))
         finally:
             browser.close()
-    ips = {side: median(steady(r["images_per_second"]) for r in runs) for side, runs in sides.items()}
+    # pooled: every epoch after the first of every run, so one slow epoch moves the median little
+    ips = {side: median(v for r in runs for v in r["images_per_second"][1:]) for side, runs in sides.items()}
     titles = {"live": "run_job (live callback) + Train page open in Chromium",
               "callback": "run_job (live callback), no browser", "bare": "model.fit, no callback, no browser"}
     rows = [[titles[side], len(runs), ips[side], f"{100 * (1 - ips[side] / ips['bare']):+.1f}%",
@@ -798,8 +800,8 @@ def bench_dashboard(opts: Options, app_dir: Path | None = None) -> Section:
                       f"Streamlit server used {100 * server_share:.0f}% of one core and Chromium "
                       f"{100 * browser_share:.0f}% (median), on a machine with "
                       f"{os.cpu_count()} cores that training otherwise has to itself. {DASHBOARD_PRESET}, "
-                      f"{train_limit:,} training images, {epochs} epochs, img/s = median over epochs after the "
-                      f"first; the three sides take turns. Plotly charts on the page at the end: "
+                      f"{train_limit:,} training images, {epochs} epochs, img/s = median over all epochs "
+                      f"after the first of all runs; the three sides take turns. Plotly charts on the page at the end: "
                       f"{[r['charts_shown'] for r in live]}. Load average before each side: "
                       f"{[round(v, 2) for v in loads]}."]
     section.data = {**sides, "slower_percent": slower, "server_core_share": server_share,
@@ -933,7 +935,7 @@ EXTRAS = ("levers",)  # run only when named
 def selected(which: list[str] | None) -> list[str]:
     names = list(which or ["all"])
     if "all" in names:
-        return list(BENCHES)
+        return list(BENCHES) + [n for n in names if n in EXTRAS]
     unknown = [n for n in names if n not in BENCHES + EXTRAS]
     if unknown:
         raise SpecError("bench", f"unknown benchmark {unknown[0]!r}; choose from: all, "

@@ -50,6 +50,8 @@ def test_benchmark_selection():
     assert bench.selected(None) == list(bench.BENCHES)
     assert bench.selected(["all"]) == list(bench.BENCHES)
     assert bench.selected(["latency", "memory"]) == ["latency", "memory"]
+    assert bench.selected(["all", "levers"]) == [*bench.BENCHES, "levers"]  # an extra runs only when named
+    assert "levers" not in bench.selected(["all"])
     with pytest.raises(SpecError, match="unknown benchmark 'speed'"):
         bench.selected(["latency", "speed"])
 
