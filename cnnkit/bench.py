@@ -391,6 +391,7 @@ def latency_child(models: list[str], calls: int, predict_calls: int) -> dict:
 
     from cnnkit.demo import quick_train_spec, read_drawing
     from cnnkit.inspection import Predictor
+    from cnnkit.lite import load_predictor
     from cnnkit.models import build_model
     from cnnkit.presets import get_preset
     from cnnkit.tf_import import keras
@@ -398,18 +399,24 @@ def latency_child(models: list[str], calls: int, predict_calls: int) -> dict:
     out = {}
     canvas = _stroke_canvas()
     image = np.random.default_rng(0).integers(0, 256, (28, 28)).astype(np.float32)
-    for name in models:
-        spec = quick_train_spec() if name == "quick-train" else get_preset(name).experiment()
-        keras.utils.set_random_seed(0)
-        model = build_model(spec.layers, (28, 28, 1), 10, normalization=spec.dataset.normalization,
-                            mean=np.zeros((28, 28, 1), np.float32), std=np.ones((28, 28, 1), np.float32))
-        predictor = Predictor(model, spec.output)
-        timings = {"Predictor.probabilities": _timed(lambda p=predictor: p.probabilities(image), calls),
-                   "canvas → read_drawing": _timed(lambda p=predictor: read_drawing(canvas, {"cnn": p}), calls),
-                   "model.predict": _timed(lambda m=model: m.predict(image[None, ..., None], verbose=0),
-                                           predict_calls)}
-        out[name] = {path: {"p50_ms": percentile(t, 50), "p95_ms": percentile(t, 95), "calls": len(t)}
-                     for path, t in timings.items()}
+    with tempfile.TemporaryDirectory(prefix="cnnkit-bench-") as tmp:
+        for name in models:
+            spec = quick_train_spec() if name == "quick-train" else get_preset(name).experiment()
+            keras.utils.set_random_seed(0)
+            model = build_model(spec.layers, (28, 28, 1), 10, normalization=spec.dataset.normalization,
+                                mean=np.zeros((28, 28, 1), np.float32), std=np.ones((28, 28, 1), np.float32))
+            path = os.path.join(tmp, f"{name}.keras")
+            model.save(path)
+            app = load_predictor(path, spec.output)  # what ui.predictor() gives the pages
+            compiled = Predictor(model, spec.output)
+            timings = {
+                f"app: {type(app).__name__}.probabilities": _timed(lambda p=app: p.probabilities(image), calls),
+                "app: canvas → read_drawing": _timed(lambda p=app: read_drawing(canvas, {"cnn": p}), calls),
+                "TF: inspection.Predictor": _timed(lambda p=compiled: p.probabilities(image), calls),
+                "TF: model.predict": _timed(lambda m=model: m.predict(image[None, ..., None], verbose=0),
+                                            predict_calls)}
+            out[name] = {path: {"p50_ms": percentile(t, 50), "p95_ms": percentile(t, 95), "calls": len(t)}
+                         for path, t in timings.items()}
     return out
 
 
@@ -435,9 +442,11 @@ def bench_latency(opts: Options) -> Section:
             for name, paths in result.items() for path, t in paths.items()]
     section.lines += table(["model", "path", "calls", "p50 ms", "p95 ms"], rows)
     section.lines += ["", f"Load average at the start: {load:.2f}. Untrained models (latency does not "
-                      "depend on the weights). `Predictor.probabilities` is the compiled call the Draw "
-                      "page uses; `canvas → read_drawing` adds the drawing's preprocessing (280×280 RGBA "
-                      "canvas → centred 28×28), as the page runs it."]
+                      "depend on the weights), saved to a .keras file and loaded the way the pages load "
+                      "them (`cnnkit.lite.load_predictor`: a numpy forward pass, so the server never imports "
+                      "TensorFlow). `read_drawing` adds the drawing's preprocessing (280×280 RGBA canvas → "
+                      "centred 28×28), as the Draw page runs it. For comparison, TensorFlow's compiled "
+                      "`inspection.Predictor` (a tf.function) and `model.predict`."]
     section.data = result
     return section
 

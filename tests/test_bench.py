@@ -158,7 +158,8 @@ def test_bench_quick_latency_and_memory(tmp_path, monkeypatch):
     text = out.read_text()
     latency = re.findall(r"\| quick-train \| (.+?) \| (\d+) \| ([\d.,]+) \| ([\d.,]+) \|", text)
     assert [(path, int(calls)) for path, calls, _, _ in latency] == [
-        ("Predictor.probabilities", 50), ("canvas → read_drawing", 50), ("model.predict", 10)]
+        ("app: LitePredictor.probabilities", 50), ("app: canvas → read_drawing", 50),
+        ("TF: inspection.Predictor", 50), ("TF: model.predict", 10)]
     for _, _, p50, p95 in latency:
         assert float(p95.replace(",", "")) >= float(p50.replace(",", "")) > 0
     # two trainings of 300 images; the peak is never below the resident size
