@@ -8,11 +8,25 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.subplots import make_subplots
 
 # One colour per model across every chart: the CNN and its dense baseline stay recognizable.
 MODEL_COLORS = {"cnn": "#1f77b4", "baseline": "#ff7f0e"}
-TEMPLATE = "plotly_white"
+
+
+def _light_template(name: str = "plotly_white") -> go.layout.Template:
+    """The named template cut to what these charts use (2-D axes; scatter, bar, heatmap traces with
+    explicit colour scales). The full one is deep-copied into every figure and sent with it: 25 ms
+    and 7 KB of JSON per chart, i.e. most of the Train page's redraw cost once a second."""
+    full = pio.templates[name].to_plotly_json()
+    unused = ("polar", "ternary", "scene", "geo", "colorscale", "shapedefaults", "annotationdefaults")
+    layout = {key: value for key, value in full["layout"].items() if key not in unused}
+    data = {kind: full["data"][kind] for kind in ("scatter", "bar", "heatmap", "histogram") if kind in full["data"]}
+    return go.layout.Template(layout=layout, data=data)
+
+
+TEMPLATE = _light_template()
 
 
 def base_layout(fig: go.Figure, title: str = "", height: int = 360) -> go.Figure:

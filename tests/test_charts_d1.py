@@ -99,3 +99,30 @@ def test_image_before_after_of_a_colour_image_shows_the_red_channel():
     fig = charts.image_before_after(image, image / 255.0, "scale")
     assert np.asarray(fig.data[0].z).tolist() == [[200, 200], [200, 200]]
     assert [a.text for a in fig.layout.annotations] == ["raw (red channel)", "after 'scale' (red channel)"]
+
+
+def test_the_light_template_keeps_plotly_whites_look_for_these_charts():
+    import plotly.io as pio
+
+    full = pio.templates["plotly_white"]
+    fig = charts.training_curves([{"model": "cnn", "epoch": 1, "loss": 0.5, "val_loss": 0.6}],
+                                 [{"model": "cnn", "epoch": 1, "batch": 5, "loss": 0.9}], "loss", 10)
+    layout = fig.layout.template.layout
+    # the same background, grid and colour cycle as plotly_white ...
+    assert layout.plot_bgcolor == full.layout.plot_bgcolor
+    assert layout.xaxis.gridcolor == full.layout.xaxis.gridcolor
+    assert layout.colorway == full.layout.colorway
+    assert fig.layout.template.data.bar == full.data.bar
+    # ... without the 3-D, polar and map parts these charts never use: less than half the JSON
+    assert layout.scene.to_plotly_json() == {} and layout.polar.to_plotly_json() == {}
+    assert len(fig.to_json()) < 0.6 * len(fig.update_layout(template="plotly_white").to_json())
+
+
+def test_streamlit_config_turns_off_the_gc_after_every_rerun():
+    # measured: a full gc.collect(2) after each fragment rerun was 70% of the server's CPU while
+    # the live Train page polled (py-spy); the setting must stay off
+    import tomllib
+    from pathlib import Path
+
+    config = tomllib.loads((Path(__file__).resolve().parent.parent / ".streamlit" / "config.toml").read_text())
+    assert config["runner"]["postScriptGC"] is False
