@@ -8,6 +8,8 @@ memory when it ends.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import math
 import os
 import time
@@ -332,6 +334,12 @@ class ModelOutcome:
     def __repr__(self) -> str:
         return f"ModelOutcome({self.key}, {self.status}, acc={self.test_accuracy})"
 
+    def release(self) -> None:
+        """Drop every reference to the trained model (the callback holds one too), so that
+        clearing the Keras session can free it before the next model is built."""
+        self.model = None
+        self.report.set_model(None)
+
 
 def train_one(key: str, layers: tuple[Layer, ...], spec: ExperimentSpec, prepared, writer: RunWriter | None,
               hook: ProgressHook | None = None, steps_per_execution: int | None = None) -> ModelOutcome:
@@ -435,7 +443,10 @@ def run_job(store: RunStore, run_id: str, *, data_dir: str | None = None, hook: 
                 seconds_per_epoch=outcome.report.seconds_per_epoch,
                 images_per_second=outcome.report.images_per_second,
                 layers=[layer.to_dict() for layer in layers])
+            outcome.release()
             keras.backend.clear_session()
+            gc.collect()  # the model's graph is a reference cycle: free it now, not some time later
+            release_free_memory()
             if outcome.status == "stopped":
                 raise StopRequested
             if outcome.status == "failed":
@@ -455,6 +466,15 @@ def run_job(store: RunStore, run_id: str, *, data_dir: str | None = None, hook: 
     if raise_after is not None and os.environ.get("CNNKIT_RAISE"):
         raise raise_after
     return meta
+
+
+def release_free_memory() -> None:
+    """Give freed heap pages back to the system (glibc keeps them otherwise, so the RSS of a
+    process that trains several models grows by ~20 MB per model though nothing leaks)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc (macOS, musl): nothing to do
 
 
 def suggestion_for(exc: Exception) -> str:

@@ -121,8 +121,9 @@ def test_the_light_template_keeps_plotly_whites_look_for_these_charts():
 def test_streamlit_config_turns_off_the_gc_after_every_rerun():
     # measured: a full gc.collect(2) after each fragment rerun was 70% of the server's CPU while
     # the live Train page polled (py-spy); the setting must stay off
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     config = tomllib.loads((Path(__file__).resolve().parent.parent / ".streamlit" / "config.toml").read_text())
     assert config["runner"]["postScriptGC"] is False

@@ -91,6 +91,19 @@ def test_same_seed_gives_bit_identical_weights_and_a_different_seed_does_not(tra
 # Stop and divergence
 
 
+def test_release_drops_every_reference_to_the_trained_model(training):
+    # run_job releases each model before the next is built, so clear_session can free it
+    import gc
+    import weakref
+
+    spec = tiny_spec(train_limit=64)
+    outcome = training.train_one("cnn", spec.layers, spec, training.prepare_data(spec), None)
+    saved, trained = weakref.ref(outcome.model), weakref.ref(outcome.report.model)
+    outcome.release()
+    gc.collect()
+    assert outcome.model is None and saved() is None and trained() is None
+
+
 def test_stop_request_ends_the_run_within_one_batch(training, runs_dir, monkeypatch):
     # Report every batch to the hook (normally throttled to two a second), so it can count them.
     monkeypatch.setattr(training, "PROGRESS_SECONDS", 0.0)
