@@ -20,7 +20,7 @@ from pathlib import Path
 
 from cnnkit.errors import RunError
 from cnnkit.specs import ExperimentSpec
-from cnnkit.store import RunRecord, RunStore, pid_alive
+from cnnkit.store import RunRecord, RunStore, pid_alive, process_started, this_process
 from cnnkit.workspaces import server_root
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -73,7 +73,7 @@ def launch(store: RunStore, run_id: str, *, data_dir: str | None = None) -> int:
             start_new_session=True)  # its own process group: a Ctrl-C in the server does not kill it
     _children.append(process)
     threading.Thread(target=_reap, args=(process,), daemon=True).start()
-    store.update(run_id, pid=process.pid)
+    store.update(run_id, pid=process.pid, pid_started=process_started(process.pid))
     return process.pid
 
 
@@ -162,7 +162,7 @@ def acquire_slot(store: RunStore, run_id: str, stop_requested) -> Slot | None:
                 if slot is not None:
                     return slot
             if position != last_position:
-                store.update(run_id, status="queued", queue_position=position + 1, pid=os.getpid())
+                store.update(run_id, status="queued", queue_position=position + 1, **this_process())
                 last_position = position
             time.sleep(QUEUE_POLL_SECONDS)
     finally:

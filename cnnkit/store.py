@@ -99,8 +99,28 @@ def read_jsonl(path: Path) -> list[dict]:
     return records
 
 
-def pid_alive(pid: int | None) -> bool:
-    """True if process `pid` exists and is not a zombie (a finished child nobody reaped)."""
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (None without /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
+            return handle.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def process_started(pid: int | None = None) -> int | None:
+    """When process `pid` (default: this one) started, in clock ticks after boot; None where
+    /proc is missing. With the pid it identifies a process: the OS reuses pids, not both."""
+    fields = _proc_stat(pid or os.getpid())
+    try:
+        return int(fields[19]) if fields else None  # field 22 of stat; fields start at field 3
+    except (IndexError, ValueError):
+        return None
+
+
+def pid_alive(pid: int | None, started: int | None = None) -> bool:
+    """True if process `pid` exists and is not a zombie (a finished child nobody reaped), and,
+    when `started` is given, is the same process that was recorded (not a reused pid)."""
     if not pid or pid <= 0:
         return False
     try:
@@ -109,11 +129,17 @@ def pid_alive(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
+    fields = _proc_stat(pid)
+    if not fields:
         return True
+    if started is not None and process_started(pid) not in (None, started):
+        return False  # the pid now belongs to another process
+    return fields[0] != "Z"
+
+
+def this_process() -> dict:
+    """The run.json fields that identify the process writing them."""
+    return {"pid": os.getpid(), "pid_started": process_started()}
 
 
 # ---------------------------------------------------------------------------
@@ -274,7 +300,8 @@ class RunStore:
         status, problem = meta.get("status"), meta.get("reason") or ""
         if status not in STATUSES:
             return RunRecord(run_id, run_dir, "damaged", meta, spec, problem=f"unknown status {str(status)[:40]!r}")
-        if status in ACTIVE and not pid_alive(meta.get("pid")) and not _just_created(meta):
+        if status in ACTIVE and not pid_alive(meta.get("pid"), meta.get("pid_started")) \
+                and not _just_created(meta):
             status, problem = "interrupted", "the training process ended without finishing (killed or crashed)"
         if status == "finished" and not (run_dir / MODEL_FILES["cnn"]).is_file():
             status, problem = "damaged", "the run says finished but model.keras is missing"
@@ -331,6 +358,7 @@ def _bad_meta_field(meta: dict) -> str | None:
     checks = {
         "created": _is_number, "updated": _is_number, "finished": _is_number,
         "pid": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**31,
+        "pid_started": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63,
         "queue_position": lambda v: isinstance(v, int) and not isinstance(v, bool),
         "name": lambda v: isinstance(v, str), "reason": lambda v: isinstance(v, str),
         "suggestion": lambda v: isinstance(v, str), "status": lambda v: isinstance(v, str),

@@ -25,7 +25,7 @@ from cnnkit.models import build_model, compile_model
 from cnnkit.presets import DEFAULT_BASELINE, baseline_layers
 from cnnkit.shapes import summarize
 from cnnkit.specs import ExperimentSpec, Layer, TrainingSpec
-from cnnkit.store import MODEL_FILES, RunStore, RunWriter
+from cnnkit.store import MODEL_FILES, RunStore, RunWriter, this_process
 from cnnkit.tf_import import keras, tf  # TensorFlow, imported quietly
 
 BATCH_RECORD_SECONDS = 0.25     # live-curve points: a few a second is plenty for the eye
@@ -422,7 +422,7 @@ def run_job(store: RunStore, run_id: str, *, data_dir: str | None = None, hook: 
     """Train the run's model (and baseline), writing everything into its folder. Returns run.json."""
     writer = RunWriter(store, run_id)
     spec = store.get(run_id).spec
-    writer.update(status="running", pid=os.getpid(), started=time.time())
+    writer.update(status="running", **this_process(), started=time.time())
     outcome_status, reason, suggestion = "finished", "", ""
     raise_after: Exception | None = None
     try:

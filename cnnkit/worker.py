@@ -6,13 +6,12 @@ the job. SIGTERM is turned into a stop request, so `kill` ends the run cleanly a
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import time
 
 from cnnkit.jobs import acquire_slot
-from cnnkit.store import RunStore
+from cnnkit.store import RunStore, this_process
 
 
 def main(argv: list[str]) -> int:
@@ -24,7 +23,7 @@ def main(argv: list[str]) -> int:
         stop_file.touch()
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    store.update(run_id, pid=os.getpid())
+    store.update(run_id, **this_process())
     slot = acquire_slot(store, run_id, stop_file.exists)
     if slot is None:
         store.update(run_id, status="stopped", reason="Cancelled while waiting in the queue.",

@@ -218,6 +218,32 @@ def test_pid_alive():
     zombie.wait()
 
 
+def test_a_reused_pid_is_not_the_recorded_process():
+    from cnnkit.store import process_started, this_process
+
+    started = process_started()
+    boot_ticks = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19])  # field 22, by hand
+    assert started == boot_ticks and this_process() == {"pid": os.getpid(), "pid_started": started}
+    assert pid_alive(os.getpid(), started)
+    assert not pid_alive(os.getpid(), started + 1)  # same pid, another process: not ours
+    assert process_started(dead_pid()) is None
+
+
+def test_a_running_run_whose_pid_was_reused_lists_as_interrupted(store):
+    from cnnkit.store import process_started
+
+    run_id = store.create(SPEC).run_id
+    store.update(run_id, status="running", pid=os.getpid(), pid_started=process_started())
+    assert store.get(run_id).status == "running"
+    # the worker died, and the OS gave its pid to a new process (here: this one, a tick later)
+    store.update(run_id, pid_started=process_started() + 1)
+    record = store.get(run_id)
+    assert record.status == "interrupted" and "killed or crashed" in record.problem
+    # a run.json from before pid_started existed still works on the pid alone
+    store.update(run_id, pid_started=None)
+    assert store.get(run_id).status == "running"
+
+
 def test_log_tail(store):
     run_id = store.create(SPEC).run_id
     assert store.log_tail(run_id) == ""
