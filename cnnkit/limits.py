@@ -30,10 +30,12 @@ class Limits:
     max_activation_mb: float = 600.0   # per training batch, activations + their gradients
     max_epochs: int = 200
     max_batch_size: int = 4096
+    max_job_minutes: float = 0.0       # wall-clock per training job; 0 = no limit (set it on a public server)
 
     def __repr__(self) -> str:
+        job = f"{self.max_job_minutes:g} min" if self.max_job_minutes else "no limit"
         return (f"Limits(params≤{self.max_params:,}, activations≤{self.max_activation_mb:g} MB, "
-                f"epochs≤{self.max_epochs}, batch≤{self.max_batch_size})")
+                f"epochs≤{self.max_epochs}, batch≤{self.max_batch_size}, job time {job})")
 
     @classmethod
     def from_env(cls) -> Limits:
@@ -43,6 +45,7 @@ class Limits:
             max_activation_mb=_env_number("CNNKIT_MAX_ACTIVATION_MB", d.max_activation_mb),
             max_epochs=int(_env_number("CNNKIT_MAX_EPOCHS", d.max_epochs)),
             max_batch_size=int(_env_number("CNNKIT_MAX_BATCH_SIZE", d.max_batch_size)),
+            max_job_minutes=_env_number("CNNKIT_MAX_JOB_MINUTES", d.max_job_minutes),
         )
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from cnnkit import data as datamod
 from cnnkit.errors import DataError
+from cnnkit.limits import Limits
 from cnnkit.models import build_model, compile_model
 from cnnkit.presets import DEFAULT_BASELINE, baseline_layers
 from cnnkit.shapes import summarize
@@ -37,7 +38,21 @@ ProgressHook = Callable[[dict], None]
 
 
 class StopRequested(Exception):
-    """The user asked the job to stop (STOP file or SIGTERM)."""
+    """The user asked the job to stop (STOP file or SIGTERM), or its time ran out."""
+
+    def __init__(self, reason: str = "Stopped on request."):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def clock() -> float:
+    """Seconds on a monotonic clock: what the time limit of a job is measured with."""
+    return time.monotonic()
+
+
+def time_limit_reason(minutes: float) -> str:
+    return (f"Stopped at this server's time limit of {minutes:g} minutes per training "
+            f"(CNNKIT_MAX_JOB_MINUTES); the epochs finished before it are kept.")
 
 
 @dataclass(frozen=True)
@@ -189,8 +204,10 @@ class LiveReport(keras.callbacks.Callback):
 
     def __init__(self, writer: RunWriter | None, model_key: str, training: TrainingSpec, num_train: int,
                  steps_per_epoch: int, hook: ProgressHook | None = None, save_path: str | None = None,
-                 export: Callable[[keras.Model], keras.Model] | None = None):
+                 export: Callable[[keras.Model], keras.Model] | None = None, deadline: float | None = None):
         super().__init__()
+        self.deadline = deadline  # clock() after which the job must stop (a server's cap)
+        self.timed_out = False
         self.export = export or (lambda model: model)  # trained model → the model to save
         self.writer, self.model_key, self.training = writer, model_key, training
         self.num_train, self.steps_per_epoch, self.hook = num_train, steps_per_epoch, hook
@@ -208,7 +225,9 @@ class LiveReport(keras.callbacks.Callback):
     # -- helpers ----------------------------------------------------------------------------
 
     def _check_stop(self) -> None:
-        if self.writer is not None and self.writer.stop_requested():
+        if self.deadline is not None and clock() > self.deadline:
+            self.timed_out = True
+        if self.timed_out or (self.writer is not None and self.writer.stop_requested()):
             self.stopped = True
             self.model.stop_training = True
 
@@ -342,7 +361,8 @@ class ModelOutcome:
 
 
 def train_one(key: str, layers: tuple[Layer, ...], spec: ExperimentSpec, prepared, writer: RunWriter | None,
-              hook: ProgressHook | None = None, steps_per_execution: int | None = None) -> ModelOutcome:
+              hook: ProgressHook | None = None, steps_per_execution: int | None = None,
+              deadline: float | None = None) -> ModelOutcome:
     training = spec.training
     configure_determinism(training.seed)
     model = build_compiled(key, layers, spec, prepared, steps_per_execution)
@@ -354,7 +374,8 @@ def train_one(key: str, layers: tuple[Layer, ...], spec: ExperimentSpec, prepare
     steps = math.ceil(len(prepared.x_train) / training.batch_size)
     save_path = str(writer.dir / MODEL_FILES[key]) if writer is not None else None
     report = LiveReport(writer, key, training, len(prepared.x_train), steps, hook, save_path,
-                        export=lambda trained: float32_twin(trained, key, layers, spec, prepared))
+                        export=lambda trained: float32_twin(trained, key, layers, spec, prepared),
+                        deadline=deadline)
     callbacks: list[keras.callbacks.Callback] = [report]
     if training.schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
@@ -425,6 +446,8 @@ def run_job(store: RunStore, run_id: str, *, data_dir: str | None = None, hook: 
     writer.update(status="running", **this_process(), started=time.time())
     outcome_status, reason, suggestion = "finished", "", ""
     raise_after: Exception | None = None
+    minutes = Limits.from_env().max_job_minutes
+    deadline = clock() + 60 * minutes if minutes else None
     try:
         if writer.stop_requested():
             raise StopRequested
@@ -435,7 +458,9 @@ def run_job(store: RunStore, run_id: str, *, data_dir: str | None = None, hook: 
         for key, layers in jobs_for(spec, prepared.info):
             if writer.stop_requested():
                 raise StopRequested
-            outcome = train_one(key, layers, spec, prepared, writer, hook, steps_per_execution)
+            if deadline is not None and clock() > deadline:
+                raise StopRequested(time_limit_reason(minutes))
+            outcome = train_one(key, layers, spec, prepared, writer, hook, steps_per_execution, deadline)
             writer.set_model_result(
                 key, status=outcome.status, params=outcome.params, test_accuracy=outcome.test_accuracy,
                 test_loss=outcome.test_loss, seconds=outcome.seconds,
@@ -448,13 +473,16 @@ def run_job(store: RunStore, run_id: str, *, data_dir: str | None = None, hook: 
             gc.collect()  # the model's graph is a reference cycle: free it now, not some time later
             release_free_memory()
             if outcome.status == "stopped":
-                raise StopRequested
+                raise StopRequested(time_limit_reason(minutes) if outcome.report.timed_out else
+                                    "Stopped on request.")
             if outcome.status == "failed":
                 outcome_status = "failed"
                 reason, suggestion = outcome.report.divergence.reason, outcome.report.divergence.suggestion
                 break
-    except StopRequested:
-        outcome_status, reason = "stopped", "Stopped on request."
+    except StopRequested as stop:
+        outcome_status, reason = "stopped", stop.reason
+        if "CNNKIT_MAX_JOB_MINUTES" in reason:
+            suggestion = "Train fewer epochs or on a training subset, or raise CNNKIT_MAX_JOB_MINUTES."
     except Exception as exc:  # the job must always leave a readable, final status behind
         outcome_status, reason = "failed", f"{type(exc).__name__}: {exc}"
         suggestion = suggestion_for(exc)

@@ -150,6 +150,8 @@ with view:
         why = record.meta.get("reason") if record.status == "stopped" else f"Interrupted: {record.problem}."
         st.warning(f"{why} {record.epochs_completed} epochs of the CNN finished; the model after the "
                    "last one is kept (Draw and Inspect's feature maps can use it).")
+        if record.meta.get("suggestion"):
+            st.info(f"💡 {record.meta['suggestion']}")
     else:
         st.error(f"This run folder is damaged: {record.problem}")
     if record.spec and record.status != "finished" and st.button(

@@ -85,8 +85,10 @@ def test_caps_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("CNNKIT_MAX_EPOCHS", "3")
     monkeypatch.setenv("CNNKIT_MAX_BATCH_SIZE", "1e3")
     monkeypatch.setenv("CNNKIT_MAX_ACTIVATION_MB", "2.5")
+    monkeypatch.setenv("CNNKIT_MAX_JOB_MINUTES", "15")
     assert Limits.from_env() == Limits(max_params=50_000, max_activation_mb=2.5, max_epochs=3,
-                                       max_batch_size=1000)
+                                       max_batch_size=1000, max_job_minutes=15.0)
+    assert Limits().max_job_minutes == 0  # no time limit unless a server sets one
     with pytest.raises(SpecError, match="training.epochs"):
         check_spec(mlp(epochs=4))
     with pytest.raises(SpecError, match="79,510 parameters"):
@@ -95,7 +97,8 @@ def test_caps_come_from_the_environment(monkeypatch):
 
 @pytest.mark.parametrize("bad", ["", "abc", "nan", "inf", "-inf", "-5", "0", "1e999"])
 def test_a_bad_setting_falls_back_to_the_default(monkeypatch, bad):
-    for name in ("CNNKIT_MAX_PARAMS", "CNNKIT_MAX_EPOCHS", "CNNKIT_MAX_BATCH_SIZE", "CNNKIT_MAX_ACTIVATION_MB"):
+    for name in ("CNNKIT_MAX_PARAMS", "CNNKIT_MAX_EPOCHS", "CNNKIT_MAX_BATCH_SIZE", "CNNKIT_MAX_ACTIVATION_MB",
+                 "CNNKIT_MAX_JOB_MINUTES"):
         monkeypatch.setenv(name, bad)
     assert Limits.from_env() == Limits()
 

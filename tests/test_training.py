@@ -5,6 +5,7 @@ baseline is shared by the tests that only look at a finished run folder.
 """
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -128,6 +129,36 @@ def test_stop_request_ends_the_run_within_one_batch(training, runs_dir, monkeypa
     assert store.history(run_id) == []  # a partial epoch is not a finished one
     assert not (record.path / "predictions_cnn.npz").exists()
     assert store.progress(run_id)["phase"] == "done"
+
+
+def test_the_servers_time_limit_stops_a_job_within_one_batch(training, runs_dir, monkeypatch):
+    monkeypatch.setattr(training, "PROGRESS_SECONDS", 0.0)
+    monkeypatch.setenv("CNNKIT_MAX_JOB_MINUTES", "30")
+    store = RunStore(runs_dir)
+    run_id = store.create(tiny_spec(train_limit=400, batch_size=16, baseline="dense-128")).run_id
+    batches = []
+
+    def hook(progress):
+        if progress.get("phase") == "training":
+            batches.append(progress["batch"])
+            if progress["batch"] == 3:  # half an hour passes in an instant
+                monkeypatch.setattr(training, "clock", lambda: time.monotonic() + 3600)
+
+    meta = training.run_job(store, run_id, hook=hook)
+    assert meta["status"] == "stopped"
+    assert meta["reason"].startswith("Stopped at this server's time limit of 30 minutes per training")
+    assert "CNNKIT_MAX_JOB_MINUTES" in meta["suggestion"]
+    assert max(batches) <= 4, batches
+    assert list(meta["models"]) == ["cnn"]  # the baseline never started
+
+
+def test_a_job_already_past_its_time_limit_trains_nothing(training, runs_dir, monkeypatch):
+    monkeypatch.setenv("CNNKIT_MAX_JOB_MINUTES", "0.000001")  # 60 µs: gone while the data loads
+    store = RunStore(runs_dir)
+    run_id = store.create(tiny_spec()).run_id
+    meta = training.run_job(store, run_id)
+    assert meta["status"] == "stopped" and "time limit of 1e-06 minutes" in meta["reason"]
+    assert meta["models"] == {}
 
 
 def test_stop_before_start_never_trains(training, runs_dir):
