@@ -380,6 +380,8 @@ def build_parser() -> OneLineParser:
     p.add_argument("--quick", action="store_true", help="small subsets and 1 epoch: a smoke test")
     p.add_argument("--data-dir", dest="data_dir")
     p.add_argument("--runs-dir", dest="runs_dir")
+    p.add_argument("--precision", choices=("float32", "auto"), default="float32",
+                   help="float32 (default) as the articles trained; auto: the app's bfloat16 speed-up")
     p.add_argument("--output", help="also write the markdown table to this file")
     p.set_defaults(func=cmd_reproduce)
 

@@ -172,7 +172,8 @@ def notes_for(rows: list[Row]) -> list[str]:
     return notes
 
 
-def report(rows: list[Row], *, quick: bool, machine: dict, seconds: float, loads: tuple) -> str:
+def report(rows: list[Row], *, quick: bool, machine: dict, seconds: float, loads: tuple,
+           precision: str = "float32") -> str:
     from cnnkit.bench import describe_machine
 
     title = "QUICK smoke run (small subsets, 1 epoch): NOT comparable with the published figures" \
@@ -182,6 +183,9 @@ def report(rows: list[Row], *, quick: bool, machine: dict, seconds: float, loads
              f"Command: `python -m cnnkit reproduce{' --quick' if quick else ''}` "
              f"({time.strftime('%Y-%m-%d %H:%M')}, {seconds / 60:.1f} min).", "",
              f"Ours: {describe_machine(machine)}.",
+             "Precision: float32, as the articles trained (`--precision float32`, the default)." if
+             precision == "float32" else "Precision: the app's choice (`--precision auto`: bfloat16 "
+             "compute for CNNs on a CPU that has it natively).",
              f"Load average at start / end: {loads[0]:.2f} / {loads[1]:.2f} "
              "(the machine is shared; times per epoch are wall-clock and include validation).", ""]
     lines += [f"Data: {src}." for src in sources] + [""]
@@ -207,6 +211,11 @@ def main(args) -> int:
     rows = rows_for(getattr(args, "preset", None), quick)
     if not quick:
         check_full_data(rows, data_dir)
+    # The articles trained in float32; the app's bfloat16 speed-up costs tf-tutorial-cnn ~0.3 pt.
+    precision = getattr(args, "precision", "float32") or "float32"
+    previous = os.environ.get("CNNKIT_PRECISION")
+    if precision == "float32":
+        os.environ["CNNKIT_PRECISION"] = "float32"
     runs_dir = getattr(args, "runs_dir", None)
     scratch = None if runs_dir else tempfile.mkdtemp(prefix="cnnkit-reproduce-")
     store = RunStore(runs_dir or scratch)
@@ -220,8 +229,12 @@ def main(args) -> int:
     finally:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
+        if previous is None:
+            os.environ.pop("CNNKIT_PRECISION", None)
+        else:
+            os.environ["CNNKIT_PRECISION"] = previous
     text = report(rows, quick=quick, machine=machine_info(), seconds=time.perf_counter() - started,
-                  loads=(load_start, os.getloadavg()[0]))
+                  loads=(load_start, os.getloadavg()[0]), precision=precision)
     print(text)
     if getattr(args, "output", None):
         Path(args.output).write_text(text, encoding="utf-8")

@@ -2,6 +2,7 @@
 end on the bundled sample. Timings are printed by those commands, never asserted here."""
 
 import argparse
+import os
 import re
 
 import numpy as np
@@ -119,13 +120,16 @@ def test_full_reproduction_refuses_the_sample():
 # The quick modes, end to end on the bundled sample (TensorFlow in child processes)
 
 
-def test_reproduce_quick_end_to_end(tmp_path):
+def test_reproduce_quick_end_to_end(tmp_path, monkeypatch):
+    monkeypatch.delenv("CNNKIT_PRECISION", raising=False)
     out = tmp_path / "table.md"
     args = argparse.Namespace(preset=["dense-32-32"], quick=True, data_dir=None, runs_dir=str(tmp_path / "runs"),
                               output=str(out))
     assert reproduce.main(args) == 0
     text = out.read_text()
     assert "QUICK smoke run" in text and "bundled SAMPLE of MNIST" in text
+    assert "Precision: float32, as the articles trained" in text  # the default, not the app's bf16
+    assert "CNNKIT_PRECISION" not in os.environ  # set for the runs only
     rows = [line for line in text.splitlines() if line.startswith("| dense-32-32")]
     assert len(rows) == 2  # the article's unscaled recipe and the scaled twin
     for line in rows:
