@@ -14,6 +14,7 @@ import math
 import os
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -102,6 +103,29 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def stop_when_file_exists(ds: tf.data.Dataset, path) -> tf.data.Dataset:
+    """The dataset, ending at the first element requested after `path` exists.
+
+    The check is a graph op run as each batch is pulled, so it works inside a multi-step
+    execution, where no Python callback runs between the steps. A path with glob characters
+    (which TensorFlow's pattern matching would read as a pattern) is returned unchecked.
+    """
+    pattern = str(path)
+    if set(pattern) & set("*?[]{}\\"):
+        return ds
+    # In a variable: with a constant pattern the optimizer folds the file check into a constant.
+    where = tf.Variable(pattern, trainable=False)
+
+    @tf.autograph.experimental.do_not_convert
+    def no_stop_file(*_):
+        return tf.equal(tf.size(tf.io.matching_files(where)), 0)
+
+    # No prefetch injected after the check: it would run the check a few batches ahead.
+    options = tf.data.Options()
+    options.experimental_optimization.inject_prefetch = False
+    return ds.take_while(no_stop_file).with_options(options)
 
 
 # -- speed levers, each kept because it measured faster here (docs/PERFORMANCE.md) ------------
@@ -241,14 +265,21 @@ class LiveReport(keras.callbacks.Callback):
 
     # -- Keras hooks -----------------------------------------------------------------------
 
+    def _iterations(self) -> int:
+        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
     def on_train_begin(self, logs=None):
         self.train_start = time.perf_counter()
+        # With several steps per execution the callbacks see only every n-th batch, and the data
+        # may end a chunk early (a stop): count the batches that really ran.
+        self.multi_step = int(getattr(self.model, "steps_per_execution", 1) or 1) > 1
         self._check_stop()
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
         self.epoch_start = time.perf_counter()
         self.last_batch_end = self.epoch_start
+        self.iterations_at_epoch_start = self._iterations() if self.multi_step else 0
         if self.training.schedule in ("step", "exponential", "cosine"):
             self.model.optimizer.learning_rate.assign(self.training.learning_rate_at(epoch))
 
@@ -260,9 +291,8 @@ class LiveReport(keras.callbacks.Callback):
         self.divergence = self.divergence or divergence_for(loss, self.training)
         if self.divergence:
             self.model.stop_training = True
-        # with several steps per execution Keras reports the last step of a full chunk, even past
-        # the epoch's end: clamp, so the epoch's last batch is reported as such
-        done = min(batch + 1, self.steps_per_epoch)
+        done = self._iterations() - self.iterations_at_epoch_start if self.multi_step else batch + 1
+        done = min(done, self.steps_per_epoch)
         elapsed = now - self.epoch_start
         rate = done * self.training.batch_size / max(elapsed, 1e-9)
         if now - self._last_batch_record >= BATCH_RECORD_SECONDS and self.writer is not None:
@@ -279,6 +309,9 @@ class LiveReport(keras.callbacks.Callback):
                            elapsed=now - self.train_start, eta_seconds=remaining * seconds_per_step)
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.multi_step and self._iterations() - self.iterations_at_epoch_start < self.steps_per_epoch:
+            self.stopped = True  # the data ended the epoch early: the STOP file appeared
+            self.model.stop_training = True
         if self.stopped or self.divergence:
             return  # a partial epoch is not a finished one: history keeps only complete epochs
         logs = logs or {}
@@ -368,6 +401,9 @@ def train_one(key: str, layers: tuple[Layer, ...], spec: ExperimentSpec, prepare
     model = build_compiled(key, layers, spec, prepared, steps_per_execution)
     train_ds = make_dataset(prepared.x_train, prepared.y_train, training.batch_size, shuffle=True,
                             seed=training.seed)
+    if writer is not None and model.steps_per_execution > 1:
+        # callbacks run once per chunk of steps; the data itself checks for a stop before each batch
+        train_ds = stop_when_file_exists(train_ds, writer.dir / "STOP")
     val_ds = None
     if len(prepared.x_val):
         val_ds = make_dataset(prepared.x_val, prepared.y_val, EVAL_BATCH_SIZE, shuffle=False, seed=0)
@@ -382,8 +418,11 @@ def train_one(key: str, layers: tuple[Layer, ...], spec: ExperimentSpec, prepare
             monitor="val_loss" if val_ds is not None else "loss", factor=training.decay_rate,
             patience=training.decay_epochs, verbose=0))
     start = time.perf_counter()
-    model.fit(train_ds, validation_data=val_ds, epochs=training.epochs, callbacks=callbacks, verbose=0,
-              shuffle=False)  # the tf.data pipeline shuffles, seeded
+    with warnings.catch_warnings():
+        # a dataset of unknown length (see stop_when_file_exists) ends every epoch this way
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        model.fit(train_ds, validation_data=val_ds, epochs=training.epochs, callbacks=callbacks, verbose=0,
+                  shuffle=False)  # the tf.data pipeline shuffles, seeded
     outcome = ModelOutcome(key, "finished", report, model.count_params(), seconds=time.perf_counter() - start)
     model = outcome.model = float32_twin(model, key, layers, spec, prepared)
     if report.divergence:

@@ -161,6 +161,53 @@ def test_a_job_already_past_its_time_limit_trains_nothing(training, runs_dir, mo
     assert meta["models"] == {}
 
 
+def test_the_data_ends_at_the_first_batch_after_the_stop_file_appears(training, tmp_path):
+    stop = tmp_path / "STOP"
+    ds = training.stop_when_file_exists(training.tf.data.Dataset.range(10), stop)
+    seen = []
+    for value in ds:
+        seen.append(int(value))
+        if len(seen) == 3:
+            stop.touch()
+    assert seen == [0, 1, 2]
+    # a path TensorFlow would read as a glob pattern is left unchecked, not misread
+    odd = tmp_path / "run[1]" / "STOP"
+    assert len(list(training.stop_when_file_exists(training.tf.data.Dataset.range(4), odd))) == 4
+
+
+def test_a_dense_network_stops_within_one_batch_despite_many_steps_per_execution(training, runs_dir):
+    spec = tiny_spec(train_limit=800, batch_size=16).updated(
+        {"layers": [{"type": "flatten"}, {"type": "dense", "units": 8}]})  # 50 batches an epoch
+    assert training.steps_per_execution_for(spec.layers) == 16
+    store = RunStore(runs_dir)
+    run_id = store.create(spec).run_id
+    batches = []
+
+    def hook(progress):
+        if progress.get("phase") == "training":
+            batches.append(progress["batch"])
+            if progress["batch"] == 16:  # the first callback: the end of the first 16-step chunk
+                store.request_stop(run_id)
+
+    meta = training.run_job(store, run_id, hook=hook)
+    assert meta["status"] == "stopped" and meta["reason"] == "Stopped on request."
+    assert batches == [16]  # the next chunk found the STOP before its first batch: none ran
+    assert store.get(run_id).epochs_completed == 0 and store.history(run_id) == []
+
+
+def test_multi_step_epochs_report_every_batch_exactly(training, runs_dir, monkeypatch):
+    monkeypatch.setattr(training, "PROGRESS_SECONDS", 0.0)
+    spec = tiny_spec(train_limit=800, batch_size=16, epochs=2).updated(
+        {"layers": [{"type": "flatten"}, {"type": "dense", "units": 8}]})  # 50 batches = 16+16+16+2
+    store = RunStore(runs_dir)
+    run_id = store.create(spec).run_id
+    batches = []
+    training.run_job(store, run_id, hook=lambda p: p.get("phase") == "training" and batches.append(
+        (p["epoch"], p["batch"])))
+    assert batches == [(e, b) for e in (1, 2) for b in (16, 32, 48, 50)]
+    assert [h["epoch"] for h in store.history(run_id)] == [1, 2]
+
+
 def test_stop_before_start_never_trains(training, runs_dir):
     store = RunStore(runs_dir)
     run_id = store.create(tiny_spec()).run_id
