@@ -169,9 +169,9 @@ def steps_per_execution_for(layers: tuple[Layer, ...]) -> int:
 
     A dense network's step is a fraction of a millisecond of arithmetic behind ~2 ms of fixed
     per-step cost (Python, callbacks, the function call): 16 steps per call made dense-128
-    ~3× faster here. Callbacks then run every 16 batches, so a stop request takes effect
-    within 16 of these batches, a few milliseconds. Convolution networks keep 1: their step is
-    long enough that the overhead is small, and they stop within one batch.
+    ~3× faster here. Callbacks then run every 16 batches; a stop still takes effect within one
+    batch because the data checks for it (`stop_when_file_exists`). Convolution networks keep 1:
+    their step is long enough that the overhead is small.
     (XLA also helped the dense nets a little, but Keras turns it off under op determinism.)
     """
     if any(layer.type == "conv2d" for layer in layers):
