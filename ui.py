@@ -24,7 +24,21 @@ DRAFT_FILE = "draft.json"
 
 def page(title: str, icon: str) -> None:
     """Call first on every page."""
+    _route_through_app_py()
     st.set_page_config(page_title=f"{title} · cnnkit", page_icon=icon, layout="wide")
+
+
+def _route_through_app_py() -> None:
+    """Until app.py's st.navigation has run once, Streamlit routes by the pages/ folder: a fresh
+    server's first visitor on a deep link (/Train) got the page without app.py, and a sidebar
+    listing "app" and the file names. Switch the server to st.navigation and rerun, once."""
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a Streamlit without it has no such mode to leave
+        return
+    if getattr(PagesManager, "uses_pages_directory", None):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 # ---------------------------------------------------------------------------

@@ -225,3 +225,25 @@ def test_quick_train_then_draw_digits_in_a_real_browser(app_url, tmp_path):
     (tmp_path / "timings.txt").write_text(report)
     if os.environ.get("CNNKIT_E2E_REPORT"):
         shutil.copy(tmp_path / "timings.txt", os.environ["CNNKIT_E2E_REPORT"])
+
+
+def test_a_deep_link_as_a_fresh_servers_first_visit_gets_the_apps_navigation(app_url):
+    # Until app.py's st.navigation has run once, Streamlit routes by the pages/ folder: the page
+    # ran without app.py and the sidebar listed "app" and the file names (ui._route_through_app_py)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{app_url}/Train?run=no-such-run")
+            page.wait_for_selector("h1:has-text('Train')", timeout=60_000)
+            nav = page.locator('[data-testid="stSidebarNav"]')
+            nav.wait_for(timeout=30_000)
+            entries = [line.strip() for line in nav.inner_text().splitlines() if line.strip()]
+            assert "app" not in entries
+            assert [e for e in entries if e.isalpha()] == ["Home", "Data", "Build", "Train", "Compare",
+                                                           "Inspect", "Draw"]
+            assert page.url.endswith("/Train?run=no-such-run")  # the deep link and its query survive
+        finally:
+            browser.close()
