@@ -41,9 +41,9 @@ ProgressHook = Callable[[dict], None]
 class StopRequested(Exception):
     """The user asked the job to stop (STOP file or SIGTERM), or its time ran out."""
 
-    def __init__(self, reason: str = "Stopped on request."):
+    def __init__(self, reason: str = "Stopped on request.", suggestion: str = ""):
         super().__init__(reason)
-        self.reason = reason
+        self.reason, self.suggestion = reason, suggestion
 
 
 def clock() -> float:
@@ -51,9 +51,10 @@ def clock() -> float:
     return time.monotonic()
 
 
-def time_limit_reason(minutes: float) -> str:
-    return (f"Stopped at this server's time limit of {minutes:g} minutes per training "
-            f"(CNNKIT_MAX_JOB_MINUTES); the epochs finished before it are kept.")
+def time_limit_stop(minutes: float) -> StopRequested:
+    return StopRequested(f"Stopped at this server's time limit of {minutes:g} minutes per training "
+                         f"(CNNKIT_MAX_JOB_MINUTES); the epochs finished before it are kept.",
+                         "Train fewer epochs or on a training subset, or raise CNNKIT_MAX_JOB_MINUTES.")
 
 
 @dataclass(frozen=True)
@@ -498,7 +499,7 @@ def run_job(store: RunStore, run_id: str, *, data_dir: str | None = None, hook: 
             if writer.stop_requested():
                 raise StopRequested
             if deadline is not None and clock() > deadline:
-                raise StopRequested(time_limit_reason(minutes))
+                raise time_limit_stop(minutes)
             outcome = train_one(key, layers, spec, prepared, writer, hook, steps_per_execution, deadline)
             writer.set_model_result(
                 key, status=outcome.status, params=outcome.params, test_accuracy=outcome.test_accuracy,
@@ -512,16 +513,13 @@ def run_job(store: RunStore, run_id: str, *, data_dir: str | None = None, hook: 
             gc.collect()  # the model's graph is a reference cycle: free it now, not some time later
             release_free_memory()
             if outcome.status == "stopped":
-                raise StopRequested(time_limit_reason(minutes) if outcome.report.timed_out else
-                                    "Stopped on request.")
+                raise time_limit_stop(minutes) if outcome.report.timed_out else StopRequested()
             if outcome.status == "failed":
                 outcome_status = "failed"
                 reason, suggestion = outcome.report.divergence.reason, outcome.report.divergence.suggestion
                 break
     except StopRequested as stop:
-        outcome_status, reason = "stopped", stop.reason
-        if "CNNKIT_MAX_JOB_MINUTES" in reason:
-            suggestion = "Train fewer epochs or on a training subset, or raise CNNKIT_MAX_JOB_MINUTES."
+        outcome_status, reason, suggestion = "stopped", stop.reason, stop.suggestion
     except Exception as exc:  # the job must always leave a readable, final status behind
         outcome_status, reason = "failed", f"{type(exc).__name__}: {exc}"
         suggestion = suggestion_for(exc)
