@@ -108,14 +108,17 @@ def _proc_stat(pid: int) -> list[str] | None:
         return None
 
 
-def process_started(pid: int | None = None) -> int | None:
-    """When process `pid` (default: this one) started, in clock ticks after boot; None where
-    /proc is missing. With the pid it identifies a process: the OS reuses pids, not both."""
-    fields = _proc_stat(pid or os.getpid())
+def _start_ticks(fields: list[str] | None) -> int | None:
     try:
         return int(fields[19]) if fields else None  # field 22 of stat; fields start at field 3
     except (IndexError, ValueError):
         return None
+
+
+def process_started(pid: int | None = None) -> int | None:
+    """When process `pid` (default: this one) started, in clock ticks after boot; None where
+    /proc is missing. With the pid it identifies a process: the OS reuses pids, not both."""
+    return _start_ticks(_proc_stat(pid or os.getpid()))
 
 
 def pid_alive(pid: int | None, started: int | None = None) -> bool:
@@ -132,7 +135,7 @@ def pid_alive(pid: int | None, started: int | None = None) -> bool:
     fields = _proc_stat(pid)
     if not fields:
         return True
-    if started is not None and process_started(pid) not in (None, started):
+    if started is not None and _start_ticks(fields) not in (None, started):
         return False  # the pid now belongs to another process
     return fields[0] != "Z"
 
