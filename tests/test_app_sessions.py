@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from cnnkit.bench import rss_mib
 from cnnkit.store import RunStore, pid_alive
 from cnnkit.workspaces import workspace_root
 
@@ -21,10 +22,7 @@ TRAIN = "pages/3_🏋️_Train.py"
 
 
 def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return rss_mib()["rss_mib"] or 0.0
 
 
 def param(at: AppTest, name: str) -> str:
