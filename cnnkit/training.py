@@ -34,6 +34,7 @@ BATCH_RECORD_SECONDS = 0.25     # live-curve points: a few a second is plenty fo
 PROGRESS_SECONDS = 0.5
 EVAL_BATCH_SIZE = 256           # memory: 1,000 held 360 MB more activations (moroney-cnn)
 EXPLODED_LOSS = 1e4             # cross-entropy at chance is ~2.3; this is divergence, not learning
+HOLD_POLL_SECONDS = 0.05
 
 ProgressHook = Callable[[dict], None]
 
@@ -76,6 +77,16 @@ def divergence_for(loss: float, training: TrainingSpec) -> Divergence | None:
                     f"{training.learning_rate / 10:g}), scale the pixels (normalization 'scale'), "
                     f"or add batch normalization."),
     )
+
+
+def hold_point() -> tuple[int, int] | None:
+    """CNNKIT_TEST_HOLD_AT="EPOCH:BATCH": a test hook. The job holds after that batch of that
+    epoch (1-based) until a stop is requested, so a test can SIGKILL it at a known mid-epoch
+    point however fast the machine is. Anything else, or unset: no hold."""
+    epoch, _, batch = os.environ.get("CNNKIT_TEST_HOLD_AT", "").partition(":")
+    if not (epoch.isdigit() and batch.isdigit()):
+        return None
+    return int(epoch), int(batch)
 
 
 def configure_determinism(seed: int) -> None:
@@ -243,6 +254,7 @@ class LiveReport(keras.callbacks.Callback):
         self.seconds_per_epoch: list[float] = []
         self.images_per_second: list[float] = []
         self._last_batch_record = self._last_progress = 0.0
+        self.hold_at = hold_point()
 
     def __repr__(self) -> str:
         return f"LiveReport({self.model_key}, epochs_completed={self.epochs_completed})"
@@ -308,6 +320,15 @@ class LiveReport(keras.callbacks.Callback):
             remaining = (self.steps_per_epoch - done) + (self.training.epochs - self.epoch - 1) * self.steps_per_epoch
             self._progress(epoch=self.epoch + 1, batch=done, images_per_second=rate, loss=loss,
                            elapsed=now - self.train_start, eta_seconds=remaining * seconds_per_step)
+        if self.hold_at == (self.epoch + 1, done):
+            self._hold(done)
+
+    def _hold(self, done: int) -> None:
+        """The test hook of `hold_point`: say where it holds, then wait for a stop (or a kill)."""
+        self._progress(epoch=self.epoch + 1, batch=done, held=True)
+        while not self.stopped and self.writer is not None:
+            time.sleep(HOLD_POLL_SECONDS)
+            self._check_stop()
 
     def on_epoch_end(self, epoch, logs=None):
         if self.multi_step and self._iterations() - self.iterations_at_epoch_start < self.steps_per_epoch:

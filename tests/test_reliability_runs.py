@@ -126,26 +126,21 @@ def check_stopped(store: RunStore, run_id: str, spec: ExperimentSpec) -> list[di
 
 
 @pytest.mark.slow
-def test_sigkill_mid_epoch_keeps_every_finished_epoch_and_a_loadable_model(store):
-    # 3,600 training images at batch 32: 113 batches an epoch; 50 epochs, so it cannot finish first.
-    spec = spec_for(train_limit=4000, epochs=50)
+def test_sigkill_mid_epoch_keeps_every_finished_epoch_and_a_loadable_model(store, monkeypatch):
+    # 3,600 training images at batch 32: 113 batches an epoch. The worker holds after batch 40 of
+    # epoch 2 (a test hook), so the kill lands mid-epoch however fast or slow the machine is.
+    monkeypatch.setenv("CNNKIT_TEST_HOLD_AT", "2:40")
+    spec = spec_for(train_limit=4000, epochs=3)
     record = jobs.start(store, spec)
     run_id, pid = record.run_id, record.meta["pid"]
     deadline = time.monotonic() + 240
-    killed_at = None
-    while time.monotonic() < deadline:
-        history = store.history(run_id)
-        progress = store.progress(run_id) or {}
-        # Inside an epoch that follows a finished one, and not near its end: mid-epoch for sure.
-        if (history and progress.get("phase") == "training"
-                and progress.get("epoch") == len(history) + 1
-                and 1 <= progress.get("batch", 0) <= progress.get("batches", 0) // 2):
-            killed_at = dict(progress)
-            os.kill(pid, signal.SIGKILL)
-            break
+    while not (store.progress(run_id) or {}).get("held"):
         assert store.get(run_id).status in ("queued", "running"), store.log_tail(run_id)
+        assert time.monotonic() < deadline, f"never reached the hold point: {store.progress(run_id)}"
         time.sleep(0.05)
-    assert killed_at, f"never saw a batch inside epoch 2+: {store.progress(run_id)}"
+    killed_at = dict(store.progress(run_id))
+    assert (killed_at["epoch"], killed_at["batch"], killed_at["batches"]) == (2, 40, 113)
+    os.kill(pid, signal.SIGKILL)
     while pid_alive(pid):
         time.sleep(0.05)
 
@@ -153,9 +148,8 @@ def test_sigkill_mid_epoch_keeps_every_finished_epoch_and_a_loadable_model(store
     assert record.status == "interrupted" and "killed or crashed" in record.problem
     assert [r.status for r in store.list()] == ["interrupted"]
     history = check_history(store, run_id)
-    # progress.json is a snapshot from just before the kill: the process may have gone a little
-    # further, but it was inside an epoch that had not been recorded.
-    assert len(history) >= killed_at["epoch"] - 1 >= 1
+    # Killed inside epoch 2: epoch 1 is kept, and the half-done epoch 2 is not recorded.
+    assert len(history) == 1
     check_checkpoint(store, run_id, history, spec)
     # The kernel released the training slot with the process: the next job can start.
     slot = jobs.try_acquire(jobs.slots_dir(store), jobs.max_jobs())

@@ -131,6 +131,33 @@ def test_stop_request_ends_the_run_within_one_batch(training, runs_dir, monkeypa
     assert store.progress(run_id)["phase"] == "done"
 
 
+def test_the_hold_hook_waits_at_its_batch_until_a_stop(training, runs_dir, monkeypatch):
+    # CNNKIT_TEST_HOLD_AT=1:5 holds after batch 5 of epoch 1: nothing after it runs until STOP.
+    monkeypatch.setenv("CNNKIT_TEST_HOLD_AT", "1:5")
+    monkeypatch.setattr(training, "PROGRESS_SECONDS", 0.0)
+    store = RunStore(runs_dir)
+    run_id = store.create(tiny_spec(train_limit=400, batch_size=16)).run_id  # 25 batches an epoch
+    seen = []
+
+    def hook(progress):
+        if progress.get("held"):
+            assert progress.items() <= store.progress(run_id).items()  # in the run folder before it waits
+            store.request_stop(run_id)
+        seen.append((progress.get("batch"), bool(progress.get("held"))))
+
+    meta = training.run_job(store, run_id, hook=hook)
+    batches = [batch for batch, held in seen if batch and not held]
+    assert meta["status"] == "stopped" and batches == [1, 2, 3, 4, 5]
+    assert (5, True) in seen
+
+
+@pytest.mark.parametrize("value, expected", [("2:40", (2, 40)), ("", None), ("2", None), ("a:b", None),
+                                             ("-1:3", None), ("2:40:1", None)])
+def test_hold_point_reads_epoch_and_batch(training, monkeypatch, value, expected):
+    monkeypatch.setenv("CNNKIT_TEST_HOLD_AT", value)
+    assert training.hold_point() == expected
+
+
 def test_the_servers_time_limit_stops_a_job_within_one_batch(training, runs_dir, monkeypatch):
     monkeypatch.setattr(training, "PROGRESS_SECONDS", 0.0)
     monkeypatch.setenv("CNNKIT_MAX_JOB_MINUTES", "30")
