@@ -233,13 +233,17 @@ def test_bad_input_cases_are_all_tested(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.realdata
-def test_chollet_cnn_on_real_mnist_reaches_97_percent(real_data_dir, tmp_path):
+def test_chollet_cnn_on_real_mnist_reaches_98_percent(real_data_dir, tmp_path):
+    # 2 epochs on all 60,000 images. Measured over seeds 1-6 in both precisions (bfloat16 and
+    # float32, 12 runs): 98.89% mean, 0.13 pt standard deviation, 98.70% lowest, so the 98% floor
+    # sits 6.8 standard deviations below the mean. One epoch (the old check) spread 96.6-98.8% over
+    # the same seeds even on all 60,000 images: RMSprop's last steps decide it. docs/RELIABILITY.md.
     env = cli_env(tmp_path / "keras_home")
-    result = cnnkit("train", "--preset", "chollet-cnn", "--epochs", 1, "--train-limit", 20000, "--json",
+    result = cnnkit("train", "--preset", "chollet-cnn", "--epochs", 2, "--json",
                     "--data-dir", real_data_dir, "--runs-dir", tmp_path / "runs", env=env, timeout=900)
     assert result.returncode == 0, result.stderr
     out = last_json_line(result.stdout)
     assert out["data_source_kind"] == "data_dir"
     assert "data directory" in out["data_source"] and "SAMPLE" not in out["data_source"]
     assert str(Path(real_data_dir).resolve()) in out["data_source"]
-    assert out["test_accuracy"] >= 0.97, out
+    assert out["test_accuracy"] >= 0.98, out
