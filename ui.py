@@ -1,4 +1,4 @@
-"""Streamlit helpers shared by the pages: the only module outside pages/ that imports streamlit.
+"""Streamlit helpers shared by the pages: the only module outside app_pages/ that imports streamlit.
 
 Pages stay short top-down scripts: read widgets, call cnnkit, render. What they share lives
 here: the workspace (which runs folder this browser session sees), the experiment draft
@@ -8,14 +8,14 @@ few formatting helpers. TensorFlow is only imported inside the functions that ne
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import streamlit as st
 
+from cnnkit import settings
 from cnnkit.errors import CnnkitError
+from cnnkit.runs.store import RunRecord, RunStore, atomic_write_json, read_json
 from cnnkit.specs import ExperimentSpec
-from cnnkit.store import RunRecord, RunStore, atomic_write_json, read_json
 
 STATUS_ICONS = {"queued": "⏳", "running": "🏃", "finished": "✅", "stopped": "⏹️", "failed": "❌",
                 "interrupted": "⚠️", "damaged": "🧨"}
@@ -24,21 +24,12 @@ DRAFT_FILE = "draft.json"
 
 def page(title: str, icon: str) -> None:
     """Call first on every page."""
-    _route_through_app_py()
     st.set_page_config(page_title=f"{title} · cnnkit", page_icon=icon, layout="wide")
-
-
-def _route_through_app_py() -> None:
-    """Until app.py's st.navigation has run once, Streamlit routes by the pages/ folder: a fresh
-    server's first visitor on a deep link (/Train) got the page without app.py, and a sidebar
-    listing "app" and the file names. Switch the server to st.navigation and rerun, once."""
     try:
-        from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:  # a Streamlit without it has no such mode to leave
-        return
-    if getattr(PagesManager, "uses_pages_directory", None):
-        PagesManager.uses_pages_directory = False
-        st.rerun()
+        settings.get()
+    except CnnkitError as exc:  # a server setting that must not be guessed (CNNKIT_WORKSPACES)
+        st.error(f"This server is misconfigured: {exc}", icon="🛑")
+        st.stop()
 
 
 # ---------------------------------------------------------------------------
@@ -46,15 +37,15 @@ def _route_through_app_py() -> None:
 
 
 def runs_root() -> Path:
-    return Path(os.environ.get("CNNKIT_RUNS_DIR") or "runs")
+    return Path(settings.get().runs_dir)
 
 
 def workspace_key() -> str | None:
     """In "session" mode each browser session has its own key, kept in the URL (?ws=…) so a
     reload or a shared link finds the same runs. In "shared" mode (local default) there is none."""
-    if os.environ.get("CNNKIT_WORKSPACES", "shared") != "session":
+    if settings.get().workspaces != "session":  # validated: a typo is refused, never "shared"
         return None
-    from cnnkit.workspaces import SESSION_KEY_PATTERN, new_session_key
+    from cnnkit.runs.workspaces import SESSION_KEY_PATTERN, new_session_key
 
     key = st.query_params.get("ws") or st.session_state.get("_workspace")
     if not key or not SESSION_KEY_PATTERN.match(key):
@@ -69,13 +60,36 @@ def store() -> RunStore:
     key = workspace_key()
     if key is None:
         return RunStore(runs_root())
-    from cnnkit.workspaces import workspace_root
+    from cnnkit.runs.workspaces import open_workspace
 
-    return RunStore(workspace_root(runs_root(), "session", key))
+    prune_abandoned_sessions()
+    return open_workspace(runs_root(), "session", key)
+
+
+PRUNE_EVERY_SECONDS = 24 * 3600
+
+
+@st.cache_resource
+def _last_prune() -> dict:
+    return {"at": 0.0}  # one per server process: the first visitor after a start prunes
+
+
+def prune_abandoned_sessions() -> None:
+    """Delete session workspaces idle for CNNKIT_SESSION_DAYS (7), at server start and then daily:
+    on a public server every visitor gets a folder, and closed tabs never come back for theirs."""
+    import time
+
+    from cnnkit.runs.workspaces import prune_sessions
+
+    last = _last_prune()
+    if time.time() - last["at"] < PRUNE_EVERY_SECONDS:
+        return
+    last["at"] = time.time()
+    prune_sessions(runs_root(), settings.get().session_days * 24 * 3600)
 
 
 def data_dir() -> str | None:
-    return os.environ.get("CNNKIT_DATA_DIR") or None
+    return settings.get().data_dir
 
 
 # ---------------------------------------------------------------------------
@@ -120,7 +134,7 @@ def save_draft(spec: ExperimentSpec) -> None:
 @st.cache_resource(show_spinner=False, max_entries=4)
 def raw_dataset(name: str, data_dir: str | None):
     """The uint8 dataset, loaded once per server process and shared by all sessions."""
-    from cnnkit.data import load_raw
+    from cnnkit.data.sources import load_raw
 
     return load_raw(name, data_dir)
 
@@ -137,7 +151,9 @@ def load_dataset(name: str):
 
 @st.cache_resource(show_spinner=False, max_entries=6)
 def _predictor(model_path: str, output: str, mtime: float):
-    from cnnkit.lite import load_predictor  # numpy; TensorFlow only for models numpy cannot run
+    from cnnkit.model.predictor import (
+        load_predictor,  # numpy; TensorFlow only for models numpy cannot run
+    )
 
     return load_predictor(model_path, output)
 
@@ -157,8 +173,8 @@ def predictor(record: RunRecord, key: str = "cnn"):
 def start_run(spec: ExperimentSpec, session_key: str = "train_run") -> RunRecord | None:
     """Check the caps, start the training process and remember the run in the session and the
     URL (?run=…), so a reload re-attaches. Shows the reason and returns None if it cannot start."""
-    from cnnkit.jobs import start
     from cnnkit.limits import check_spec
+    from cnnkit.runs.jobs import start
 
     try:
         check_spec(spec)
@@ -173,7 +189,7 @@ def start_run(spec: ExperimentSpec, session_key: str = "train_run") -> RunRecord
 
 def show_progress(status) -> None:
     """A cnnkit.monitor.LiveStatus: its sentence on a progress bar, then speed and time left."""
-    from cnnkit.monitor import MODEL_TITLES
+    from cnnkit.views.text import MODEL_TITLES
 
     st.progress(min(max(float(status.fraction), 0.0), 1.0), text=status.text)
     details = []
@@ -187,8 +203,8 @@ def show_progress(status) -> None:
 
 def show_curves(record: RunRecord, key: str, metrics: tuple[str, ...] = ("loss", "accuracy")) -> None:
     """A run's live/final training curves (CNN and baseline overlaid), one chart per metric."""
-    from cnnkit.charts import training_curves
-    from cnnkit.monitor import steps_per_epoch
+    from cnnkit.views.charts import training_curves
+    from cnnkit.views.monitor import steps_per_epoch
 
     runs = store()
     history, batches = runs.history(record.run_id), runs.batches(record.run_id)
@@ -264,7 +280,7 @@ def show_error(exc: Exception, what: str = "") -> None:
 
 
 def show_dataset_source(source) -> None:
-    """A cnnkit.data.DataSource: the bundled sample as a warning that says SAMPLE, else a caption."""
+    """A cnnkit.data.catalog.DataSource: the bundled sample as a warning that says SAMPLE, else a caption."""
     if source.is_sample:
         what, _, why = source.describe().partition(" — ")
         st.warning(f"Showing a **SAMPLE**: {what}", icon="🧪")
@@ -288,17 +304,40 @@ def draft_seen(spec: ExperimentSpec) -> None:
     st.session_state["_build_seen"] = spec
 
 
-def field_input(field, value, key: str):
-    """One widget for a cnnkit.editing.Field, starting at `value`; returns the chosen value."""
+def field_input(field, value, key: str, label: str | None = None):
+    """One widget for a cnnkit.views.editing.Field, starting at `value`; returns the chosen value."""
+    label, help_text = label or field.label, field.help or None
     if field.kind == "choice":
-        return st.selectbox(field.label, field.choices, index=field.choices.index(value), key=key,
-                            help=field.help or None)
+        return st.selectbox(label, field.choices, index=field.choices.index(value), key=key, help=help_text)
+    if field.kind == "bool":
+        return st.checkbox(label, bool(value), key=key, help=help_text)
     if field.kind == "optional_int":  # None = "same as the pool size"
         options = [None, *range(int(field.lo), int(field.hi) + 1)]
-        return st.selectbox(field.label, options, index=options.index(value), key=key, help=field.help or None,
+        return st.selectbox(label, options, index=options.index(value), key=key, help=help_text,
                             format_func=lambda v: "= pool size" if v is None else str(v))
+    if field.kind == "count":  # None = all of them
+        return st.number_input(label, int(field.lo), int(field.hi), value, step=int(field.step), key=key,
+                               placeholder="all", help=help_text)
     if field.kind == "float":
-        return st.number_input(field.label, float(field.lo), float(field.hi), float(value), step=field.step,
-                               format="%.2f", key=key, help=field.help or None)
-    return st.number_input(field.label, int(field.lo), int(field.hi), int(value), step=int(field.step), key=key,
-                           help=field.help or None)
+        return st.number_input(label, float(field.lo), float(field.hi), float(value), step=field.step,
+                               format=field.fmt, key=key, help=help_text)
+    return st.number_input(label, int(field.lo), int(field.hi), int(value), step=int(field.step), key=key,
+                           help=help_text)
+
+
+def spec_fields(fields, spec, columns: int = 2) -> dict:
+    """Widgets for a table of spec fields (cnnkit.views.editing.TRAINING_FIELDS), `columns` to a
+    row, each starting at the spec's value. A field shows only when the choice made above it
+    allows (the table lists a condition's field first). Returns {dotted path: value} of those shown."""
+    from cnnkit.views.editing import spec_value
+
+    values: dict = {}
+    for field in fields:
+        if not field.applies(values):
+            continue
+        if len(values) % columns == 0:
+            row = st.columns(columns)
+        with row[len(values) % columns]:
+            values[field.name] = field_input(field, spec_value(spec, field.name), field.key,
+                                             field.label_for(values))
+    return values

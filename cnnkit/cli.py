@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
+from cnnkit import settings
 from cnnkit.errors import CnnkitError, SpecError
+from cnnkit.shapes import format_shape
+from cnnkit.specs import DATASET_NAMES
+from cnnkit.views.text import TerminalProgress
 
 EXIT_BAD_INPUT = 2
 
@@ -67,13 +70,9 @@ def load_spec(args) -> ExperimentSpec:  # noqa: F821 - typing only
 
 
 def _store(args):
-    from cnnkit.store import RunStore
+    from cnnkit.runs.store import RunStore
 
     return RunStore(args.runs_dir) if getattr(args, "runs_dir", None) else RunStore()
-
-
-def _format_shape(shape) -> str:
-    return "×".join(str(s) for s in shape)
 
 
 # ---------------------------------------------------------------------------
@@ -112,56 +111,24 @@ def cmd_summary(args) -> int:
                      "total_params": summary.total_params})
         return 0
     print(f"{'layer':<16}{'output shape':<16}{'params':>12}{'receptive field':>18}{'mult-adds':>14}")
-    print(f"{'input':<16}{_format_shape(summary.input_shape):<16}")
+    print(f"{'input':<16}{format_shape(summary.input_shape):<16}")
     for r in summary.layers:
         rf = "whole image" if r.receptive_field is None else f"{r.receptive_field}×{r.receptive_field} /{r.rf_stride}"
-        print(f"{r.name:<16}{_format_shape(r.output_shape):<16}{r.params:>12,}{rf:>18}{r.macs:>14,}")
+        print(f"{r.name:<16}{format_shape(r.output_shape):<16}{r.params:>12,}{rf:>18}{r.macs:>14,}")
     print(f"total params: {summary.total_params:,}   multiply-adds per image: {summary.total_macs:,}")
     return 0
-
-
-class TerminalProgress:
-    """A one-line progress bar on stderr (a line per epoch when stderr is not a terminal)."""
-
-    def __init__(self, stream=sys.stderr):
-        self.stream = stream
-        self.tty = stream.isatty()
-
-    def __repr__(self) -> str:
-        return f"TerminalProgress(tty={self.tty})"
-
-    def __call__(self, progress: dict) -> None:
-        phase = progress.get("phase")
-        if phase == "training" and self.tty:
-            done, total = progress.get("batch", 0), max(progress.get("batches", 1), 1)
-            filled = int(30 * done / total)
-            self.stream.write(
-                f"\r{progress.get('model')} epoch {progress.get('epoch')}/{progress.get('epochs')} "
-                f"[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} loss {progress.get('loss', 0):.4f} "
-                f"{progress.get('images_per_second', 0):,.0f} img/s ETA {progress.get('eta_seconds', 0):.0f}s ")
-            self.stream.flush()
-        elif phase == "epoch_end":
-            val = (f" val_acc {progress['val_accuracy']:.4f}" if "val_accuracy" in progress else "")
-            self.stream.write(f"{chr(13) if self.tty else ''}{progress['model']} epoch {progress['epoch']}: "
-                              f"loss {progress.get('loss', 0):.4f} acc {progress.get('accuracy', 0):.4f}{val} "
-                              f"({progress['seconds']:.1f} s, {progress['images_per_second']:,.0f} img/s)"
-                              f"{' ' * 20}\n")
-            self.stream.flush()
-        elif phase in ("loading data", "evaluating"):
-            self.stream.write(f"{phase}…\n")
-            self.stream.flush()
 
 
 def check_data(spec, data_dir: str | None) -> None:
     """Data problems (no data, a subset larger than the bundled sample) are bad input: one line
     and exit 2 here, not a failed run with a traceback from inside the job. load_raw caches the
     arrays per process, so the job does not read them again."""
-    from cnnkit import data as datamod
+    from cnnkit.data.prepare import prepare
+    from cnnkit.data.sources import load_raw
 
-    raw = datamod.load_raw(spec.dataset.name, data_dir)
-    datamod.prepare(raw, train_limit=spec.dataset.train_limit, test_limit=spec.dataset.test_limit,
-                    validation_split=spec.dataset.validation_split, normalization="none",
-                    seed=spec.training.seed)
+    raw = load_raw(spec.dataset.name, data_dir)
+    prepare(raw, train_limit=spec.dataset.train_limit, test_limit=spec.dataset.test_limit,
+            validation_split=spec.dataset.validation_split, normalization="none", seed=spec.training.seed)
 
 
 def cmd_train(args) -> int:
@@ -175,7 +142,7 @@ def cmd_train(args) -> int:
         raise UsageError(f"--data-dir {data_dir} is not a folder")
     check_data(spec, data_dir)
     record = store.create(spec)
-    from cnnkit.training import run_job  # TensorFlow loads here
+    from cnnkit.model.training import run_job  # TensorFlow loads here
 
     meta = run_job(store, record.run_id, data_dir=data_dir, hook=TerminalProgress())
     record = store.get(record.run_id)
@@ -212,7 +179,7 @@ def cmd_train(args) -> int:
 def _image_for_model(path: str, input_shape) -> tuple[dict, np.ndarray | None]:  # noqa: F821
     import numpy as np
 
-    from cnnkit.drawing import load_image, preprocess_drawing
+    from cnnkit.data.drawing import load_image, preprocess_drawing
 
     try:
         image = load_image(path)
@@ -238,11 +205,13 @@ def cmd_predict(args) -> int:
     record = store.get(args.run)
     if not record.has_model("cnn"):
         raise UsageError(f"run {args.run} has no saved model ({record.status}): train it first")
-    from cnnkit.data import get_dataset_info
+    from cnnkit.data.catalog import get_dataset_info
 
     info = get_dataset_info(record.dataset)
     prepared = [_image_for_model(path, info.input_shape) for path in args.images]
-    from cnnkit.lite import load_predictor  # numpy: no TensorFlow start-up for a prediction
+    from cnnkit.model.predictor import (
+        load_predictor,  # numpy: no TensorFlow start-up for a prediction
+    )
 
     predictor = load_predictor(record.model_path("cnn"), record.spec.output)
     results = []
@@ -279,8 +248,9 @@ def cmd_evaluate(args) -> int:
     record = store.get(args.run)
     if not record.has_model("cnn"):
         raise UsageError(f"run {args.run} has no saved model ({record.status})")
-    from cnnkit.lite import load_predictor
-    from cnnkit.training import prepare_data, test_metrics
+    from cnnkit.data.prepare import prepare_data
+    from cnnkit.model.outputs import test_metrics
+    from cnnkit.model.predictor import load_predictor
 
     prepared = prepare_data(record.spec, args.data_dir)
     out = {"run_id": record.run_id, "data_source": prepared.source.describe()}
@@ -295,7 +265,8 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_download(args) -> int:
-    from cnnkit.data import get_dataset_info, keras_download
+    from cnnkit.data.catalog import get_dataset_info
+    from cnnkit.model.keras_download import keras_download
 
     get_dataset_info(args.dataset)
     keras_download(args.dataset)
@@ -304,13 +275,13 @@ def cmd_download(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from cnnkit.reproduce import main as reproduce_main
+    from cnnkit.lab.reproduce import main as reproduce_main
 
     return reproduce_main(args)
 
 
 def cmd_bench(args) -> int:
-    from cnnkit.bench import main as bench_main
+    from cnnkit.lab.bench import main as bench_main
 
     return bench_main(args)
 
@@ -330,7 +301,7 @@ def build_parser() -> OneLineParser:
         group = p.add_mutually_exclusive_group(required=True)
         group.add_argument("--preset")
         group.add_argument("--spec", help="experiment JSON file")
-        p.add_argument("--dataset", choices=("mnist", "fashion_mnist", "cifar10"))
+        p.add_argument("--dataset", choices=DATASET_NAMES)
         if training:
             p.add_argument("--epochs", type=int)
             p.add_argument("--batch-size", type=int, dest="batch_size")
@@ -372,7 +343,7 @@ def build_parser() -> OneLineParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("download", help="download a dataset into the Keras cache (needs internet)")
-    p.add_argument("dataset", choices=("mnist", "fashion_mnist", "cifar10"))
+    p.add_argument("dataset", choices=DATASET_NAMES)
     p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("reproduce", help="train the classic presets with their published recipes")
@@ -406,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # never a traceback for people; CNNKIT_DEBUG=1 for developers
-        if os.environ.get("CNNKIT_DEBUG"):
+        if settings.get().debug:
             raise
         print(f"error: {type(exc).__name__}: {exc} (set CNNKIT_DEBUG=1 for details; "
               f"{time.perf_counter() - started:.1f} s)", file=sys.stderr)

@@ -23,3 +23,11 @@ class DataError(CnnkitError):
 
 class RunError(CnnkitError):
     """A run folder is missing, damaged or in the wrong state for the request."""
+
+
+class WorkspaceError(CnnkitError):
+    """A workspace setting (CNNKIT_WORKSPACES) or a workspace key is invalid."""
+
+
+class UploadError(CnnkitError):
+    """An uploaded file was refused; the message says why, in plain words."""

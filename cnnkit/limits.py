@@ -6,22 +6,12 @@ with environment variables. No TensorFlow here.
 
 from __future__ import annotations
 
-import math
-import os
 from dataclasses import dataclass
 
+from cnnkit import settings
 from cnnkit.errors import SpecError
 from cnnkit.shapes import summarize_spec
 from cnnkit.specs import ExperimentSpec
-
-
-def _env_number(name: str, default: float) -> float:
-    # A typo in a server setting ("abc", "nan", "-1", "inf") must not break every page: default.
-    try:
-        value = float(os.environ.get(name, default))
-    except ValueError:
-        return default
-    return value if math.isfinite(value) and value > 0 else default
 
 
 @dataclass(frozen=True)
@@ -39,14 +29,10 @@ class Limits:
 
     @classmethod
     def from_env(cls) -> Limits:
-        d = cls()
-        return cls(
-            max_params=int(_env_number("CNNKIT_MAX_PARAMS", d.max_params)),
-            max_activation_mb=_env_number("CNNKIT_MAX_ACTIVATION_MB", d.max_activation_mb),
-            max_epochs=int(_env_number("CNNKIT_MAX_EPOCHS", d.max_epochs)),
-            max_batch_size=int(_env_number("CNNKIT_MAX_BATCH_SIZE", d.max_batch_size)),
-            max_job_minutes=_env_number("CNNKIT_MAX_JOB_MINUTES", d.max_job_minutes),
-        )
+        """The caps in force (CNNKIT_MAX_*; a typo in one means its default, see settings)."""
+        s = settings.get()
+        return cls(max_params=s.max_params, max_activation_mb=s.max_activation_mb, max_epochs=s.max_epochs,
+                   max_batch_size=s.max_batch_size, max_job_minutes=s.max_job_minutes)
 
 
 def check_spec(spec: ExperimentSpec, limits: Limits | None = None):
@@ -73,14 +59,18 @@ def check_spec(spec: ExperimentSpec, limits: Limits | None = None):
     return summary
 
 
-def check_data_size(spec: ExperimentSpec, num_train: int, num_test: int | None = None) -> None:
+def check_data_size(spec: ExperimentSpec, num_train: int, num_test: int | None = None, *,
+                    sample: bool = False) -> None:
     """Raise SpecError if the spec asks for more images than the loaded data has (the bundled
-    sample has 4,000 training images, the full MNIST 60,000): say so before the job starts."""
+    sample has 4,000 training images, the full MNIST 60,000): say so before the job starts.
+    `sample`: the data is the bundled sample, and the message says where the full set comes from."""
     limit = spec.dataset.train_limit
     if limit is not None and limit > num_train:
+        hint = (" (only the bundled SAMPLE was found: set CNNKIT_DATA_DIR or fill the Keras cache for "
+                "the full dataset)") if sample else ""
         raise SpecError("dataset.train_limit", f"{limit:,} is more than the {num_train:,} training images "
-                                               f"available here; use at most {num_train:,} or leave it empty "
-                                               f"for all of them")
+                                               f"available here{hint}; use at most {num_train:,} or leave it "
+                                               f"empty for all of them")
     limit = spec.dataset.test_limit
     if limit is not None and num_test is not None and limit > num_test:
         raise SpecError("dataset.test_limit", f"{limit:,} is more than the {num_test:,} test images "

@@ -99,6 +99,11 @@ class NetworkSummary:
                 "total_params": self.total_params, "total_macs": self.total_macs}
 
 
+
+def format_shape(shape, *, spaced: bool = False) -> str:
+    """(28, 28, 1) → "28×28×1" ("28 × 28 × 1" spaced, for tables); an unknown size is "?"."""
+    return (" × " if spaced else "×").join("?" if side is None else str(side) for side in shape)
+
 def layer_name(index: int, layer: Layer) -> str:
     """The Keras name of the spec's `index`-th layer (1-based), e.g. "conv2d_1"."""
     return f"{layer.type}_{index}"
@@ -163,7 +168,7 @@ def summarize(layers: tuple[Layer, ...] | list[Layer], input_shape: Shape, num_c
             shape = (shape[2],)
         elif isinstance(layer, Dense):
             if len(shape) != 1:
-                raise _fail(index, layer, f"needs a flat input but gets a {'×'.join(map(str, shape))} map: "
+                raise _fail(index, layer, f"needs a flat input but gets a {format_shape(shape)} map: "
                                           f"add a Flatten or GlobalAvgPool layer before it")
             trainable = params = shape[0] * layer.units + layer.units
             macs = shape[0] * layer.units
@@ -179,7 +184,7 @@ def summarize(layers: tuple[Layer, ...] | list[Layer], input_shape: Shape, num_c
     if len(shape) != 1:
         last = f"layer {len(layers)} ({layers[-1].describe()}) gives" if layers else "the input is"
         raise ArchitectureError(
-            "layers", f"the network ends on an image-shaped map: {last} a {'×'.join(map(str, shape))} map, "
+            "layers", f"the network ends on an image-shaped map: {last} a {format_shape(shape)} map, "
                       f"but the output layer needs a flat input: add Flatten or GlobalAvgPool as the last "
                       f"hidden layer")
     out_params = shape[0] * num_classes + num_classes
@@ -191,7 +196,7 @@ def summarize(layers: tuple[Layer, ...] | list[Layer], input_shape: Shape, num_c
 
 
 def summarize_spec(spec: ExperimentSpec) -> NetworkSummary:
-    from cnnkit.data import get_dataset_info
+    from cnnkit.data.catalog import get_dataset_info
 
     info = get_dataset_info(spec.dataset.name)
     return summarize(spec.layers, info.input_shape, info.num_classes)

@@ -41,6 +41,9 @@ MAX_EPOCHS = 1000
 MAX_BATCH_SIZE = 65536
 MAX_SEED = 2**31 - 1
 MAX_TRAIN_LIMIT = 10_000_000
+MIN_TRAIN_LIMIT = 10
+MAX_LEARNING_RATE = 1e6
+MAX_VALIDATION_SPLIT = 0.5
 MAX_NAME_CHARS = 120
 MAX_JSON_BYTES = 1_000_000
 
@@ -271,7 +274,6 @@ class Dense(Layer):
 LAYER_TYPES: dict[str, type[Layer]] = {
     cls.type: cls for cls in (Conv2D, MaxPool2D, AvgPool2D, Dropout, BatchNorm, Flatten, GlobalAvgPool, Dense)
 }
-SPATIAL_TYPES = ("conv2d", "maxpool2d", "avgpool2d")
 
 
 def layer_from_dict(data: Any, where: str = "layer") -> Layer:
@@ -318,11 +320,11 @@ class DatasetSpec:
             normalization=read_choice(data.get("normalization", "scale"), f"{where}.normalization",
                                       NORMALIZATIONS),
             validation_split=read_float(data.get("validation_split", 0.1), f"{where}.validation_split",
-                                        0.0, 0.5),
+                                        0.0, MAX_VALIDATION_SPLIT),
             train_limit=None if train_limit is None else read_int(
-                train_limit, f"{where}.train_limit", 10, MAX_TRAIN_LIMIT),
+                train_limit, f"{where}.train_limit", MIN_TRAIN_LIMIT, MAX_TRAIN_LIMIT),
             test_limit=None if test_limit is None else read_int(
-                test_limit, f"{where}.test_limit", 10, MAX_TRAIN_LIMIT),
+                test_limit, f"{where}.test_limit", MIN_TRAIN_LIMIT, MAX_TRAIN_LIMIT),
         )
 
 
@@ -350,7 +352,7 @@ class TrainingSpec:
         return cls(
             optimizer=read_choice(data.get("optimizer", d.optimizer), f"{where}.optimizer", OPTIMIZERS),
             learning_rate=read_float(data.get("learning_rate", d.learning_rate),
-                                     f"{where}.learning_rate", 0.0, 1e6, lo_open=True),
+                                     f"{where}.learning_rate", 0.0, MAX_LEARNING_RATE, lo_open=True),
             batch_size=read_int(data.get("batch_size", d.batch_size), f"{where}.batch_size", 1,
                                 MAX_BATCH_SIZE),
             epochs=read_int(data.get("epochs", d.epochs), f"{where}.epochs", 1, MAX_EPOCHS),

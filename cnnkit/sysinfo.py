@@ -1,29 +1,27 @@
-"""Cheap facts for the Home page: CPUs, a GPU, library versions, where each dataset would load from.
+"""Cheap facts about this machine and its processes.
 
 Everything here answers in milliseconds and never imports TensorFlow (or any big library):
-the Home page must paint at once. GPU presence is read from the NVIDIA driver's files, and
-data sources are probed by looking at files, not by reading arrays.
+the Home page must paint at once, and the store asks about processes on every listing. The
+CPU, memory and processes are read from /proc (one reader for each file), GPU presence from
+the NVIDIA driver's files. Without /proc (not Linux) the answers are "unknown", never an error.
 """
 
 from __future__ import annotations
 
 import os
+import platform
 import shutil
-from dataclasses import dataclass
+import sys
 from importlib import metadata
 from pathlib import Path
 
-import numpy as np
+# The flags that mean bfloat16 arithmetic in hardware (else TensorFlow emulates it, slowly).
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+# The packages a benchmark or reproduction report names, with their versions.
+REPORT_PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "numpy", "streamlit", "playwright")
 
-from cnnkit.data import (
-    SAMPLES_DIR,
-    _cifar_folder,
-    _keras_dataset_dirs,
-    _missing_idx_files,
-    data_dir_from_env,
-    download_allowed,
-    get_dataset_info,
-)
+
+# -- the CPU and memory ---------------------------------------------------------------------
 
 
 def cpu_count() -> int:
@@ -32,6 +30,90 @@ def cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
+
+
+def _cpuinfo(key: str) -> str | None:
+    """The value of the first `key : value` line of /proc/cpuinfo (the first CPU's), or None."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                name, sep, value = line.partition(":")
+                if sep and name.strip() == key:
+                    return value.strip()
+    except OSError:
+        pass
+    return None
+
+
+def cpu_model() -> str:
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
+
+
+def cpu_flags() -> set[str]:
+    """The first CPU's feature flags (avx2, avx512_bf16, …); empty without /proc/cpuinfo."""
+    return set((_cpuinfo("flags") or "").split())
+
+
+def cpu_has_bf16() -> bool:
+    return any(flag in cpu_flags() for flag in BF16_FLAGS)
+
+
+def memory_gib() -> float | None:
+    """Total RAM in GiB (MemTotal of /proc/meminfo), None if unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 2**20
+    except (OSError, IndexError, ValueError):
+        pass
+    return None
+
+
+def load_average() -> float:
+    """The 1-minute load average (the machine is shared: reports say how busy it was)."""
+    return os.getloadavg()[0]
+
+
+# -- processes --------------------------------------------------------------------------------
+
+
+def proc_stat_fields(pid: int | str) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (None without /proc or the process).
+
+    The command name is cut off at its *last* ")": it may itself hold spaces and parentheses.
+    So fields[0] is the state (field 3 of proc(5)), fields[1] the parent pid, fields[11] and
+    fields[12] utime and stime, fields[19] the start time in clock ticks after boot.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
+            return handle.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def cpu_seconds(pid: int | str) -> float:
+    """User + system CPU seconds process `pid` has used so far (0 if it is gone)."""
+    fields = proc_stat_fields(pid)
+    try:
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") if fields else 0.0
+    except (IndexError, ValueError):
+        return 0.0
+
+
+def rss_mib() -> dict:
+    """This process's resident memory now and its peak (VmHWM), in MiB (None if unknown)."""
+    out = {}
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0]) / 1024
+    except OSError:
+        pass
+    return {"rss_mib": out.get("VmRSS"), "peak_rss_mib": out.get("VmHWM")}
+
+
+# -- GPUs and libraries -----------------------------------------------------------------------
 
 
 def gpu_description(proc_file: str = "/proc/driver/nvidia/version") -> str | None:
@@ -51,6 +133,7 @@ def gpu_description(proc_file: str = "/proc/driver/nvidia/version") -> str | Non
 
 
 def package_version(name: str) -> str | None:
+    """The installed version of distribution `name` (from its metadata, no import), else None."""
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
@@ -73,62 +156,39 @@ def versions() -> dict[str, str]:
     return out
 
 
-@dataclass(frozen=True)
-class SourceHint:
-    """Where `load_raw` would take a dataset from, guessed from which files exist."""
+def machine_info(gpus: list[str] | None = None) -> dict:
+    """CPU, cores, memory, GPUs (if TensorFlow is loaded here or `gpus` is given), versions.
 
-    dataset: str
-    kind: str          # "data_dir" | "keras" | "download" | "sample" | "missing"
-    text: str
-
-    def __repr__(self) -> str:
-        return f"SourceHint({self.dataset!r}, {self.kind})"
-
-    @property
-    def is_sample(self) -> bool:
-        return self.kind == "sample"
-
-
-def _keras_cache_has(name: str) -> Path | None:
-    # cnnkit.data's own file rules (same package), so the hint never disagrees with load_raw.
-    for datasets in _keras_dataset_dirs():
-        if name == "mnist" and (datasets / "mnist.npz").is_file():
-            return datasets / "mnist.npz"
-        folder = datasets / "fashion-mnist"
-        if name == "fashion_mnist" and folder.is_dir() and not _missing_idx_files(folder):
-            return folder
-    return _cifar_folder(_keras_dataset_dirs()) if name == "cifar10" else None
+    GPUs are only listed when TensorFlow is already imported: this never imports it.
+    """
+    if gpus is None and "tensorflow" in sys.modules:
+        gpus = [d.name for d in sys.modules["tensorflow"].config.list_physical_devices("GPU")]
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "usable_cores": cpu_count(),
+        "memory_gib": memory_gib(),
+        "bf16": cpu_has_bf16(),
+        "gpus": gpus,
+        "python": platform.python_version(),
+        "versions": {name: package_version(name) or "not installed" for name in REPORT_PACKAGES},
+    }
 
 
-def _sample_counts(path: Path) -> tuple[int, int]:
-    # Only the label arrays are read (a few kB): the images stay on disk.
-    with np.load(path, allow_pickle=False) as npz:
-        return len(npz["y_train"]), len(npz["y_test"])
+def describe_machine(info: dict) -> str:
+    """One line for a report: "<cpu>, 2 cores, 8 GiB RAM, no GPU; Python …, TensorFlow …"."""
+    packages = info.get("versions", {})
+    tf_version = next((v for k, v in packages.items() if k.startswith("tensorflow") and v != "not installed"),
+                      "?")
+    gpus = info.get("gpus")
+    gpu_text = "GPU: not checked" if gpus is None else (f"GPU: {', '.join(gpus)}" if gpus else "no GPU")
+    memory = info.get("memory_gib")
+    return (f"{info.get('cpu')}, {info.get('usable_cores')} cores"
+            f"{f', {memory:.0f} GiB RAM' if memory else ''}, {gpu_text}; Python {info.get('python')}, "
+            f"TensorFlow {tf_version}, Keras {packages.get('keras')}, NumPy {packages.get('numpy')}, "
+            f"Streamlit {packages.get('streamlit')}")
 
 
-def source_hint(name: str, data_dir: str | None = None) -> SourceHint:
-    """The source `cnnkit.data.load_raw(name)` would use, in the same order, without loading."""
-    info = get_dataset_info(name)
-    data_dir = data_dir or data_dir_from_env()
-    folder = Path(data_dir) / info.idx_folder if data_dir and info.idx_folder else None
-    if folder is not None and folder.is_dir() and not _missing_idx_files(folder):
-        return SourceHint(name, "data_dir", f"data directory {folder}")
-    cached = _keras_cache_has(name)
-    if cached is not None:
-        return SourceHint(name, "keras", f"Keras cache {cached}")
-    if download_allowed():
-        fallback = "; without internet: " + ("the bundled SAMPLE" if info.idx_folder else "none")
-        return SourceHint(name, "download", f"downloaded by Keras on first use{fallback}")
-    sample = SAMPLES_DIR / f"{name}_sample.npz"
-    if info.idx_folder and sample.is_file():
-        try:
-            num_train, num_test = _sample_counts(sample)
-        except (OSError, ValueError, KeyError):
-            return SourceHint(name, "missing", f"the bundled sample {sample} is unreadable")
-        return SourceHint(name, "sample", f"bundled SAMPLE ({num_train:,} train / {num_test:,} test "
-                                          f"images, not the full dataset)")
-    if info.idx_folder:
-        how = "set CNNKIT_DATA_DIR to a folder with the IDX files, or fill the Keras cache"
-    else:  # CIFAR-10 has no IDX form and no bundled sample
-        how = "run once with internet (CNNKIT_OFFLINE unset) or copy a Keras cache into KERAS_HOME"
-    return SourceHint(name, "missing", f"not available offline: {how}")
+# -- where each dataset would load from -------------------------------------------------------
+
+

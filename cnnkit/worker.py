@@ -10,8 +10,8 @@ import signal
 import sys
 import time
 
-from cnnkit.jobs import acquire_slot
-from cnnkit.store import RunStore, this_process
+from cnnkit.runs.jobs import acquire_slot
+from cnnkit.runs.store import RunStore, this_process
 
 
 def main(argv: list[str]) -> int:
@@ -31,7 +31,7 @@ def main(argv: list[str]) -> int:
         return 0
     try:
         store.update(run_id, queue_position=None)
-        from cnnkit.training import run_job  # TensorFlow loads here, once the job may run
+        from cnnkit.model.training import run_job  # TensorFlow loads here, once the job may run
 
         meta = run_job(store, run_id)
         print(f"run {run_id}: {meta.get('status')} {meta.get('reason') or ''}", flush=True)

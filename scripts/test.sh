@@ -15,7 +15,7 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 
 echo "== installing Python packages"
-python3 -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+python3 -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 
 echo "== ruff"
 python3 -m ruff check .

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from cnnkit.analysis import (
+from cnnkit.errors import RunError
+from cnnkit.views.analysis import (
     Predictions,
     cell_examples,
     confusion_matrix,
@@ -11,7 +12,6 @@ from cnnkit.analysis import (
     mistakes,
     per_class_accuracy,
 )
-from cnnkit.errors import RunError
 
 # Seven test images, four classes; class 3 has no test images at all.
 Y_TRUE = np.array([0, 0, 1, 1, 2, 2, 2])

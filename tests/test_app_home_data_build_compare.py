@@ -17,14 +17,15 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cnnkit import jobs
-from cnnkit.data import load_raw, normalize, pixel_statistics, prepare
+from cnnkit.data.prepare import normalize, pixel_statistics, prepare
+from cnnkit.data.sources import load_raw
 from cnnkit.presets import get_preset
+from cnnkit.runs import jobs
+from cnnkit.runs.store import RunStore, read_json
 from cnnkit.specs import ExperimentSpec
-from cnnkit.store import RunStore, read_json
 
 ROOT = Path(__file__).resolve().parent.parent
-HOME, DATA, BUILD, COMPARE = "app.py", "pages/1_📊_Data.py", "pages/2_🧱_Build.py", "pages/4_📈_Compare.py"
+HOME, DATA, BUILD, COMPARE = "app.py", "app_pages/data.py", "app_pages/build.py", "app_pages/compare.py"
 
 
 def app(page: str, timeout: float = 30) -> AppTest:

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cnnkit.bench import rss_mib
-from cnnkit.store import RunStore, pid_alive
-from cnnkit.workspaces import workspace_root
+from cnnkit.runs.store import RunStore, pid_alive
+from cnnkit.runs.workspaces import workspace_root
+from cnnkit.sysinfo import rss_mib
 
 ROOT = Path(__file__).resolve().parent.parent
-TRAIN = "pages/3_🏋️_Train.py"
+TRAIN = "app_pages/train.py"
 
 
 def rss_mb() -> float:

@@ -18,15 +18,15 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cnnkit import demo
-from cnnkit.analysis import load_predictions
-from cnnkit.data import load_raw
+from cnnkit.data.sources import load_raw
+from cnnkit.runs.store import RunStore
 from cnnkit.shapes import summarize_spec
 from cnnkit.specs import ExperimentSpec
-from cnnkit.store import RunStore
+from cnnkit.views import demo
+from cnnkit.views.analysis import load_predictions
 
 ROOT = Path(__file__).resolve().parent.parent
-TRAIN, INSPECT, DRAW = "pages/3_🏋️_Train.py", "pages/5_🔬_Inspect.py", "pages/6_✏️_Draw.py"
+TRAIN, INSPECT, DRAW = "app_pages/train.py", "app_pages/inspect_run.py", "app_pages/draw.py"
 
 
 def app(page: str, timeout: float = 30) -> AppTest:
@@ -224,7 +224,7 @@ def test_draw_with_a_run_shows_the_hint_on_an_empty_canvas(prepared_env):
 
 
 def test_a_drawn_one_is_read_as_one_by_the_trained_cnn(prepared_env):
-    from cnnkit.inspection import Predictor
+    from cnnkit.model.inspection import Predictor
 
     record = prepared_env
     predictors = {key: Predictor.from_file(record.model_path(key)) for key in ("cnn", "baseline")}

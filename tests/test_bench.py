@@ -8,8 +8,10 @@ import re
 import numpy as np
 import pytest
 
-from cnnkit import bench, reproduce
 from cnnkit.errors import DataError, SpecError
+from cnnkit.lab import bench, reproduce
+from cnnkit.lab.bench import latency as latency_bench
+from cnnkit.lab.bench import memory as memory_bench
 from cnnkit.presets import PRESETS
 
 # ---------------------------------------------------------------------------
@@ -55,19 +57,6 @@ def test_benchmark_selection():
     assert "levers" not in bench.selected(["all"])
     with pytest.raises(SpecError, match="unknown benchmark 'speed'"):
         bench.selected(["latency", "speed"])
-
-
-def test_machine_description_names_cpu_cores_and_versions():
-    info = bench.machine_info(gpus=[])
-    assert info["usable_cores"] >= 1 and isinstance(info["bf16"], bool)
-    text = bench.describe_machine(info)
-    assert info["cpu"] in text and f"{info['usable_cores']} cores" in text and "no GPU" in text
-    assert f"Keras {info['versions']['keras']}" in text
-
-
-def test_rss_reads_this_process():
-    memory = bench.rss_mib()
-    assert 0 < memory["rss_mib"] <= memory["peak_rss_mib"]
 
 
 # ---------------------------------------------------------------------------
@@ -155,7 +144,8 @@ def test_bench_quick_throughput_in_child_processes(tmp_path):
 def test_bench_quick_latency_and_memory(tmp_path, monkeypatch):
     # The children's code, run in this process (TensorFlow is already loaded here): same paths,
     # without paying a TensorFlow start-up per child.
-    monkeypatch.setattr(bench, "run_child", lambda kind, params: bench.CHILDREN[kind](**params))
+    for module in (latency_bench, memory_bench):  # the two benchmarks' own run_child
+        monkeypatch.setattr(module, "run_child", lambda kind, params: bench.CHILDREN[kind](**params))
     out = tmp_path / "bench.md"
     args = argparse.Namespace(which=["latency", "memory"], data_dir=None, quick=True, output=str(out))
     assert bench.main(args) == 0

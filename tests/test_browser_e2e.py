@@ -1,4 +1,5 @@
-"""End to end in a real browser: `streamlit run app.py`, Debian's Chromium driven by Playwright.
+"""End to end in a real browser: `streamlit run app.py`, Debian's Chromium driven by Playwright
+(both started by cnnkit.lab.browser, the harness the benchmarks and tools/screenshots.py use).
 
 A fresh runs folder, offline: open the app, quick-train a small CNN from the Draw page, draw a "1"
 and a "0" with mouse strokes on the canvas and read `Prediction: <digit>`. Along the way it
@@ -12,22 +13,24 @@ folder, or, to refresh the README's, into CNNKIT_SCREENSHOTS_DIR:
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from cnnkit import settings
+from cnnkit.lab.browser import (
+    VIEWPORT,
+    StreamlitServer,
+    browser_available,
+    launch_browser,
+    wait_idle,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 PREDICTION = re.compile(r"Prediction: (\d)")
 HAS_PREDICTION = "() => /Prediction: \\d/.test(document.body.innerText)"
 HAS_HINT = "() => document.body.innerText.includes('Nothing drawn yet') && !/Prediction: \\d/.test(document.body.innerText)"
@@ -35,50 +38,17 @@ HAS_HINT = "() => document.body.innerText.includes('Nothing drawn yet') && !/Pre
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"the app did not listen on port {port} within {timeout:.0f} s")
-
-
 @pytest.fixture
 def app_url(tmp_path):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (scripts/test.sh does) for the browser test")
-    pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "CNNKIT_DATA_DIR"}
-    env.update(CNNKIT_RUNS_DIR=str(tmp_path / "runs"), CNNKIT_SLOTS_DIR=str(tmp_path / "slots"),
-               CNNKIT_OFFLINE="1", KERAS_HOME=str(tmp_path / "keras"))
-    # The quick train is exactly what an offline user gets (the whole 4,000-image sample, 6 epochs,
-    # ~15 s from the click to the canvas here); CNNKIT_QUICK_TRAIN_LIMIT/_EPOCHS in the environment
-    # shrink it on a slow machine.
-    log = open(tmp_path / "streamlit.log", "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+    why_not = browser_available()
+    if why_not:
+        pytest.skip(f"{why_not}: needed for the browser test")
+    # Offline, no CNNKIT_DATA_DIR, an empty Keras cache: the quick train is exactly what an offline
+    # user gets (the whole 4,000-image sample, 6 epochs, ~15 s from the click to the canvas here);
+    # CNNKIT_QUICK_TRAIN_LIMIT/_EPOCHS in the environment shrink it on a slow machine.
+    with StreamlitServer(tmp_path / "runs", slots_dir=tmp_path / "slots", env={"KERAS_HOME": str(tmp_path / "keras")},
+                         log=tmp_path / "streamlit.log") as server:
+        yield server.url
 
 
 def canvas_box(page) -> dict:
@@ -134,32 +104,22 @@ def prediction(page) -> str:
 
 
 def settle(page, seconds: float = 1.5) -> None:
-    """Until no script is running and every plotly chart has drawn, for `seconds` in a row."""
-    quiet_since, deadline = None, time.monotonic() + 60
-    while time.monotonic() < deadline:
-        busy = page.locator('[data-testid="stStatusWidget"], [data-testid="stSkeleton"]').count() > 0 or \
-            page.evaluate("() => [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')]"
-                          ".some(c => !c.querySelector('.main-svg'))")
-        now = time.monotonic()
-        if busy:
-            quiet_since = None
-        elif quiet_since is None:
-            quiet_since = now
-        elif now - quiet_since >= seconds:
-            return
-        page.wait_for_timeout(150)
+    """Until no script is running and every plotly chart has drawn, for `seconds` in a row (at
+    most a minute: a screenshot of a page that never settles still shows what went wrong)."""
+    with contextlib.suppress(TimeoutError):
+        wait_idle(page, quiet_s=seconds, timeout_s=60)
 
 
 def test_quick_train_then_draw_digits_in_a_real_browser(app_url, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    shots = ROOT / os.environ["CNNKIT_SCREENSHOTS_DIR"] if os.environ.get("CNNKIT_SCREENSHOTS_DIR") \
-        else tmp_path / "screenshots"                           # (ROOT / an absolute path = that path)
+    shots_dir = settings.get().screenshots_dir
+    shots = ROOT / shots_dir if shots_dir else tmp_path / "screenshots"  # (ROOT / an absolute path = that path)
     shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_browser(p)
         try:
-            context = browser.new_context(viewport={"width": 1440, "height": 900})
+            context = browser.new_context(viewport=VIEWPORT)
             page = context.new_page()
             page.goto(app_url)
             page.wait_for_selector("text=cnnkit", timeout=60_000)
@@ -223,8 +183,8 @@ def test_quick_train_then_draw_digits_in_a_real_browser(app_url, tmp_path):
               f"read the 1 as {one}, the 0 as {zero}")
     print(report)
     (tmp_path / "timings.txt").write_text(report)
-    if os.environ.get("CNNKIT_E2E_REPORT"):
-        shutil.copy(tmp_path / "timings.txt", os.environ["CNNKIT_E2E_REPORT"])
+    if settings.get().e2e_report:
+        shutil.copy(tmp_path / "timings.txt", settings.get().e2e_report)
 
 
 def test_a_deep_link_as_a_fresh_servers_first_visit_gets_the_apps_navigation(app_url):
@@ -233,7 +193,7 @@ def test_a_deep_link_as_a_fresh_servers_first_visit_gets_the_apps_navigation(app
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_browser(p)
         try:
             page = browser.new_page()
             page.goto(f"{app_url}/Train?run=no-such-run")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnkit import charts
+from cnnkit.views import charts
 
 
 def test_image_grid_has_one_image_per_cell_with_its_title():

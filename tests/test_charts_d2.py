@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from cnnkit import charts
+from cnnkit.views import charts
 
 
 def batch(model, epoch, b, loss, acc=0.5):

@@ -137,8 +137,8 @@ def test_runs_json_lists_the_run(trained, env):
 
 
 def test_predict_a_drawn_digit(trained, env, tmp_path):
-    from cnnkit.drawing import load_image, preprocess_drawing
-    from cnnkit.models import load_model
+    from cnnkit.data.drawing import load_image, preprocess_drawing
+    from cnnkit.model.models import load_model
 
     one, blank = draw_digit_png(tmp_path / "one.png"), draw_digit_png(tmp_path / "blank.png", "blank")
     run_id = trained["out"]["run_id"]

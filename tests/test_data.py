@@ -15,22 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnkit import data
-from cnnkit.data import (
-    DATASETS,
-    KNOWN_FILES,
-    DataSource,
-    KnownFile,
-    RawData,
-    class_counts,
-    get_dataset_info,
-    load_raw,
-    normalize,
-    pixel_statistics,
-    prepare,
-    read_idx,
-    write_idx,
-)
+from cnnkit.data import keras_cache, sources
+from cnnkit.data.catalog import DATASETS, DataSource, RawData, get_dataset_info
+from cnnkit.data.idx import KNOWN_FILES, KnownFile, read_idx, write_idx
+from cnnkit.data.prepare import class_counts, normalize, pixel_statistics, prepare
+from cnnkit.data.sources import load_raw
 from cnnkit.errors import DataError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -43,9 +32,9 @@ def offline(tmp_path, monkeypatch):
     monkeypatch.setenv("CNNKIT_OFFLINE", "1")
     monkeypatch.delenv("CNNKIT_DATA_DIR", raising=False)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
-    data.clear_cache()
+    sources.clear_cache()
     yield
-    data.clear_cache()
+    sources.clear_cache()
 
 
 def indexed_images(n, shape=(28, 28), seed=0):
@@ -240,7 +229,7 @@ def test_load_raw_from_data_dir(tmp_path):
 def test_load_raw_data_dir_from_env_and_uncompressed(tmp_path, monkeypatch):
     arrays = write_idx_folder(tmp_path / "data" / "fashion-mnist", gz=False)
     monkeypatch.setenv("CNNKIT_DATA_DIR", str(tmp_path / "data"))
-    assert data.data_dir_from_env() == str(tmp_path / "data")
+    assert sources.data_dir_from_env() == str(tmp_path / "data")
     raw = load_raw("fashion_mnist")
     np.testing.assert_array_equal(raw.y_train, arrays["y_train"])
     assert raw.source.kind == "data_dir"
@@ -307,7 +296,7 @@ def test_checksum_of_matching_file_is_verified(tmp_path, monkeypatch):
     assert raw.source.verified == "IDX headers + sha256 checksums of 1 of 4 files"
     # ... and with another hash, rejected
     monkeypatch.setitem(KNOWN_FILES, key, KnownFile("0" * 64, 50))
-    data.clear_cache()
+    sources.clear_cache()
     with pytest.raises(DataError, match="expected 0000"):
         load_raw("mnist", tmp_path / "data")
 
@@ -391,7 +380,7 @@ def test_failed_download_is_not_retried(tmp_path, monkeypatch):
         calls.append(name)
         return False
 
-    monkeypatch.setattr(data, "download_with_keras", fake_download)
+    monkeypatch.setattr(keras_cache, "download_with_keras", fake_download)
     raw = load_raw("mnist", allow_download=True)
     assert raw.source.is_sample and "download via Keras failed" in raw.source.note
     # another cache key (a data dir without mnist/) must not download again
@@ -406,16 +395,16 @@ def test_download_fills_the_cache(tmp_path, monkeypatch):
         write_mnist_npz(tmp_path)
         return True
 
-    monkeypatch.setattr(data, "download_with_keras", fake_download)
+    monkeypatch.setattr(keras_cache, "download_with_keras", fake_download)
     assert load_raw("mnist", allow_download=True).source.kind == "keras"
 
 
 def test_download_allowed(monkeypatch):
-    assert not data.download_allowed()  # the fixture sets CNNKIT_OFFLINE=1
+    assert not keras_cache.download_allowed()  # the fixture sets CNNKIT_OFFLINE=1
     monkeypatch.setenv("CNNKIT_OFFLINE", "true")
-    assert not data.download_allowed()
+    assert not keras_cache.download_allowed()
     monkeypatch.setenv("CNNKIT_OFFLINE", "0")
-    assert data.download_allowed()
+    assert keras_cache.download_allowed()
 
 
 # --- source 3: bundled sample ----------------------------------------------------
@@ -559,7 +548,7 @@ def test_pixel_statistics_and_class_counts():
 
 def test_import_does_not_load_tensorflow():
     code = (
-        "import sys, cnnkit.data; "
+        "import sys, cnnkit.data.sources, cnnkit.data.prepare; "
         "bad = [m for m in ('tensorflow', 'keras', 'streamlit') if m in sys.modules]; "
         "assert not bad, bad"
     )
@@ -580,3 +569,11 @@ def test_real_data():
         assert (len(raw.y_train), len(raw.y_test)) == (60_000, 10_000)
         assert raw.source.verified == "IDX headers + sha256 checksums"
         assert raw.source.describe().startswith("real ")
+
+
+def test_the_catalog_and_the_spec_name_the_same_datasets():
+    from cnnkit.data.catalog import DRAWABLE
+    from cnnkit.specs import DATASET_NAMES
+
+    assert tuple(DATASETS) == DATASET_NAMES
+    assert DRAWABLE == ("mnist", "fashion_mnist")  # the 28×28 grayscale ones: a drawing fits them

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnkit.drawing import DrawingResult, load_image, preprocess_drawing
+from cnnkit.data.drawing import DrawingResult, load_image, preprocess_drawing
 
 # ------------------------------------------------------------------ helpers
 

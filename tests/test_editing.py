@@ -6,8 +6,13 @@ from dataclasses import fields
 
 import pytest
 
-from cnnkit.editing import (
+from cnnkit.errors import ArchitectureError, SpecError
+from cnnkit.presets import get_preset
+from cnnkit.shapes import summarize
+from cnnkit.specs import LAYER_TYPES, Conv2D, Dense, Dropout, Flatten, MaxPool2D, layer_from_dict
+from cnnkit.views.editing import (
     FIELDS,
+    TRAINING_FIELDS,
     edit_layer,
     failing_index,
     human_count,
@@ -17,16 +22,13 @@ from cnnkit.editing import (
     new_layer,
     prefix_rows,
     remove_layer,
+    spec_value,
     starter_layers,
     summarize_or_prefix,
     summary_rows,
     summary_totals,
     total_row,
 )
-from cnnkit.errors import ArchitectureError, SpecError
-from cnnkit.presets import get_preset
-from cnnkit.shapes import summarize
-from cnnkit.specs import LAYER_TYPES, Conv2D, Dense, Dropout, Flatten, MaxPool2D, layer_from_dict
 
 MNIST = ((28, 28, 1), 10)
 CHOLLET = get_preset("chollet-cnn").layers
@@ -159,3 +161,52 @@ def test_summarize_or_prefix():
     assert problem is None and summary.total_params == 96_844 and rows == summary.layers
     summary, rows, problem = summarize_or_prefix(edit_layer(CHOLLET, 4, {"kernel_size": 31}), *MNIST)
     assert summary is None and isinstance(problem, ArchitectureError) and len(rows) == 4
+
+
+# ---------------------------------------------------------------------------
+# The Train page's settings table
+
+
+def test_training_fields_cover_every_training_setting_once():
+    from cnnkit.specs import TrainingSpec
+
+    names = [f.name for f in TRAINING_FIELDS]
+    assert len(names) == len(set(names)) and len({f.key for f in TRAINING_FIELDS}) == len(names)
+    assert {n.split(".", 1)[1] for n in names if n.startswith("training.")} == {f.name for f in fields(TrainingSpec)}
+    assert {n for n in names if n.startswith("dataset.")} == {
+        "dataset.train_limit", "dataset.validation_split", "dataset.normalization"}
+    # a condition names a field offered before it (the page decides in one pass, top to bottom)
+    for index, field in enumerate(TRAINING_FIELDS):
+        if field.shown_if:
+            assert field.shown_if[0] in names[:index], field
+
+
+def test_training_field_bounds_are_the_specs_own():
+    # Each widget's extremes are legal, and one step past them is refused, naming the field.
+    spec = get_preset("chollet-cnn").experiment()
+    for field in TRAINING_FIELDS:
+        if field.kind == "choice":
+            for choice in field.choices:
+                assert spec_value(spec.updated({field.name: choice}), field.name) == choice
+            continue
+        if field.kind == "bool":
+            continue
+        for value in (field.lo, field.hi):
+            value = int(value) if field.kind in ("int", "count") else value
+            if field.name in ("training.learning_rate", "training.decay_rate") and value == 0:
+                continue  # the widget's floor; the spec wants a rate above 0 and says so inline
+            assert spec_value(spec.updated({field.name: value}), field.name) == value, field
+        beyond = field.hi + (1 if field.kind in ("int", "count") else 0.5)
+        if field.name != "training.momentum":  # the widget stops at 0.9999, the spec below 1.0
+            with pytest.raises(SpecError, match=field.name.replace(".", r"\.")):
+                spec.updated({field.name: beyond})
+
+
+def test_a_field_shows_and_is_labelled_by_the_choice_above_it():
+    by_name = {f.name: f for f in TRAINING_FIELDS}
+    momentum, every = by_name["training.momentum"], by_name["training.decay_epochs"]
+    assert momentum.applies({"training.optimizer": "sgd"}) and not momentum.applies({"training.optimizer": "adam"})
+    assert every.label_for({"training.schedule": "step"}) == "Every N epochs"
+    assert every.label_for({"training.schedule": "plateau"}) == "Patience (epochs)"
+    assert by_name["training.epochs"].applies({})  # no condition: always offered
+    assert spec_value(get_preset("chollet-cnn").experiment(), "training.batch_size") == 64

@@ -13,7 +13,7 @@ LAYERS = (Conv2D(4, 5, padding="same"), BatchNorm(), MaxPool2D(2), Conv2D(6, 3, 
 
 @pytest.fixture(scope="module")
 def tf_modules():
-    from cnnkit import inspection, models
+    from cnnkit.model import inspection, models
 
     return models, inspection
 
@@ -69,7 +69,7 @@ def test_feature_map_shapes_equal_the_calculators(tf_modules):
 
 def test_feature_maps_of_the_first_conv_are_its_output(tf_modules):
     models, inspection = tf_modules
-    from cnnkit.tf_import import keras
+    from cnnkit.model.tf_import import keras
 
     model = models.build_model(LAYERS, (28, 28, 1), 10)
     x = pixels(1)

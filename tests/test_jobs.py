@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from cnnkit import jobs
 from cnnkit.errors import RunError
+from cnnkit.runs import jobs
+from cnnkit.runs.store import RunStore
 from cnnkit.specs import ExperimentSpec
-from cnnkit.store import RunStore
 
 TIMEOUT = 120  # generous: the machine is shared, and each worker imports TensorFlow (~3 s)
 

@@ -9,11 +9,11 @@ import zipfile
 
 import pytest
 
-from cnnkit import ledger
 from cnnkit.errors import RunError
 from cnnkit.presets import get_preset
+from cnnkit.runs.store import RunStore, atomic_write_json
 from cnnkit.specs import Dense
-from cnnkit.store import RunStore, atomic_write_json
+from cnnkit.views import ledger
 
 HISTORY = [
     {"model": "cnn", "epoch": 1, "loss": 0.9, "accuracy": 0.7, "val_loss": 0.8, "val_accuracy": 0.75},

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnkit.data import load_raw
+from cnnkit.data.sources import load_raw
 from cnnkit.errors import SpecError
 from cnnkit.limits import Limits, check_data_size, check_spec
 from cnnkit.specs import ExperimentSpec

@@ -8,7 +8,8 @@ import random
 import numpy as np
 import pytest
 
-from cnnkit.lite import LiteModel, LitePredictor, UnsupportedModel, load_predictor
+from cnnkit.model.lite import LiteModel, LitePredictor, UnsupportedModel
+from cnnkit.model.predictor import load_predictor
 from cnnkit.presets import PRESETS
 from cnnkit.specs import (
     AvgPool2D,
@@ -21,7 +22,7 @@ from cnnkit.specs import (
     MaxPool2D,
 )
 
-models = pytest.importorskip("cnnkit.models")
+models = pytest.importorskip("cnnkit.model.models")
 keras = models.keras
 
 

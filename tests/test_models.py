@@ -13,6 +13,7 @@ from cnnkit.specs import (
     MaxPool2D,
     TrainingSpec,
 )
+from tests import oracles
 
 LAYERS = (Conv2D(4, 3, padding="same"), BatchNorm(), MaxPool2D(2), Dropout(0.5), Conv2D(6, 3, strides=2),
           GlobalAvgPool(), Dense(8))
@@ -20,14 +21,14 @@ LAYERS = (Conv2D(4, 3, padding="same"), BatchNorm(), MaxPool2D(2), Dropout(0.5),
 
 @pytest.fixture(scope="module")
 def models():
-    from cnnkit import models
+    from cnnkit.model import models
 
     return models
 
 
 @pytest.fixture(scope="module")
 def keras(models):
-    from cnnkit.tf_import import keras
+    from cnnkit.model.tf_import import keras
 
     return keras
 
@@ -41,7 +42,7 @@ def test_layer_names_follow_the_calculator(models):
     assert [layer.name for layer in model.layers] == [
         "pixels", "preprocess", "conv2d_1", "batchnorm_2", "maxpool2d_3", "dropout_4", "conv2d_5",
         "globalavgpool_6", "dense_7", "output"]
-    assert [layer.name for layer in models.spec_layers(model)] == [
+    assert [layer.name for layer in oracles.spec_layers(model)] == [
         "conv2d_1", "batchnorm_2", "maxpool2d_3", "dropout_4", "conv2d_5", "globalavgpool_6", "dense_7", "output"]
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnkit import demo, monitor
+from cnnkit.runs.store import RunRecord
 from cnnkit.shapes import summarize_spec
-from cnnkit.store import RunRecord
+from cnnkit.views import demo, monitor
 
 
 def record(status="running", baseline="dense-128", run_id="r1", created=0.0, **meta) -> RunRecord:

@@ -28,11 +28,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cnnkit import jobs
 from cnnkit.errors import RunError
 from cnnkit.presets import PRESETS
+from cnnkit.runs import jobs
+from cnnkit.runs.store import STATUSES, RunStore, pid_alive
 from cnnkit.specs import ExperimentSpec
-from cnnkit.store import STATUSES, RunStore, pid_alive
 
 TALLY: Counter = Counter()
 HISTORY_KEYS = {"model", "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds",
@@ -55,7 +55,7 @@ def spec_for(train_limit=600, epochs=2, batch_size=32, **training) -> Experiment
 
 @pytest.fixture(scope="module")
 def training():
-    from cnnkit import training
+    from cnnkit.model import training
 
     return training
 
@@ -83,9 +83,9 @@ def check_history(store: RunStore, run_id: str) -> list[dict]:
 def check_checkpoint(store: RunStore, run_id: str, history: list[dict], spec: ExperimentSpec) -> None:
     """model.keras exists iff an epoch finished, loads, and is the last finished epoch's model:
     on the run's own validation split it reproduces the val_loss the history recorded."""
-    from cnnkit.models import load_model
-    from cnnkit.tf_import import keras
-    from cnnkit.training import prepare_data
+    from cnnkit.data.prepare import prepare_data
+    from cnnkit.model.models import load_model
+    from cnnkit.model.tf_import import keras
 
     path = store.path(run_id) / "model.keras"
     assert path.is_file() == bool(history)
@@ -168,17 +168,17 @@ def test_sigkill_mid_epoch_keeps_every_finished_epoch_and_a_loadable_model(store
 
 def test_stop_while_the_model_is_built_runs_at_most_one_batch(training, store, monkeypatch):
     # The click lands after the data loaded, while Keras builds the model: fit's first check sees it.
-    monkeypatch.setattr(training, "PROGRESS_SECONDS", 0.0)
+    monkeypatch.setattr("cnnkit.model.callbacks.PROGRESS_SECONDS", 0.0)
     spec = spec_for()
     run_id = store.create(spec).run_id
-    build = training.build_model
+    from cnnkit.model.models import build_model as build
 
     def build_then_click(*args, **kwargs):
         model = build(*args, **kwargs)
         store.request_stop(run_id)
         return model
 
-    monkeypatch.setattr(training, "build_model", build_then_click)
+    monkeypatch.setattr("cnnkit.model.levers.build_model", build_then_click)
     batches = []
     training.run_job(store, run_id, hook=lambda p: p.get("phase") == "training" and batches.append(p["batch"]))
     assert len(batches) <= 1, batches
@@ -187,7 +187,7 @@ def test_stop_while_the_model_is_built_runs_at_most_one_batch(training, store, m
 
 
 def test_stop_mid_epoch_two_keeps_epoch_one(training, store, monkeypatch):
-    monkeypatch.setattr(training, "PROGRESS_SECONDS", 0.0)
+    monkeypatch.setattr("cnnkit.model.callbacks.PROGRESS_SECONDS", 0.0)
     spec = spec_for(epochs=3)
     run_id = store.create(spec).run_id
     seen = []
@@ -245,7 +245,7 @@ def test_stop_after_the_end_changes_nothing(training, store):
 
 
 def test_learning_rate_1000_stops_by_itself_with_a_reason_and_a_suggestion(training, store, monkeypatch):
-    monkeypatch.setattr(training, "PROGRESS_SECONDS", 0.0)
+    monkeypatch.setattr("cnnkit.model.callbacks.PROGRESS_SECONDS", 0.0)
     healthy = store.create(spec_for(epochs=1, train_limit=200)).run_id
     training.run_job(store, healthy)
     spec = spec_for(epochs=3, learning_rate=1000.0)  # Adam, as typed on the Build page
@@ -390,7 +390,7 @@ def test_a_damaged_checkpoint_raises_value_error_naming_the_file(store, tmp_path
     # ValueError (what the Inspect page catches), never a zipfile.BadZipFile.
     import zipfile
 
-    from cnnkit.models import build_model, load_model
+    from cnnkit.model.models import build_model, load_model
     from cnnkit.specs import Dense, Flatten
 
     path = tmp_path / "model.keras"
@@ -424,7 +424,7 @@ def _rss_mb(pid: int) -> float:
 def test_three_sessions_start_at_once_share_one_slot_and_release_their_memory(runs_dir, monkeypatch):
     from concurrent.futures import ThreadPoolExecutor
 
-    from cnnkit.workspaces import new_session_key, open_workspace
+    from cnnkit.runs.workspaces import new_session_key, open_workspace
 
     monkeypatch.setenv("CNNKIT_MAX_JOBS", "1")
     monkeypatch.delenv("CNNKIT_SLOTS_DIR")  # the default: <runs>/.slots, shared by every workspace

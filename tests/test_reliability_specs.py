@@ -18,12 +18,13 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from cnnkit.data import get_dataset_info
+from cnnkit.data.catalog import get_dataset_info
 from cnnkit.errors import ArchitectureError, SpecError
 from cnnkit.limits import Limits, check_spec
 from cnnkit.presets import PRESETS
 from cnnkit.shapes import summarize, summarize_spec
 from cnnkit.specs import ExperimentSpec
+from tests import oracles
 
 # Megabyte-long strings are part of the attack; Hypothesis warns when it prints them.
 pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
@@ -161,7 +162,7 @@ def test_valid_documents_round_trip_and_pass_the_calculator_or_are_refused_by_la
 
 @pytest.fixture(scope="module")
 def keras_models():
-    from cnnkit import models
+    from cnnkit.model import models
 
     return models
 
@@ -181,7 +182,7 @@ def test_buildable_specs_match_keras_shapes_and_params(keras_models, doc):
     model = keras_models.build_model(spec.layers, info.input_shape, info.num_classes, output=spec.output,
                                      normalization="scale", weight_decay=spec.training.weight_decay)
     rows = {row.name: row for row in summary.layers}
-    built = keras_models.spec_layers(model)
+    built = oracles.spec_layers(model)
     assert [layer.name for layer in built] == [row.name for row in summary.layers]
     for layer in built:
         row = rows[layer.name]

@@ -23,6 +23,7 @@ from cnnkit.specs import (
     GlobalAvgPool,
     MaxPool2D,
 )
+from tests import oracles
 
 MNIST_SHAPE = (28, 28, 1)
 CIFAR_SHAPE = (32, 32, 3)
@@ -31,7 +32,7 @@ CIFAR_SHAPE = (32, 32, 3)
 @pytest.fixture(scope="module")
 def models():
     """cnnkit.models, imported once for the module (it brings TensorFlow, ~3 s)."""
-    from cnnkit import models
+    from cnnkit.model import models
 
     return models
 
@@ -209,7 +210,7 @@ RANDOM_SPECS = [(seed, shape) for seed in range(15) for shape in (MNIST_SHAPE, C
 def assert_matches_keras(models, layers, input_shape, num_classes, output="softmax"):
     summary = summarize(layers, input_shape, num_classes)
     model = models.build_model(tuple(layers), input_shape, num_classes, output=output)
-    keras_layers = models.spec_layers(model)
+    keras_layers = oracles.spec_layers(model)
     assert [layer.name for layer in keras_layers] == [row.name for row in summary.layers]
     for layer, row in zip(keras_layers, summary.layers, strict=True):
         assert tuple(layer.output.shape[1:]) == row.output_shape, row
@@ -223,7 +224,7 @@ def assert_matches_keras(models, layers, input_shape, num_classes, output="softm
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_preset_matches_keras(models, name):
     spec = PRESETS[name].experiment()
-    from cnnkit.data import get_dataset_info
+    from cnnkit.data.catalog import get_dataset_info
 
     info = get_dataset_info(spec.dataset.name)
     summary = assert_matches_keras(models, spec.layers, info.input_shape, info.num_classes, spec.output)
@@ -263,7 +264,7 @@ def gradient_footprint(models, layers, input_shape=MNIST_SHAPE) -> tuple[int, in
     """Height and width of the input region with a nonzero gradient of the centre unit of the
     last image-shaped layer. Linear activations and average pooling, so no unit is switched off
     (ReLU) or skipped (max pooling): the footprint is the whole receptive field."""
-    from cnnkit.tf_import import keras, tf
+    from cnnkit.model.tf_import import keras, tf
 
     keras.utils.set_random_seed(0)
     model = models.build_model(tuple(layers) + (Flatten(),), input_shape, 10)

@@ -10,7 +10,7 @@ import pytest
 
 from cnnkit.errors import RunError
 from cnnkit.presets import PRESETS
-from cnnkit.store import (
+from cnnkit.runs.store import (
     RunStore,
     RunWriter,
     append_jsonl,
@@ -219,7 +219,7 @@ def test_pid_alive():
 
 
 def test_a_reused_pid_is_not_the_recorded_process():
-    from cnnkit.store import process_started, this_process
+    from cnnkit.runs.store import process_started, this_process
 
     started = process_started()
     boot_ticks = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19])  # field 22, by hand
@@ -230,7 +230,7 @@ def test_a_reused_pid_is_not_the_recorded_process():
 
 
 def test_a_running_run_whose_pid_was_reused_lists_as_interrupted(store):
-    from cnnkit.store import process_started
+    from cnnkit.runs.store import process_started
 
     run_id = store.create(SPEC).run_id
     store.update(run_id, status="running", pid=os.getpid(), pid_started=process_started())

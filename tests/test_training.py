@@ -10,11 +10,11 @@ import time
 import numpy as np
 import pytest
 
-from cnnkit.analysis import load_predictions
 from cnnkit.presets import PRESETS, baseline_layers
+from cnnkit.runs.store import RunStore
 from cnnkit.shapes import summarize
 from cnnkit.specs import ExperimentSpec, TrainingSpec
-from cnnkit.store import RunStore
+from cnnkit.views.analysis import load_predictions
 
 TINY_LAYERS = [{"type": "conv2d", "filters": 8, "kernel_size": 3}, {"type": "maxpool2d", "pool_size": 2},
                {"type": "flatten"}, {"type": "dense", "units": 16}]
@@ -31,9 +31,23 @@ def tiny_spec(train_limit=200, validation_split=0.0, baseline=None, **training) 
 
 @pytest.fixture(scope="module")
 def training():
-    from cnnkit import training
+    from cnnkit.model import training
 
     return training
+
+
+@pytest.fixture(scope="module")
+def levers():
+    from cnnkit.model import levers
+
+    return levers
+
+
+@pytest.fixture(scope="module")
+def callbacks():
+    from cnnkit.model import callbacks
+
+    return callbacks
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +77,8 @@ def weights_of(model) -> list[np.ndarray]:
 
 
 def test_same_seed_gives_bit_identical_weights_and_a_different_seed_does_not(training, runs_dir):
-    from cnnkit.models import load_model
-    from cnnkit.store import RunWriter
+    from cnnkit.model.models import load_model
+    from cnnkit.runs.store import RunWriter
 
     store = RunStore(runs_dir)
     spec = tiny_spec()
@@ -107,7 +121,7 @@ def test_release_drops_every_reference_to_the_trained_model(training):
 
 def test_stop_request_ends_the_run_within_one_batch(training, runs_dir, monkeypatch):
     # Report every batch to the hook (normally throttled to two a second), so it can count them.
-    monkeypatch.setattr(training, "PROGRESS_SECONDS", 0.0)
+    monkeypatch.setattr("cnnkit.model.callbacks.PROGRESS_SECONDS", 0.0)
     store = RunStore(runs_dir)
     run_id = store.create(tiny_spec(train_limit=400, batch_size=16)).run_id  # 25 batches an epoch
     batches = []
@@ -134,7 +148,7 @@ def test_stop_request_ends_the_run_within_one_batch(training, runs_dir, monkeypa
 def test_the_hold_hook_waits_at_its_batch_until_a_stop(training, runs_dir, monkeypatch):
     # CNNKIT_TEST_HOLD_AT=1:5 holds after batch 5 of epoch 1: nothing after it runs until STOP.
     monkeypatch.setenv("CNNKIT_TEST_HOLD_AT", "1:5")
-    monkeypatch.setattr(training, "PROGRESS_SECONDS", 0.0)
+    monkeypatch.setattr("cnnkit.model.callbacks.PROGRESS_SECONDS", 0.0)
     store = RunStore(runs_dir)
     run_id = store.create(tiny_spec(train_limit=400, batch_size=16)).run_id  # 25 batches an epoch
     seen = []
@@ -153,13 +167,13 @@ def test_the_hold_hook_waits_at_its_batch_until_a_stop(training, runs_dir, monke
 
 @pytest.mark.parametrize("value, expected", [("2:40", (2, 40)), ("", None), ("2", None), ("a:b", None),
                                              ("-1:3", None), ("2:40:1", None)])
-def test_hold_point_reads_epoch_and_batch(training, monkeypatch, value, expected):
+def test_hold_point_reads_epoch_and_batch(training, monkeypatch, value, expected, callbacks):
     monkeypatch.setenv("CNNKIT_TEST_HOLD_AT", value)
-    assert training.hold_point() == expected
+    assert callbacks.hold_point() == expected
 
 
 def test_the_servers_time_limit_stops_a_job_within_one_batch(training, runs_dir, monkeypatch):
-    monkeypatch.setattr(training, "PROGRESS_SECONDS", 0.0)
+    monkeypatch.setattr("cnnkit.model.callbacks.PROGRESS_SECONDS", 0.0)
     monkeypatch.setenv("CNNKIT_MAX_JOB_MINUTES", "30")
     store = RunStore(runs_dir)
     run_id = store.create(tiny_spec(train_limit=400, batch_size=16, baseline="dense-128")).run_id
@@ -169,7 +183,7 @@ def test_the_servers_time_limit_stops_a_job_within_one_batch(training, runs_dir,
         if progress.get("phase") == "training":
             batches.append(progress["batch"])
             if progress["batch"] == 3:  # half an hour passes in an instant
-                monkeypatch.setattr(training, "clock", lambda: time.monotonic() + 3600)
+                monkeypatch.setattr("cnnkit.model.callbacks.clock", lambda: time.monotonic() + 3600)
 
     meta = training.run_job(store, run_id, hook=hook)
     assert meta["status"] == "stopped"
@@ -188,9 +202,9 @@ def test_a_job_already_past_its_time_limit_trains_nothing(training, runs_dir, mo
     assert meta["models"] == {}
 
 
-def test_the_data_ends_at_the_first_batch_after_the_stop_file_appears(training, tmp_path):
+def test_the_data_ends_at_the_first_batch_after_the_stop_file_appears(training, tmp_path, levers):
     stop = tmp_path / "STOP"
-    ds = training.stop_when_file_exists(training.tf.data.Dataset.range(10), stop)
+    ds = levers.stop_when_file_exists(levers.tf.data.Dataset.range(10), stop)
     seen = []
     for value in ds:
         seen.append(int(value))
@@ -199,13 +213,13 @@ def test_the_data_ends_at_the_first_batch_after_the_stop_file_appears(training, 
     assert seen == [0, 1, 2]
     # a path TensorFlow would read as a glob pattern is left unchecked, not misread
     odd = tmp_path / "run[1]" / "STOP"
-    assert len(list(training.stop_when_file_exists(training.tf.data.Dataset.range(4), odd))) == 4
+    assert len(list(levers.stop_when_file_exists(levers.tf.data.Dataset.range(4), odd))) == 4
 
 
-def test_a_dense_network_stops_within_one_batch_despite_many_steps_per_execution(training, runs_dir):
+def test_a_dense_network_stops_within_one_batch_despite_many_steps_per_execution(training, runs_dir, levers):
     spec = tiny_spec(train_limit=800, batch_size=16).updated(
         {"layers": [{"type": "flatten"}, {"type": "dense", "units": 8}]})  # 50 batches an epoch
-    assert training.steps_per_execution_for(spec.layers) == 16
+    assert levers.steps_per_execution_for(spec.layers) == 16
     store = RunStore(runs_dir)
     run_id = store.create(spec).run_id
     batches = []
@@ -223,7 +237,7 @@ def test_a_dense_network_stops_within_one_batch_despite_many_steps_per_execution
 
 
 def test_multi_step_epochs_report_every_batch_exactly(training, runs_dir, monkeypatch):
-    monkeypatch.setattr(training, "PROGRESS_SECONDS", 0.0)
+    monkeypatch.setattr("cnnkit.model.callbacks.PROGRESS_SECONDS", 0.0)
     spec = tiny_spec(train_limit=800, batch_size=16, epochs=2).updated(
         {"layers": [{"type": "flatten"}, {"type": "dense", "units": 8}]})  # 50 batches = 16+16+16+2
     store = RunStore(runs_dir)
@@ -269,13 +283,13 @@ def test_divergence_rule():
 
 
 def divergence(loss, spec):
-    from cnnkit.training import divergence_for
+    from cnnkit.model.callbacks import divergence_for
 
     return divergence_for(loss, spec)
 
 
 def test_test_metrics_by_hand():
-    from cnnkit.training import probabilities, test_metrics
+    from cnnkit.model.outputs import probabilities, test_metrics
 
     probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.5, 0.4, 0.1], [0.0, 1.0, 0.0]])
     y = np.array([0, 2, 1, 0])
@@ -347,7 +361,7 @@ def test_batch_records(shared_run):
 
 @pytest.mark.parametrize("key", ["cnn", "baseline"])
 def test_stored_predictions_match_the_reported_metrics(shared_run, key):
-    from cnnkit.training import test_metrics
+    from cnnkit.model.outputs import test_metrics
 
     record, prepared = shared_run["record"], shared_run["prepared"]
     predictions = load_predictions(record.path, key)
@@ -362,12 +376,12 @@ def test_stored_predictions_match_the_reported_metrics(shared_run, key):
 
 
 @pytest.mark.parametrize("key", ["cnn", "baseline"])
-def test_saved_model_reproduces_the_stored_predictions(shared_run, training, key):
-    from cnnkit.models import load_model
+def test_saved_model_reproduces_the_stored_predictions(shared_run, training, key, levers):
+    from cnnkit.model.models import load_model
 
     record, prepared = shared_run["record"], shared_run["prepared"]
     model = load_model(record.model_path(key))
-    dataset = training.make_dataset(prepared.x_test, prepared.y_test, training.EVAL_BATCH_SIZE,
+    dataset = levers.make_dataset(prepared.x_test, prepared.y_test, training.EVAL_BATCH_SIZE,
                                     shuffle=False, seed=0)
     probs = np.asarray(model.predict(dataset, verbose=0), dtype=np.float32)
     assert np.array_equal(probs, load_predictions(record.path, key).probs)

@@ -18,12 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from cnnkit.data import get_dataset_info
-from cnnkit.drawing import preprocess_drawing
+from cnnkit.data.catalog import get_dataset_info
+from cnnkit.data.drawing import preprocess_drawing
 from cnnkit.errors import CnnkitError, SpecError
-from cnnkit.presets import PRESETS
-from cnnkit.specs import ExperimentSpec
-from cnnkit.uploads import (
+from cnnkit.model.uploads import (
     MAX_SPEC_BYTES,
     UploadError,
     check_keras_archive,
@@ -34,6 +32,8 @@ from cnnkit.uploads import (
     read_spec_upload,
     read_upload,
 )
+from cnnkit.presets import PRESETS
+from cnnkit.specs import ExperimentSpec
 
 MNIST = get_dataset_info("mnist")
 CIFAR = get_dataset_info("cifar10")
@@ -62,14 +62,14 @@ def _save(model) -> bytes:
 
 @pytest.fixture(scope="module")
 def keras():
-    from cnnkit.tf_import import keras
+    from cnnkit.model.tf_import import keras
 
     return keras
 
 
 @pytest.fixture(scope="module")
 def good(keras):
-    from cnnkit.models import build_model
+    from cnnkit.model.models import build_model
     from cnnkit.specs import Conv2D, Dense, Flatten, MaxPool2D
 
     model = build_model((Conv2D(4, 3), MaxPool2D(), Flatten(), Dense(8)), (28, 28, 1), 10)
@@ -148,7 +148,7 @@ def test_accepts_a_file_object_and_a_path(good, tmp_path):
 
 
 def test_logits_model_is_recognised(keras):
-    from cnnkit.models import build_model
+    from cnnkit.model.models import build_model
     from cnnkit.specs import Dense, Flatten
 
     model = build_model((Flatten(), Dense(4)), (28, 28, 1), 10, output="logits")
@@ -166,7 +166,7 @@ def test_lambda_layer_is_refused_before_keras_sees_it(lambda_file):
 
 def test_keras_safe_mode_is_the_second_wall(lambda_file, tmp_path):
     # Even without our config check, loading with safe_mode=True refuses the Lambda's bytecode.
-    from cnnkit.models import load_model
+    from cnnkit.model.models import load_model
 
     path = tmp_path / "lambda.keras"
     path.write_bytes(lambda_file)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
-from cnnkit import jobs
 from cnnkit.errors import RunError
 from cnnkit.presets import PRESETS
-from cnnkit.store import RunStore
-from cnnkit.workspaces import (
+from cnnkit.runs import jobs
+from cnnkit.runs.store import RunStore
+from cnnkit.runs.workspaces import (
     SESSIONS_DIR,
     WorkspaceError,
     check_session_key,
@@ -115,3 +116,35 @@ def test_prune_removes_only_old_idle_sessions(tmp_path):
     removed = prune_sessions(tmp_path, max_age_seconds=86400)
     assert removed == [old.root.name]
     assert fresh.root.is_dir() and busy.root.is_dir() and stray.is_dir() and not old.root.exists()
+
+
+def test_the_app_prunes_idle_sessions_when_the_server_starts_and_then_daily(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    import ui
+
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.setenv("CNNKIT_RUNS_DIR", str(tmp_path))
+    monkeypatch.setenv("CNNKIT_WORKSPACES", "session")
+    monkeypatch.setenv("CNNKIT_SESSION_DAYS", "7")
+    eight_days_ago = time.time() - 8 * 86400
+
+    def idle_session() -> Path:
+        folder = open_workspace(tmp_path, "session", new_session_key()).root
+        os.utime(folder, (eight_days_ago, eight_days_ago))
+        return folder
+
+    old, fresh = idle_session(), open_workspace(tmp_path, "session", new_session_key()).root
+    ui._last_prune.clear()  # a fresh server process
+    at = AppTest.from_file(str(root / "app_pages" / "home.py"), default_timeout=30).run()
+    assert not at.exception
+    assert not old.exists() and fresh.is_dir()
+    visitor = at.query_params["ws"]
+    assert (tmp_path / ".sessions" / (visitor[0] if isinstance(visitor, list) else visitor)).is_dir()
+
+    later = idle_session()  # within the same day: left until the next daily pass
+    AppTest.from_file(str(root / "app_pages" / "home.py"), default_timeout=30).run()
+    assert later.is_dir()
+    ui._last_prune()["at"] -= ui.PRUNE_EVERY_SECONDS + 1  # a day later
+    AppTest.from_file(str(root / "app_pages" / "home.py"), default_timeout=30).run()
+    assert not later.exists() and fresh.is_dir()

@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
-from cnnkit.data import DATASETS, IDX_FILES, SAMPLES_DIR, read_idx  # noqa: E402
+from cnnkit.data.catalog import DATASETS  # noqa: E402
+from cnnkit.data.idx import IDX_FILES, read_idx
+from cnnkit.data.sources import SAMPLES_DIR
 
 PER_CLASS = {"train": 400, "test": 100}
 

@@ -1,0 +1,130 @@
+"""Train: the draft experiment's training settings, Start, live curves, and the final results."""
+
+import streamlit as st
+
+import ui
+from cnnkit.errors import CnnkitError
+from cnnkit.limits import check_data_size, check_spec
+from cnnkit.runs import jobs
+from cnnkit.views import editing, monitor
+
+# --- Helpers: the run live while it trains, its results afterwards ---------------------------
+
+
+@st.fragment(run_every=1.0)
+def live_progress(run_id: str) -> None:
+    store = ui.store()
+    record = store.get(run_id)
+    if not record.is_active:
+        st.rerun()  # the whole page once: it draws the results and these fragments stop polling
+    ui.show_progress(monitor.live_status(record, store.progress(run_id)))
+    if st.button("⏹️ Stop", key=f"train_stop_{run_id}", help="Stops within one batch (or leaves the queue)"):
+        jobs.stop(store, run_id)
+        st.toast("Stopping…")
+
+
+# Redrawing the two charts is most of what a live page costs the machine it trains on (the
+# browser re-plots them): every 2 s instead of every second cut that by about a third.
+@st.fragment(run_every=2.0)
+def live_curves(run_id: str) -> None:
+    ui.show_curves(ui.store().get(run_id), "live")
+
+
+def results(record) -> None:
+    rows = monitor.result_rows(record)
+    cnn, base = rows[0], (rows[1] if len(rows) > 1 else {})
+    delta = None
+    if cnn["test_accuracy"] is not None and base.get("test_accuracy") is not None:
+        delta = f"{(cnn['test_accuracy'] - base['test_accuracy']) * 100:+.1f} pp vs dense"
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("CNN test accuracy", ui.fmt_pct(cnn["test_accuracy"]), delta,
+              help="pp: percentage points, CNN minus the dense baseline")
+    m2.metric("Baseline test accuracy", ui.fmt_pct(base.get("test_accuracy")))
+    m3.metric("CNN parameters", f"{cnn['params'] or 0:,}")
+    m4.metric("Training time", ui.fmt_seconds(sum(r["seconds"] or 0 for r in rows)))
+    st.dataframe([{"model": r["model"], "test accuracy": ui.fmt_pct(r["test_accuracy"]),
+                   "test loss": "–" if r["test_loss"] is None else f"{r['test_loss']:.4f}",
+                   "parameters": f"{r['params'] or 0:,}", "epochs": r["epochs"],
+                   "time per epoch": ui.fmt_seconds(r["seconds_per_epoch"]),
+                   "total time": ui.fmt_seconds(r["seconds"])} for r in rows], hide_index=True, key="train_table")
+
+
+# --- The page -------------------------------------------------------------------------------
+
+ui.page("Train", "🏋️")
+store = ui.store()
+draft = ui.load_draft()
+ds = draft.dataset
+st.title("🏋️ Train")
+
+form, view = st.columns([1, 2.2], gap="large")
+
+# --- Settings: prefilled from the draft, every change saved back into it. The widgets accept any
+# value a spec may hold (an uploaded draft can hold any); this server's caps are checked below, inline.
+with form:
+    st.markdown(f"#### {draft.name or draft.preset or 'Custom network'} on {ds.name}")
+    st.caption(" → ".join(layer.describe() for layer in draft.layers))
+    ui.page_link("app_pages/build.py", "Edit the network on Build", "🧱")
+    top = st.container()  # the check and the Start button, filled in below the settings they need
+    changes = ui.spec_fields(editing.TRAINING_FIELDS, draft)
+    with_baseline = st.toggle("Train the dense baseline too", True, key="train_baseline",
+                              help="Same data, seed and epochs: is the convolution worth it?")
+    kind = st.radio("Baseline", ["dense-128", "matched"], index=int(draft.baseline == "matched"),
+                    format_func={"dense-128": "Dense 128 (the classic MLP)",
+                                 "matched": "Dense, same parameter count as the CNN"}.get,
+                    horizontal=True, key="train_baseline_kind", disabled=not with_baseline)
+    changes["baseline"] = kind if with_baseline else None
+with top:
+    try:
+        spec = draft.updated(changes)
+        summary = check_spec(spec)
+        if spec != draft:
+            ui.save_draft(spec)
+        with st.spinner(f"Loading {ds.name}…"):  # not ui.load_dataset: missing data must not stop the page
+            raw = ui.raw_dataset(ds.name, ui.data_dir())
+        (st.warning if raw.source.is_sample else st.caption)(f"Data: {raw.source.describe().split(' — ')[0]}")
+        check_data_size(spec, len(raw.y_train), len(raw.y_test), sample=raw.source.is_sample)
+        st.caption(f"{summary.total_params:,} parameters · {summary.total_macs:,} multiply-adds per image")
+    except CnnkitError as exc:
+        spec = None
+        ui.show_error(exc, "This experiment cannot train")
+    if st.button("▶️ Start training", type="primary", disabled=spec is None, key="train_start",
+                 width="stretch") and ui.start_run(spec):
+        st.rerun()
+
+with view:
+    record = monitor.pick_run(store.list(), [st.session_state.get("train_run"), st.query_params.get("run")])
+    if record is None:
+        st.info("No training runs yet: check the settings on the left and press **Start training**.")
+        st.stop()
+    st.subheader(f"{record.name}")
+    st.caption(f"{ui.status_label(record.status)} · run `{record.run_id}`")
+    if record.is_active:
+        live_progress(record.run_id)
+        live_curves(record.run_id)
+        st.stop()
+    if record.status == "finished":
+        results(record)
+        ui.show_data_source(record)
+        c1, c2 = st.columns(2)
+        with c1:
+            ui.page_link("app_pages/inspect_run.py", "Inspect this run", "🔬",
+                         query_params={"run": record.run_id})
+        with c2:
+            ui.page_link("app_pages/draw.py", "Draw a digit for it", "✏️")
+    elif record.status == "failed":
+        st.error(f"The training failed: {record.meta.get('reason') or record.problem}")
+        if record.meta.get("suggestion"):
+            st.info(f"💡 {record.meta['suggestion']}")
+    elif record.status in ("stopped", "interrupted"):
+        why = record.meta.get("reason") if record.status == "stopped" else f"Interrupted: {record.problem}."
+        st.warning(f"{why} {record.epochs_completed} epochs of the CNN finished; the model after the "
+                   "last one is kept (Draw and Inspect's feature maps can use it).")
+        if record.meta.get("suggestion"):
+            st.info(f"💡 {record.meta['suggestion']}")
+    else:
+        st.error(f"This run folder is damaged: {record.problem}")
+    if record.spec and record.status != "finished" and st.button(
+            "🔁 Re-run with the same settings", key="train_rerun") and ui.start_run(record.spec):
+        st.rerun()
+    ui.show_curves(record, "final")

@@ -1,0 +1,53 @@
+"""`python -m cnnkit bench [which…]`: the performance numbers in docs/PERFORMANCE.md.
+
+    throughput  training images/s and test accuracy: cnnkit's run_job vs a plain Keras script
+    latency     one 28×28 image through the app's prediction path vs model.predict
+    memory      peak RSS while training, and after five trainings in one process
+    dashboard   training with the live Train page open in a browser vs bare model.fit
+    startup     `streamlit run` → home page rendered in a browser, then each page
+    levers      (only when named) each speed lever of training on its own
+
+One module per benchmark; `common` holds what they share (child processes, statistics, the
+report). The full benchmarks need the real datasets (--data-dir or CNNKIT_DATA_DIR) and skip
+with a message without them; --quick runs tiny versions on whatever data there is (the
+bundled sample too), for smoke tests. Timings are reported, never asserted.
+
+This module only wires the benchmarks together: the runners by name, and the children that
+`python -m cnnkit.lab.bench --child KIND PARAMS` (`__main__`) may run.
+"""
+
+from __future__ import annotations
+
+from cnnkit.lab.bench.common import (
+    BENCHES,
+    EXTRAS,
+    Options,
+    Section,
+    median,
+    percentile,
+    run_all,
+    run_child,
+    selected,
+    steady,
+    table,
+)
+from cnnkit.lab.bench.dashboard import bare_training_child, bench_dashboard, train_run_child
+from cnnkit.lab.bench.latency import bench_latency, latency_child
+from cnnkit.lab.bench.levers import bench_levers, lever_child
+from cnnkit.lab.bench.memory import bench_memory, memory_child
+from cnnkit.lab.bench.startup import bench_startup
+from cnnkit.lab.bench.throughput import bench_throughput, cnnkit_training, reference_training
+
+RUNNERS = {"throughput": bench_throughput, "latency": bench_latency, "memory": bench_memory,
+           "dashboard": bench_dashboard, "startup": bench_startup, "levers": bench_levers}
+CHILDREN = {"reference": reference_training, "cnnkit": cnnkit_training, "latency": latency_child,
+            "memory": memory_child, "train_run": train_run_child, "bare": bare_training_child,
+            "lever": lever_child}
+
+__all__ = ["BENCHES", "CHILDREN", "EXTRAS", "RUNNERS", "Options", "Section", "main", "median", "percentile",
+           "run_child", "selected", "steady", "table"]
+
+
+def main(args) -> int:
+    """`python -m cnnkit bench`: run the chosen benchmarks, print the report (and write --output)."""
+    return run_all(args, RUNNERS)

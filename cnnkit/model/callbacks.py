@@ -1,0 +1,227 @@
+"""What a training reports while it runs, and how it stops: the Keras callbacks of a job.
+
+`LiveReport` writes throttled per-batch points and per-epoch records into the run folder,
+checkpoints after every finished epoch, and ends the fit within one batch on a stop request,
+at the server's time limit, or when the loss diverges.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cnnkit import settings
+from cnnkit.model.tf_import import keras  # TensorFlow, imported quietly
+from cnnkit.runs.store import RunWriter
+from cnnkit.specs import TrainingSpec
+
+BATCH_RECORD_SECONDS = 0.25     # live-curve points: a few a second is plenty for the eye
+
+
+PROGRESS_SECONDS = 0.5
+
+
+EXPLODED_LOSS = 1e4             # cross-entropy at chance is ~2.3; this is divergence, not learning
+
+
+HOLD_POLL_SECONDS = 0.05
+
+
+ProgressHook = Callable[[dict], None]
+
+
+class StopRequested(Exception):
+    """The user asked the job to stop (STOP file or SIGTERM), or its time ran out."""
+
+    def __init__(self, reason: str = "Stopped on request.", suggestion: str = ""):
+        super().__init__(reason)
+        self.reason, self.suggestion = reason, suggestion
+
+
+def clock() -> float:
+    """Seconds on a monotonic clock: what the time limit of a job is measured with."""
+    return time.monotonic()
+
+
+def time_limit_stop(minutes: float) -> StopRequested:
+    return StopRequested(f"Stopped at this server's time limit of {minutes:g} minutes per training "
+                         f"(CNNKIT_MAX_JOB_MINUTES); the epochs finished before it are kept.",
+                         "Train fewer epochs or on a training subset, or raise CNNKIT_MAX_JOB_MINUTES.")
+
+
+@dataclass(frozen=True)
+class Divergence:
+    reason: str
+    suggestion: str
+
+    def __repr__(self) -> str:
+        return f"Divergence({self.reason!r})"
+
+
+def divergence_for(loss: float, training: TrainingSpec) -> Divergence | None:
+    if math.isfinite(loss) and loss < EXPLODED_LOSS:
+        return None
+    what = "became NaN/infinite" if not math.isfinite(loss) else f"exploded to {loss:.3g}"
+    return Divergence(
+        reason=f"The training loss {what}: the model diverged.",
+        suggestion=(f"Lower the learning rate (it is {training.learning_rate:g}; try "
+                    f"{training.learning_rate / 10:g}), scale the pixels (normalization 'scale'), "
+                    f"or add batch normalization."),
+    )
+
+
+def hold_point() -> tuple[int, int] | None:
+    """CNNKIT_TEST_HOLD_AT="EPOCH:BATCH": a test hook. The job holds after that batch of that
+    epoch (1-based) until a stop is requested, so a test can SIGKILL it at a known mid-epoch
+    point however fast the machine is. Anything else, or unset: no hold."""
+    return settings.get().test_hold_at
+
+
+class LiveReport(keras.callbacks.Callback):
+    """Writes per-batch (throttled) and per-epoch metrics into the run folder; stops on request
+    within one batch; stops a diverging run with a plain-language reason."""
+
+    def __init__(self, writer: RunWriter | None, model_key: str, training: TrainingSpec, num_train: int,
+                 steps_per_epoch: int, hook: ProgressHook | None = None, save_path: str | None = None,
+                 export: Callable[[keras.Model], keras.Model] | None = None, deadline: float | None = None):
+        super().__init__()
+        self.deadline = deadline  # clock() after which the job must stop (a server's cap)
+        self.timed_out = False
+        self.export = export or (lambda model: model)  # trained model → the model to save
+        self.writer, self.model_key, self.training = writer, model_key, training
+        self.num_train, self.steps_per_epoch, self.hook = num_train, steps_per_epoch, hook
+        self.save_path = save_path
+        self.stopped = False
+        self.divergence: Divergence | None = None
+        self.epochs_completed = 0
+        self.seconds_per_epoch: list[float] = []
+        self.images_per_second: list[float] = []
+        self._last_batch_record = self._last_progress = 0.0
+        self.hold_at = hold_point()
+
+    def __repr__(self) -> str:
+        return f"LiveReport({self.model_key}, epochs_completed={self.epochs_completed})"
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _check_stop(self) -> None:
+        if self.deadline is not None and clock() > self.deadline:
+            self.timed_out = True
+        if self.timed_out or (self.writer is not None and self.writer.stop_requested()):
+            self.stopped = True
+            self.model.stop_training = True
+
+    def _progress(self, **values) -> None:
+        progress = {"phase": "training", "model": self.model_key, "epochs": self.training.epochs,
+                    "batches": self.steps_per_epoch, **values}
+        if self.writer is not None:
+            self.writer.write_progress(progress)
+        if self.hook is not None:
+            self.hook(progress)
+
+    # -- Keras hooks -----------------------------------------------------------------------
+
+    def _iterations(self) -> int:
+        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def on_train_begin(self, logs=None):
+        self.train_start = time.perf_counter()
+        # With several steps per execution the callbacks see only every n-th batch, and the data
+        # may end a chunk early (a stop): count the batches that really ran.
+        self.multi_step = int(getattr(self.model, "steps_per_execution", 1) or 1) > 1
+        self._check_stop()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        self.epoch_start = time.perf_counter()
+        self.last_batch_end = self.epoch_start
+        self.iterations_at_epoch_start = self._iterations() if self.multi_step else 0
+        if self.training.schedule in ("step", "exponential", "cosine"):
+            self.model.optimizer.learning_rate.assign(self.training.learning_rate_at(epoch))
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        self.last_batch_end = now
+        self._check_stop()
+        loss = float((logs or {}).get("loss", 0.0))
+        self.divergence = self.divergence or divergence_for(loss, self.training)
+        if self.divergence:
+            self.model.stop_training = True
+        done = self._iterations() - self.iterations_at_epoch_start if self.multi_step else batch + 1
+        done = min(done, self.steps_per_epoch)
+        elapsed = now - self.epoch_start
+        rate = done * self.training.batch_size / max(elapsed, 1e-9)
+        if now - self._last_batch_record >= BATCH_RECORD_SECONDS and self.writer is not None:
+            self._last_batch_record = now
+            self.writer.append_batch({
+                "model": self.model_key, "epoch": self.epoch + 1, "batch": done,
+                "step": self.epoch * self.steps_per_epoch + done, "loss": loss,
+                "accuracy": float((logs or {}).get("accuracy", 0.0)), "time": time.time()})
+        if now - self._last_progress >= PROGRESS_SECONDS or done == self.steps_per_epoch:
+            self._last_progress = now
+            seconds_per_step = elapsed / done
+            remaining = (self.steps_per_epoch - done) + (self.training.epochs - self.epoch - 1) * self.steps_per_epoch
+            self._progress(epoch=self.epoch + 1, batch=done, images_per_second=rate, loss=loss,
+                           elapsed=now - self.train_start, eta_seconds=remaining * seconds_per_step)
+        if self.hold_at == (self.epoch + 1, done):
+            self._hold(done)
+
+    def _hold(self, done: int) -> None:
+        """The test hook of `hold_point`: say where it holds, then wait for a stop (or a kill)."""
+        self._progress(epoch=self.epoch + 1, batch=done, held=True)
+        while not self.stopped and self.writer is not None:
+            time.sleep(HOLD_POLL_SECONDS)
+            self._check_stop()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.multi_step and self._iterations() - self.iterations_at_epoch_start < self.steps_per_epoch:
+            self.stopped = True  # the data ended the epoch early: the STOP file appeared
+            self.model.stop_training = True
+        if self.stopped or self.divergence:
+            return  # a partial epoch is not a finished one: history keeps only complete epochs
+        logs = logs or {}
+        now = time.perf_counter()
+        train_seconds = self.last_batch_end - self.epoch_start
+        self.epochs_completed = epoch + 1
+        self.seconds_per_epoch.append(now - self.epoch_start)
+        self.images_per_second.append(self.num_train / max(train_seconds, 1e-9))
+        record = {"model": self.model_key, "epoch": epoch + 1,
+                  "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+                  "seconds": now - self.epoch_start, "images_per_second": self.images_per_second[-1],
+                  "time": time.time()}
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            if key in logs:
+                record[key] = float(logs[key])
+        if self.writer is not None:
+            # Checkpoint first, then history: a listed epoch always has its model on disk.
+            if self.save_path:
+                save_model_atomic(self.export(self.model), self.save_path)
+            self.writer.append_epoch(record)
+            self.writer.set_model_result(self.model_key, epochs_completed=self.epochs_completed)
+        if self.hook is not None:
+            self.hook({"phase": "epoch_end", **record})
+
+
+class StopEvaluation(keras.callbacks.Callback):
+    def __init__(self, writer: RunWriter | None):
+        super().__init__()
+        self.writer = writer
+        self.stopped = False
+
+    def __repr__(self) -> str:
+        return f"StopEvaluation(stopped={self.stopped})"
+
+    def on_predict_batch_end(self, batch, logs=None):
+        if self.writer is not None and self.writer.stop_requested():
+            self.stopped = True
+            self.model.stop_predicting = True
+
+
+def save_model_atomic(model: keras.Model, path: str) -> None:
+    # Keras insists on the .keras suffix, so the temporary name keeps it.
+    tmp = f"{path}.tmp-{os.getpid()}.keras"
+    model.save(tmp)
+    os.replace(tmp, path)

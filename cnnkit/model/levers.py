@@ -1,0 +1,151 @@
+"""How a spec becomes a Keras model that trains fast here, and the data pipeline that feeds it.
+
+Each speed lever is kept because it measured faster on this kind of machine
+(docs/PERFORMANCE.md): bfloat16 convolutions on a CPU that has them natively, many steps per
+call into TensorFlow for dense networks, a gather-based tf.data pipeline. None of them may
+change what a seed means: the weights are built in float32 first, and the saved model is
+float32.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnnkit import settings
+from cnnkit.model.models import build_model, compile_model
+from cnnkit.model.tf_import import keras, tf  # TensorFlow, imported quietly
+from cnnkit.specs import ExperimentSpec, Layer
+from cnnkit.sysinfo import cpu_has_bf16
+
+
+def configure_determinism(seed: int) -> None:
+    """Same seed + same data + same spec on CPU → identical weights."""
+    keras.utils.set_random_seed(seed)
+    try:
+        tf.config.experimental.enable_op_determinism()
+    except Exception:  # pragma: no cover - older TF
+        pass
+
+
+def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool, seed: int) -> tf.data.Dataset:
+    """Batches of (float32 images, int32 labels), shuffled each epoch with `seed`.
+
+    The pipeline shuffles indices and gathers whole batches: shuffling 60,000 image tensors one
+    by one cost CPU time and a second copy of the images in the shuffle buffer. The images stay
+    uint8 until a batch is gathered (4× less memory traffic); the model scales them itself.
+    """
+    images, labels = tf.constant(x), tf.constant(y.astype("int32"))
+
+    def gather(index):
+        return tf.cast(tf.gather(images, index), tf.float32), tf.gather(labels, index)
+
+    ds = tf.data.Dataset.range(len(x))
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def stop_when_file_exists(ds: tf.data.Dataset, path) -> tf.data.Dataset:
+    """The dataset, ending at the first element requested after `path` exists.
+
+    The check is a graph op run as each batch is pulled, so it works inside a multi-step
+    execution, where no Python callback runs between the steps. A path with glob characters
+    (which TensorFlow's pattern matching would read as a pattern) is returned unchecked.
+    """
+    pattern = str(path)
+    if set(pattern) & set("*?[]{}\\"):
+        return ds
+    # In a variable: with a constant pattern the optimizer folds the file check into a constant.
+    where = tf.Variable(pattern, trainable=False)
+
+    @tf.autograph.experimental.do_not_convert
+    def no_stop_file(*_):
+        return tf.equal(tf.size(tf.io.matching_files(where)), 0)
+
+    # No prefetch injected after the check: it would run the check a few batches ahead.
+    options = tf.data.Options()
+    options.experimental_optimization.inject_prefetch = False
+    return ds.take_while(no_stop_file).with_options(options)
+
+
+def training_precision(layers: tuple[Layer, ...]) -> str:
+    """bfloat16 compute for convolution networks on a CPU that has it natively.
+
+    Measured on an AVX512-BF16 CPU: 1.35–1.5× less CPU per image for the classic CNNs; test
+    accuracy moved by less than the seed-to-seed spread except on tf-tutorial-cnn (-0.27 pt,
+    mean of 3 seeds; docs/RESULTS.md). Dense-only networks gain little (their cost is per-step
+    overhead, not arithmetic) and without native bf16 it is emulated: those keep float32.
+    Weights stay float32 either way, and the saved model is float32 (see `float32_twin`).
+    CNNKIT_PRECISION=float32 or mixed_bfloat16 overrides the choice.
+    """
+    choice = settings.get().precision
+    if choice in ("float32", "mixed_bfloat16"):
+        return choice
+    if tf.config.list_physical_devices("GPU"):
+        return "float32"  # untested on a GPU here (mixed_float16 would be the GPU's lever)
+    has_conv = any(layer.type == "conv2d" for layer in layers)
+    return "mixed_bfloat16" if has_conv and cpu_has_bf16() else "float32"
+
+
+DENSE_STEPS_PER_EXECUTION = 16
+
+
+def steps_per_execution_for(layers: tuple[Layer, ...]) -> int:
+    """How many training steps one call into TensorFlow runs.
+
+    A dense network's step is a fraction of a millisecond of arithmetic behind ~2 ms of fixed
+    per-step cost (Python, callbacks, the function call): 16 steps per call made dense-128
+    ~3× faster here. Callbacks then run every 16 batches; a stop still takes effect within one
+    batch because the data checks for it (`stop_when_file_exists`). Convolution networks keep 1:
+    their step is long enough that the overhead is small.
+    (XLA also helped the dense nets a little, but Keras turns it off under op determinism.)
+    """
+    if any(layer.type == "conv2d" for layer in layers):
+        return 1
+    return DENSE_STEPS_PER_EXECUTION
+
+
+def _build(key: str, layers: tuple[Layer, ...], spec: ExperimentSpec, prepared, precision: str) -> keras.Model:
+    """Built in float32, so the initial weights never depend on the precision; for bfloat16,
+    rebuilt from its config with every layer but the input and the output computing in it.
+    (bfloat16 only in the conv/pool layers gave the same accuracy: 91.68% vs 91.68% on
+    tf-tutorial-cnn, mean of 3 seeds.)"""
+    model = build_model(layers, prepared.info.input_shape, prepared.info.num_classes, output=spec.output,
+                        normalization=prepared.normalization, mean=prepared.mean, std=prepared.std,
+                        weight_decay=spec.training.weight_decay, name=key)
+    if precision == "float32":
+        return model
+    config = model.get_config()
+    for layer in config["layers"]:
+        if layer["class_name"] != "InputLayer" and layer["config"].get("name") != "output":
+            layer["config"]["dtype"] = precision
+    mixed = keras.Model.from_config(config)
+    mixed.set_weights(model.get_weights())
+    return mixed
+
+
+def is_float32(model: keras.Model) -> bool:
+    return all(layer.dtype_policy.name == "float32" for layer in model.layers)
+
+
+def build_compiled(key: str, layers: tuple[Layer, ...], spec: ExperimentSpec, prepared,
+                   steps_per_execution: int | None = None) -> keras.Model:
+    """The model as run_job trains it: in its precision, compiled (None: the automatic steps
+    per execution)."""
+    model = _build(key, layers, spec, prepared, training_precision(layers))
+    compile_model(model, spec.training, spec.output, steps_per_execution or steps_per_execution_for(layers))
+    return model
+
+
+def float32_twin(model: keras.Model, key: str, layers: tuple[Layer, ...], spec: ExperimentSpec,
+                 prepared) -> keras.Model:
+    """The trained model in plain float32 with the same weights: what is saved, evaluated and
+    inspected, so a saved model never depends on how it was trained."""
+    if is_float32(model):
+        return model
+    twin = _build(key, layers, spec, prepared, "float32")
+    twin.set_weights(model.get_weights())
+    return twin
+
+

@@ -1,0 +1,218 @@
+"""The training job: spec → trained models, reporting into the run folder as it goes.
+
+`run_job` is what the worker process (`python -m cnnkit.worker RUN_DIR`) and the CLI's `train`
+call. It never runs inside the Streamlit server: a training thread there competes with the
+page for the interpreter (measured 20× slower here), and a process frees all of TensorFlow's
+memory when it ends.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import math
+import time
+import traceback
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from cnnkit import settings
+from cnnkit.data.prepare import prepare_data
+from cnnkit.errors import DataError
+from cnnkit.limits import Limits
+from cnnkit.model.callbacks import (
+    LiveReport,
+    ProgressHook,
+    StopEvaluation,
+    StopRequested,
+    clock,
+    time_limit_stop,
+)
+from cnnkit.model.levers import (
+    build_compiled,
+    configure_determinism,
+    float32_twin,
+    make_dataset,
+    stop_when_file_exists,
+)
+from cnnkit.model.outputs import probabilities, test_metrics
+from cnnkit.model.tf_import import keras  # TensorFlow, imported quietly
+from cnnkit.presets import DEFAULT_BASELINE, baseline_layers
+from cnnkit.runs.store import MODEL_FILES, RunStore, RunWriter, this_process
+from cnnkit.shapes import summarize
+from cnnkit.specs import ExperimentSpec, Layer
+
+EVAL_BATCH_SIZE = 256           # memory: 1,000 held 360 MB more activations (moroney-cnn)
+
+
+
+
+@dataclass
+class ModelOutcome:
+    key: str
+    status: str                 # finished / stopped / failed
+    report: LiveReport
+    params: int
+    test_accuracy: float | None = None
+    test_loss: float | None = None
+    seconds: float = 0.0
+
+    def __repr__(self) -> str:
+        return f"ModelOutcome({self.key}, {self.status}, acc={self.test_accuracy})"
+
+    def release(self) -> None:
+        """Drop every reference to the trained model (the callback holds one too), so that
+        clearing the Keras session can free it before the next model is built."""
+        self.model = None
+        self.report.set_model(None)
+
+
+def train_one(key: str, layers: tuple[Layer, ...], spec: ExperimentSpec, prepared, writer: RunWriter | None,
+              hook: ProgressHook | None = None, steps_per_execution: int | None = None,
+              deadline: float | None = None) -> ModelOutcome:
+    training = spec.training
+    configure_determinism(training.seed)
+    model = build_compiled(key, layers, spec, prepared, steps_per_execution)
+    train_ds = make_dataset(prepared.x_train, prepared.y_train, training.batch_size, shuffle=True,
+                            seed=training.seed)
+    if writer is not None and model.steps_per_execution > 1:
+        # callbacks run once per chunk of steps; the data itself checks for a stop before each batch
+        train_ds = stop_when_file_exists(train_ds, writer.dir / "STOP")
+    val_ds = None
+    if len(prepared.x_val):
+        val_ds = make_dataset(prepared.x_val, prepared.y_val, EVAL_BATCH_SIZE, shuffle=False, seed=0)
+    steps = math.ceil(len(prepared.x_train) / training.batch_size)
+    save_path = str(writer.dir / MODEL_FILES[key]) if writer is not None else None
+    report = LiveReport(writer, key, training, len(prepared.x_train), steps, hook, save_path,
+                        export=lambda trained: float32_twin(trained, key, layers, spec, prepared),
+                        deadline=deadline)
+    callbacks: list[keras.callbacks.Callback] = [report]
+    if training.schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss" if val_ds is not None else "loss", factor=training.decay_rate,
+            patience=training.decay_epochs, verbose=0))
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        # a dataset of unknown length (see stop_when_file_exists) ends every epoch this way
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        model.fit(train_ds, validation_data=val_ds, epochs=training.epochs, callbacks=callbacks, verbose=0,
+                  shuffle=False)  # the tf.data pipeline shuffles, seeded
+    outcome = ModelOutcome(key, "finished", report, model.count_params(), seconds=time.perf_counter() - start)
+    model = outcome.model = float32_twin(model, key, layers, spec, prepared)
+    if report.divergence:
+        outcome.status = "failed"
+        return outcome
+    if report.stopped:
+        outcome.status = "stopped"
+        return outcome
+
+    # Test metrics and the test-set probabilities (for the confusion matrix, without TF later).
+    _progress(writer, hook, phase="evaluating", model=key)
+    stopper = StopEvaluation(writer)
+    raw = model.predict(make_dataset(prepared.x_test, prepared.y_test, EVAL_BATCH_SIZE, shuffle=False, seed=0),
+                        verbose=0, callbacks=[stopper])
+    if stopper.stopped:
+        outcome.status = "stopped"
+        return outcome
+    # float32, the model's own precision, and the metrics come from exactly the stored array:
+    # float16 rounding made near-tied probabilities equal, so the argmax (and the accuracy the
+    # confusion matrix shows) differed from the reported test accuracy.
+    probs = probabilities(np.asarray(raw, dtype=np.float64), spec.output).astype(np.float32)
+    outcome.test_accuracy, outcome.test_loss = test_metrics(probs.astype(np.float64),
+                                                            prepared.y_test.astype(np.int64))
+    if writer is not None:
+        np.savez_compressed(writer.dir / f"predictions_{key}.npz", probs=probs,
+                            y_true=prepared.y_test, test_indices=prepared.test_indices
+                            if hasattr(prepared, "test_indices") else np.arange(len(prepared.y_test)))
+    return outcome
+
+
+def _progress(writer: RunWriter | None, hook: ProgressHook | None, **values) -> None:
+    if writer is not None:
+        writer.write_progress(values)
+    if hook is not None:
+        hook(values)
+
+
+def jobs_for(spec: ExperimentSpec, info) -> list[tuple[str, tuple[Layer, ...]]]:
+    jobs = [("cnn", spec.layers)]
+    if spec.baseline:
+        cnn_params = summarize(spec.layers, info.input_shape, info.num_classes).total_params
+        jobs.append(("baseline", baseline_layers(spec.baseline or DEFAULT_BASELINE, cnn_params,
+                                                  info.input_shape, info.num_classes)))
+    return jobs
+
+
+def run_job(store: RunStore, run_id: str, *, data_dir: str | None = None, hook: ProgressHook | None = None,
+            steps_per_execution: int | None = None) -> dict:
+    """Train the run's model (and baseline), writing everything into its folder. Returns run.json."""
+    writer = RunWriter(store, run_id)
+    spec = store.get(run_id).spec
+    writer.update(status="running", **this_process(), started=time.time())
+    outcome_status, reason, suggestion = "finished", "", ""
+    raise_after: Exception | None = None
+    minutes = Limits.from_env().max_job_minutes
+    deadline = clock() + 60 * minutes if minutes else None
+    try:
+        if writer.stop_requested():
+            raise StopRequested
+        _progress(writer, hook, phase="loading data")
+        prepared = prepare_data(spec, data_dir)
+        writer.update(data_source=prepared.source.to_dict(), data_summary={
+            "train": len(prepared.x_train), "validation": len(prepared.x_val), "test": len(prepared.x_test)})
+        for key, layers in jobs_for(spec, prepared.info):
+            if writer.stop_requested():
+                raise StopRequested
+            if deadline is not None and clock() > deadline:
+                raise time_limit_stop(minutes)
+            outcome = train_one(key, layers, spec, prepared, writer, hook, steps_per_execution, deadline)
+            writer.set_model_result(
+                key, status=outcome.status, params=outcome.params, test_accuracy=outcome.test_accuracy,
+                test_loss=outcome.test_loss, seconds=outcome.seconds,
+                epochs_completed=outcome.report.epochs_completed,
+                seconds_per_epoch=outcome.report.seconds_per_epoch,
+                images_per_second=outcome.report.images_per_second,
+                layers=[layer.to_dict() for layer in layers])
+            outcome.release()
+            keras.backend.clear_session()
+            gc.collect()  # the model's graph is a reference cycle: free it now, not some time later
+            release_free_memory()
+            if outcome.status == "stopped":
+                raise time_limit_stop(minutes) if outcome.report.timed_out else StopRequested()
+            if outcome.status == "failed":
+                outcome_status = "failed"
+                reason, suggestion = outcome.report.divergence.reason, outcome.report.divergence.suggestion
+                break
+    except StopRequested as stop:
+        outcome_status, reason, suggestion = "stopped", stop.reason, stop.suggestion
+    except Exception as exc:  # the job must always leave a readable, final status behind
+        outcome_status, reason = "failed", f"{type(exc).__name__}: {exc}"
+        suggestion = suggestion_for(exc)
+        traceback.print_exc()  # into the run's log.txt; the page shows `reason`
+        raise_after = exc
+    finally:
+        _progress(writer, hook, phase="done")
+    meta = writer.update(status=outcome_status, reason=reason, suggestion=suggestion, finished=time.time())
+    if raise_after is not None and settings.get().raise_errors:
+        raise raise_after
+    return meta
+
+
+def release_free_memory() -> None:
+    """Give freed heap pages back to the system (glibc keeps them otherwise, so the RSS of a
+    process that trains several models grows by ~20 MB per model though nothing leaks)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc (macOS, musl): nothing to do
+
+
+def suggestion_for(exc: Exception) -> str:
+    text = str(exc).lower()
+    if isinstance(exc, MemoryError) or "out of memory" in text or "oom" in text:
+        return "Use a smaller batch size, fewer filters, or a training subset."
+    if isinstance(exc, DataError):
+        return "Check the data directory (CNNKIT_DATA_DIR) or use the bundled sample."
+    return "See log.txt in the run folder for details."

@@ -1,0 +1,166 @@
+"""Starting, queueing and stopping training jobs, each in its own process. No TensorFlow here.
+
+A job is `python -m cnnkit.worker <runs_dir> <run_id>`. Before it imports TensorFlow it takes a
+training slot: an `fcntl` lock on one of `CNNKIT_MAX_JOBS` files in the slots folder. The
+kernel releases a lock when its process dies, even by SIGKILL, so a crash never leaks a slot.
+Waiting jobs line up first-come first-served through files in `<slots>/queue/`; each sees its
+position and writes it into its run, where the pages show it. A STOP file cancels a queued job.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cnnkit import settings
+from cnnkit.errors import RunError
+from cnnkit.runs.store import RunRecord, RunStore, pid_alive, process_started, this_process
+from cnnkit.runs.workspaces import server_root
+from cnnkit.specs import ExperimentSpec
+
+QUEUE_POLL_SECONDS = 0.3
+
+
+def max_jobs() -> int:
+    return settings.get().max_jobs
+
+
+def slots_dir(store: RunStore) -> Path:
+    """Slots are shared by every workspace of a server: set CNNKIT_SLOTS_DIR, else <runs>/.slots."""
+    # server_root: a session workspace (<runs>/.sessions/<key>) shares its server's slots.
+    return Path(settings.get().slots_dir or server_root(store.root) / ".slots")
+
+
+# ---------------------------------------------------------------------------
+# Launching (in the server or CLI process)
+
+_children: list[subprocess.Popen] = []
+
+
+def _reap(process: subprocess.Popen) -> None:
+    # Wait in a thread so a finished worker never lingers as a zombie of the server.
+    process.wait()
+
+
+def start(store: RunStore, spec: ExperimentSpec, *, name: str | None = None, data_dir: str | None = None,
+          **meta) -> RunRecord:
+    """Create the run folder and start its worker process; returns at once."""
+    record = store.create(spec, name=name, **meta)
+    launch(store, record.run_id, data_dir=data_dir)
+    return store.get(record.run_id)
+
+
+def launch(store: RunStore, run_id: str, *, data_dir: str | None = None) -> int:
+    run_dir = store.path(run_id)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(settings.REPO_ROOT), env.get("PYTHONPATH")]))
+    if data_dir:
+        env["CNNKIT_DATA_DIR"] = str(data_dir)
+    env.setdefault("CNNKIT_SLOTS_DIR", str(slots_dir(store)))
+    with open(run_dir / "log.txt", "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cnnkit.worker", str(store.root.resolve()), run_id],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=str(settings.REPO_ROOT),
+            start_new_session=True)  # its own process group: a Ctrl-C in the server does not kill it
+    _children.append(process)
+    threading.Thread(target=_reap, args=(process,), daemon=True).start()
+    store.update(run_id, pid=process.pid, pid_started=process_started(process.pid))
+    return process.pid
+
+
+def stop(store: RunStore, run_id: str) -> None:
+    """Ask a job to stop: it ends within one batch (or leaves the queue at once)."""
+    store.request_stop(run_id)
+
+
+def wait(store: RunStore, run_id: str, timeout: float = 600.0, poll: float = 0.2) -> RunRecord:
+    """Block until the run is no longer queued or running (for tests and scripts)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        record = store.get(run_id)
+        if not record.is_active:
+            return record
+        if time.monotonic() > deadline:
+            raise RunError(f"run '{run_id}' still {record.status} after {timeout:.0f} s")
+        time.sleep(poll)
+
+
+# ---------------------------------------------------------------------------
+# Slots and the queue (in the worker process, before TensorFlow is imported)
+
+
+@dataclass
+class Slot:
+    path: Path
+    handle: object
+
+    def __repr__(self) -> str:
+        return f"Slot({self.path.name})"
+
+    def release(self) -> None:
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+        finally:
+            self.handle.close()
+
+
+def try_acquire(folder: Path, count: int) -> Slot | None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        path = folder / f"slot-{index}.lock"
+        handle = open(path, "a+")  # noqa: SIM115 - held for the life of the job
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        return Slot(path, handle)
+    return None
+
+
+def queue_position(queue: Path, ticket: Path) -> int:
+    """0 = next in line. Tickets of dead processes do not count."""
+    ahead = 0
+    for entry in sorted(queue.glob("*.ticket")):
+        if entry.name >= ticket.name:
+            break
+        try:
+            pid = int(entry.read_text().strip() or 0)
+        except (OSError, ValueError):
+            continue
+        if pid_alive(pid):
+            ahead += 1
+        else:
+            entry.unlink(missing_ok=True)
+    return ahead
+
+
+def acquire_slot(store: RunStore, run_id: str, stop_requested) -> Slot | None:
+    """Wait for a free training slot, first come first served; None if stopped while waiting."""
+    folder, count = slots_dir(store), max_jobs()
+    queue = folder / "queue"
+    queue.mkdir(parents=True, exist_ok=True)
+    ticket = queue / f"{time.time():017.6f}-{run_id}.ticket"
+    ticket.write_text(str(os.getpid()))
+    last_position = None
+    try:
+        while True:
+            if stop_requested():
+                return None
+            position = queue_position(queue, ticket)
+            if position == 0:
+                slot = try_acquire(folder, count)
+                if slot is not None:
+                    return slot
+            if position != last_position:
+                store.update(run_id, status="queued", queue_position=position + 1, **this_process())
+                last_position = position
+            time.sleep(QUEUE_POLL_SECONDS)
+    finally:
+        ticket.unlink(missing_ok=True)

@@ -1,0 +1,415 @@
+"""The run store: one folder per training run, readable while the run is still going.
+
+    <runs_dir>/<run_id>/
+        run.json          status, spec, data source, final metrics (rewritten atomically)
+        spec.json         the experiment spec the run was started with (never changes)
+        history.json      one complete record per finished epoch, per model (rewritten atomically)
+        batches.jsonl     throttled per-batch records for live curves (append-only)
+        progress.json     where the job is now: phase, epoch, batch, images/s, ETA
+        model.keras       the CNN, checkpointed after every epoch; baseline.keras for the baseline
+        predictions_<model>.npz   test-set probabilities, for the confusion matrix without TensorFlow
+        STOP              a stop request; the job ends within one batch when it sees it
+        log.txt           the job's stdout/stderr
+
+Everything is written to a temporary file and renamed into place, so a reader (or a SIGKILL)
+never sees half a file. Plain Python: listing runs never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cnnkit import settings
+from cnnkit.errors import CnnkitError, RunError
+from cnnkit.specs import ExperimentSpec
+from cnnkit.sysinfo import proc_stat_fields
+
+ACTIVE = ("queued", "running")
+STATUSES = ("queued", "running", "finished", "stopped", "failed", "interrupted", "damaged")
+MODEL_FILES = {"cnn": "model.keras", "baseline": "baseline.keras"}
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def default_runs_dir() -> Path:
+    return Path(settings.get().runs_dir)
+
+
+# ---------------------------------------------------------------------------
+# Atomic file helpers
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=1, allow_nan=False, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    # numpy scalars and arrays sneak into metrics; store them as plain numbers/lists.
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot store {type(value).__name__} as JSON")
+
+
+def read_json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def append_jsonl(path: Path, record: dict) -> None:
+    # One write() of one whole line: readers skip a torn last line if we are killed mid-write.
+    line = json.dumps(record, allow_nan=True, default=_json_default) + "\n"
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(line)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    records = []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    records.append(json.loads(line))
+                except ValueError:
+                    continue  # a torn line from a killed writer
+    except FileNotFoundError:
+        pass
+    return records
+
+
+def _start_ticks(fields: list[str] | None) -> int | None:
+    try:
+        return int(fields[19]) if fields else None  # field 22 of stat; fields start at field 3
+    except (IndexError, ValueError):
+        return None
+
+
+def process_started(pid: int | None = None) -> int | None:
+    """When process `pid` (default: this one) started, in clock ticks after boot; None where
+    /proc is missing. With the pid it identifies a process: the OS reuses pids, not both."""
+    return _start_ticks(proc_stat_fields(pid or os.getpid()))
+
+
+def pid_alive(pid: int | None, started: int | None = None) -> bool:
+    """True if process `pid` exists and is not a zombie (a finished child nobody reaped), and,
+    when `started` is given, is the same process that was recorded (not a reused pid)."""
+    if not pid or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:
+        return True
+    fields = proc_stat_fields(pid)
+    if not fields:
+        return True
+    if started is not None and _start_ticks(fields) not in (None, started):
+        return False  # the pid now belongs to another process
+    return fields[0] != "Z"
+
+
+def this_process() -> dict:
+    """The run.json fields that identify the process writing them."""
+    return {"pid": os.getpid(), "pid_started": process_started()}
+
+
+# ---------------------------------------------------------------------------
+# Reading runs
+
+
+@dataclass(frozen=True, repr=False)
+class RunRecord:
+    """A run as listed: what run.json says, plus the status corrected for dead processes."""
+
+    run_id: str
+    path: Path
+    status: str
+    meta: dict = field(default_factory=dict)
+    spec: ExperimentSpec | None = None
+    problem: str = ""                     # why the run is damaged or interrupted
+
+    def __repr__(self) -> str:
+        return f"RunRecord({self.run_id!r}, {self.status}, epochs={self.epochs_completed})"
+
+    @property
+    def name(self) -> str:
+        return self.meta.get("name") or self.run_id
+
+    @property
+    def created(self) -> float:
+        return float(self.meta.get("created") or 0.0)
+
+    @property
+    def dataset(self) -> str | None:
+        return self.spec.dataset.name if self.spec else None
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def models(self) -> dict:
+        return self.meta.get("models") or {}
+
+    def model_result(self, key: str = "cnn") -> dict:
+        return self.models.get(key) or {}
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return self.model_result("cnn").get("test_accuracy")
+
+    @property
+    def epochs_completed(self) -> int:
+        return int(self.model_result("cnn").get("epochs_completed") or 0)
+
+    @property
+    def has_baseline(self) -> bool:
+        return "baseline" in self.models
+
+    def model_path(self, key: str = "cnn") -> Path:
+        return self.path / MODEL_FILES[key]
+
+    def has_model(self, key: str = "cnn") -> bool:
+        return self.model_path(key).is_file()
+
+    def to_dict(self) -> dict:
+        return {"run_id": self.run_id, "status": self.status, "name": self.name,
+                "epochs_completed": self.epochs_completed, "test_accuracy": self.test_accuracy,
+                "problem": self.problem}
+
+
+class RunStore:
+    """The runs directory. Every method tolerates damaged folders: they list as "damaged"."""
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = Path(root) if root is not None else default_runs_dir()
+
+    def __repr__(self) -> str:
+        return f"RunStore({str(self.root)!r})"
+
+    def path(self, run_id: str) -> Path:
+        # Run ids come from URLs and uploads: never let one escape the runs directory.
+        if not isinstance(run_id, str) or not RUN_ID_PATTERN.match(run_id) or run_id.startswith(".."):
+            raise RunError(f"'{run_id}' is not a valid run id")
+        return self.root / run_id
+
+    def exists(self, run_id: str) -> bool:
+        return (self.path(run_id) / "run.json").is_file()
+
+    # -- creating and changing runs ---------------------------------------------------------
+
+    def create(self, spec: ExperimentSpec, name: str | None = None, **meta: Any) -> RunRecord:
+        self.root.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        label = re.sub(r"[^A-Za-z0-9-]+", "-", spec.preset or spec.dataset.name).strip("-")[:30] or "run"
+        while True:
+            run_id = f"{stamp}-{label}-{secrets.token_hex(2)}"
+            try:
+                (self.root / run_id).mkdir()
+                break
+            except FileExistsError:
+                continue
+        run_dir = self.root / run_id
+        atomic_write_json(run_dir / "spec.json", spec.to_dict())
+        now = time.time()
+        record = {"run_id": run_id, "name": name or spec.name or spec.preset or run_id,
+                  "created": now, "updated": now, "status": "queued", "pid": None,
+                  "spec": spec.to_dict(), "models": {}, **meta}
+        atomic_write_json(run_dir / "run.json", record)
+        return self.get(run_id)
+
+    def update(self, run_id: str, **changes: Any) -> dict:
+        run_dir = self.path(run_id)
+        meta = read_json(run_dir / "run.json")
+        meta.update(changes)
+        meta["updated"] = time.time()
+        atomic_write_json(run_dir / "run.json", meta)
+        return meta
+
+    def rename(self, run_id: str, name: str) -> None:
+        name = (name or "").strip()
+        if not name or len(name) > 120:
+            raise RunError("a run name must be 1 to 120 characters")
+        self.update(run_id, name=name)
+
+    def delete(self, run_id: str) -> None:
+        run_dir = self.path(run_id)
+        if not run_dir.is_dir():
+            raise RunError(f"run '{run_id}' does not exist")
+        record = self.get(run_id)
+        if record.is_active:
+            raise RunError(f"run '{run_id}' is still {record.status}: stop it before deleting it")
+        shutil.rmtree(run_dir)
+
+    def request_stop(self, run_id: str) -> None:
+        run_dir = self.path(run_id)
+        if not run_dir.is_dir():
+            raise RunError(f"run '{run_id}' does not exist")
+        (run_dir / "STOP").touch()
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def get(self, run_id: str) -> RunRecord:
+        run_dir = self.path(run_id)
+        if not run_dir.is_dir():
+            raise RunError(f"run '{run_id}' does not exist in {self.root}")
+        try:
+            meta = read_json(run_dir / "run.json")
+            if not isinstance(meta, dict):
+                raise ValueError("run.json is not a JSON object")
+        except FileNotFoundError:
+            return RunRecord(run_id, run_dir, "damaged", problem="run.json is missing")
+        except (ValueError, OSError, RecursionError) as exc:
+            return RunRecord(run_id, run_dir, "damaged", problem=f"run.json is unreadable ({exc})")
+        bad_field = _bad_meta_field(meta)
+        if bad_field:  # keep the odd values away from every page: RunRecord reads none of them
+            return RunRecord(run_id, run_dir, "damaged", problem=f"run.json has an invalid '{bad_field}'")
+        try:
+            spec = ExperimentSpec.from_dict(meta.get("spec"))
+        except CnnkitError as exc:
+            return RunRecord(run_id, run_dir, "damaged", meta, problem=f"its spec is invalid ({exc})")
+        status, problem = meta.get("status"), meta.get("reason") or ""
+        if status not in STATUSES:
+            return RunRecord(run_id, run_dir, "damaged", meta, spec, problem=f"unknown status {str(status)[:40]!r}")
+        if status in ACTIVE and not pid_alive(meta.get("pid"), meta.get("pid_started")) \
+                and not _just_created(meta):
+            status, problem = "interrupted", "the training process ended without finishing (killed or crashed)"
+        if status == "finished" and not (run_dir / MODEL_FILES["cnn"]).is_file():
+            status, problem = "damaged", "the run says finished but model.keras is missing"
+        return RunRecord(run_id, run_dir, status, meta, spec, problem)
+
+    def list(self) -> list[RunRecord]:
+        """All runs, newest first. Hidden folders (".slots") and stray files are skipped."""
+        if not self.root.is_dir():
+            return []
+        records = []
+        for entry in self.root.iterdir():
+            if entry.name.startswith(".") or not entry.is_dir() or not RUN_ID_PATTERN.match(entry.name):
+                continue
+            records.append(self.get(entry.name))
+        return sorted(records, key=lambda r: (r.created, r.run_id), reverse=True)
+
+    def latest(self, dataset: str | None = None, status: str = "finished") -> RunRecord | None:
+        for record in self.list():
+            if record.status == status and (dataset is None or record.dataset == dataset):
+                return record
+        return None
+
+    def history(self, run_id: str) -> list[dict]:
+        try:
+            data = read_json(self.path(run_id) / "history.json")
+        except (OSError, ValueError):
+            return []
+        return data if isinstance(data, list) else []
+
+    def batches(self, run_id: str) -> list[dict]:
+        return read_jsonl(self.path(run_id) / "batches.jsonl")
+
+    def progress(self, run_id: str) -> dict | None:
+        try:
+            data = read_json(self.path(run_id) / "progress.json")
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def log_tail(self, run_id: str, lines: int = 20) -> str:
+        try:
+            text = (self.path(run_id) / "log.txt").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _bad_meta_field(meta: dict) -> str | None:
+    """The first run.json field whose type the pages cannot use (a hand-edited or foreign file)."""
+    checks = {
+        "created": _is_number, "updated": _is_number, "finished": _is_number,
+        "pid": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**31,
+        "pid_started": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63,
+        "queue_position": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "name": lambda v: isinstance(v, str), "reason": lambda v: isinstance(v, str),
+        "suggestion": lambda v: isinstance(v, str), "status": lambda v: isinstance(v, str),
+        "models": lambda v: isinstance(v, dict) and all(isinstance(m, dict) for m in v.values()),
+    }
+    for key, ok in checks.items():
+        if meta.get(key) is not None and not ok(meta[key]):
+            return key
+    for key, result in (meta.get("models") or {}).items():
+        for name in ("epochs_completed", "test_accuracy", "test_loss", "params", "seconds"):
+            if result.get(name) is not None and not _is_number(result[name]):
+                return f"models.{str(key)[:20]}.{name}"
+    return None
+
+
+def _just_created(meta: dict) -> bool:
+    # A run is "queued" for the instant between its folder being made and its process starting.
+    return meta.get("status") == "queued" and not meta.get("pid") and time.time() - float(
+        meta.get("created") or 0) < 30
+
+
+# ---------------------------------------------------------------------------
+# Writing from the training job
+
+
+class RunWriter:
+    """What the training process uses to report into its run folder."""
+
+    def __init__(self, store: RunStore, run_id: str):
+        self.store = store
+        self.run_id = run_id
+        self.dir = store.path(run_id)
+        self._history = store.history(run_id)
+
+    def __repr__(self) -> str:
+        return f"RunWriter({self.run_id!r})"
+
+    def update(self, **changes: Any) -> dict:
+        return self.store.update(self.run_id, **changes)
+
+    def set_model_result(self, key: str, **values: Any) -> None:
+        meta = read_json(self.dir / "run.json")
+        models = meta.get("models") or {}
+        models.setdefault(key, {}).update(values)
+        self.update(models=models)
+
+    def append_epoch(self, record: dict) -> None:
+        self._history.append(record)
+        atomic_write_json(self.dir / "history.json", self._history)
+
+    def append_batch(self, record: dict) -> None:
+        append_jsonl(self.dir / "batches.jsonl", record)
+
+    def write_progress(self, progress: dict) -> None:
+        atomic_write_json(self.dir / "progress.json", {**progress, "updated": time.time()})
+
+    def stop_requested(self) -> bool:
+        return (self.dir / "STOP").exists()

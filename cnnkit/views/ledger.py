@@ -1,0 +1,145 @@
+"""The run ledger: runs as table rows, their curves as plain lists, a run as a zip download.
+
+The Compare page is a thin view over these functions. They read only the run folder's JSON
+files (never TensorFlow), and tolerate damaged runs, which appear as rows with their problem.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+from cnnkit.errors import CnnkitError, RunError
+from cnnkit.presets import PRESETS
+from cnnkit.runs.store import RunRecord
+from cnnkit.shapes import summarize_spec
+from cnnkit.specs import ExperimentSpec
+
+ZIP_FILES = ("model.keras", "baseline.keras", "spec.json", "run.json", "history.json")
+
+
+def architecture_label(spec: ExperimentSpec | None) -> str:
+    """The preset name when the layers are still the preset's, else what the network is made of."""
+    if spec is None:
+        return "?"
+    preset = PRESETS.get(spec.preset or "")
+    if preset is not None and tuple(preset.layers) == tuple(spec.layers):
+        return preset.name
+    counts: dict[str, int] = {}
+    for layer in spec.layers:
+        if layer.type in ("conv2d", "dense"):
+            counts[layer.type] = counts.get(layer.type, 0) + 1
+    parts = [f"{n} {kind.removesuffix('2d')}" for kind, n in counts.items()]
+    made_of = ", ".join(parts) or "no conv/dense"
+    return f"{preset.name}, edited ({made_of})" if preset else f"custom ({made_of})"
+
+
+def planned_params(record: RunRecord) -> int | None:
+    """Parameters of the CNN: what training reported, else what the spec implies."""
+    params = record.model_result("cnn").get("params")
+    if params is not None:
+        return int(params)
+    if record.spec is None:
+        return None
+    try:
+        return summarize_spec(record.spec).total_params
+    except CnnkitError:
+        return None
+
+
+def ledger_row(record: RunRecord) -> dict:
+    spec, cnn, baseline = record.spec, record.model_result("cnn"), record.model_result("baseline")
+    source = record.meta.get("data_source") or {}
+    epochs = f"{record.epochs_completed}/{spec.training.epochs}" if spec else "?"
+    return {
+        "name": record.name,
+        "status": record.status,
+        "dataset": record.dataset or "?",
+        "data": ("SAMPLE" if source.get("is_sample") else "full") if source else "–",
+        "architecture": architecture_label(spec),
+        "params": planned_params(record),
+        "optimizer": f"{spec.training.optimizer} {spec.training.learning_rate:g}" if spec else "?",
+        "epochs": epochs,
+        "test accuracy": cnn.get("test_accuracy"),
+        "baseline accuracy": baseline.get("test_accuracy"),
+        "baseline params": baseline.get("params"),
+        "time (s)": cnn.get("seconds"),
+        "baseline time (s)": baseline.get("seconds"),
+        "problem": record.problem,
+        "run_id": record.run_id,
+    }
+
+
+def ledger_rows(records: list[RunRecord]) -> list[dict]:
+    return [ledger_row(record) for record in records]
+
+
+def epoch_curve(history: list[dict], model: str, metric: str) -> tuple[list[int], list[float]]:
+    """(epochs, values) of one model's per-epoch metric; epochs without the metric are skipped."""
+    epochs, values = [], []
+    for record in history:
+        if record.get("model") == model and record.get(metric) is not None:
+            epochs.append(int(record["epoch"]))
+            values.append(float(record[metric]))
+    return epochs, values
+
+
+def best_metric(history: list[dict], model: str, preferred: str, fallback: str) -> str:
+    """`preferred` (e.g. val_accuracy) if the model's history has it, else `fallback`."""
+    return preferred if epoch_curve(history, model, preferred)[0] else fallback
+
+
+def run_zip_bytes(run_dir: str | Path) -> bytes:
+    """The run's models and JSON files as one zip, in memory, under a folder named like the run."""
+    run_dir = Path(run_dir)
+    present = [name for name in ZIP_FILES if (run_dir / name).is_file()]
+    if not present:
+        raise RunError(f"run folder {run_dir.name} has none of {', '.join(ZIP_FILES)}")
+    buffer = io.BytesIO()
+    # .keras files are zips already: storing them uncompressed saves time and loses nothing.
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name in present:
+            method = zipfile.ZIP_STORED if name.endswith(".keras") else zipfile.ZIP_DEFLATED
+            archive.write(run_dir / name, f"{run_dir.name}/{name}", compress_type=method)
+    return buffer.getvalue()
+
+
+def run_curves(label: str, history: list[dict], metric: str, validation: bool = True,
+               baselines: bool = True) -> list[dict]:
+    """The curves of one run for the Compare overlay: the CNN, then its baseline (dashed).
+
+    With `validation`, the validation metric where the run has one; a run trained without a
+    validation split falls back to its training metric, and its label says "(train)".
+    """
+    curves = []
+    for model in ("cnn", "baseline") if baselines else ("cnn",):
+        key = best_metric(history, model, f"val_{metric}", metric) if validation else metric
+        epochs, values = epoch_curve(history, model, key)
+        if not epochs:
+            continue
+        suffix = " · baseline" if model == "baseline" else ""
+        if validation and not key.startswith("val_"):
+            suffix += " (train)"
+        curves.append({"label": label + suffix, "epochs": epochs, "values": values,
+                       "dashed": model == "baseline"})
+    return curves
+
+
+def scatter_points(records: list[RunRecord]) -> list[dict]:
+    """One point per trained model with a test accuracy: for accuracy vs params / vs time."""
+    points = []
+    for record in records:
+        for kind in ("cnn", "baseline"):
+            result = record.model_result(kind)
+            if result.get("test_accuracy") is None:
+                continue
+            points.append({"label": record.name + (" · baseline" if kind == "baseline" else ""), "kind": kind,
+                           "accuracy": result["test_accuracy"], "params": result.get("params"),
+                           "seconds": result.get("seconds")})
+    return points
+
+
+def has_files(run_dir: str | Path) -> bool:
+    """Whether the run folder has anything `run_zip_bytes` would pack."""
+    return any((Path(run_dir) / name).is_file() for name in ZIP_FILES)

@@ -1,0 +1,111 @@
+"""What a run is doing, in words and numbers, from its folder: for the Train and Draw pages.
+
+Plain Python on the records `RunStore` reads (run.json, progress.json, history, batches), so
+the pages stay thin and every rule here is testable without Streamlit or TensorFlow.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from cnnkit.runs.store import RunRecord
+from cnnkit.views.text import MODEL_TITLES
+
+
+def model_keys(record: RunRecord) -> list[str]:
+    """The models a run trains, in training order."""
+    return ["cnn", "baseline"] if record.spec and record.spec.baseline else ["cnn"]
+
+
+def steps_per_epoch(record: RunRecord) -> int | None:
+    """Batches per epoch, from the training-set size the job reported and the batch size."""
+    train = (record.meta.get("data_summary") or {}).get("train")
+    if not train or not record.spec:
+        return None
+    return max(1, math.ceil(int(train) / record.spec.training.batch_size))
+
+
+@dataclass(frozen=True)
+class LiveStatus:
+    """One poll of a run: a sentence, overall progress 0–1, and the current model's speed."""
+
+    text: str
+    fraction: float
+    images_per_second: float | None = None
+    eta_seconds: float | None = None      # for the model training now
+    model: str | None = None
+
+    def __repr__(self) -> str:
+        return f"LiveStatus({self.text!r}, {self.fraction:.0%})"
+
+
+def _within_model(progress: dict) -> float:
+    """How far the current model is, 0–1: finished batches over all batches of all epochs."""
+    if progress.get("phase") == "evaluating":
+        return 1.0
+    epochs = max(int(progress.get("epochs") or 1), 1)
+    batches = max(int(progress.get("batches") or 1), 1)
+    done = (int(progress.get("epoch") or 1) - 1) * batches + int(progress.get("batch") or 0)
+    return min(max(done / (epochs * batches), 0.0), 1.0)
+
+
+def live_status(record: RunRecord, progress: dict | None) -> LiveStatus:
+    """Describe a run from its record and progress.json (None when the job has not written one)."""
+    if not record.is_active:
+        return LiveStatus(record.status.capitalize(), 1.0 if record.status == "finished" else 0.0)
+    if record.status == "queued":
+        position = record.meta.get("queue_position")
+        # Without a place in line the process has its slot and is importing TensorFlow.
+        text = (f"Queued: number {position} in line (trainings run one at a time)" if position
+                else "Starting: loading TensorFlow…")
+        return LiveStatus(text, 0.0)
+    progress = progress or {}
+    phase = progress.get("phase")
+    keys = model_keys(record)
+    model = progress.get("model") if progress.get("model") in keys else None
+    index = keys.index(model) if model else 0
+    if phase == "training" and model:
+        fraction = (index + _within_model(progress)) / len(keys)
+        text = (f"Training the {MODEL_TITLES[model]} ({index + 1} of {len(keys)}): epoch "
+                f"{progress.get('epoch')}/{progress.get('epochs')}, batch {progress.get('batch')}/"
+                f"{progress.get('batches')}")
+        return LiveStatus(text, fraction, progress.get("images_per_second"), progress.get("eta_seconds"), model)
+    if phase == "evaluating" and model:
+        return LiveStatus(f"Evaluating the {MODEL_TITLES[model]} on the test set…",
+                          (index + 1) / len(keys), model=model)
+    if phase == "loading data":
+        return LiveStatus("Loading the data…", 0.0)
+    if phase == "done":
+        return LiveStatus("Saving the results…", 1.0)
+    # Running, but the process is still importing TensorFlow (a few seconds).
+    return LiveStatus("Starting: loading TensorFlow…", 0.0)
+
+
+def pick_run(records: list[RunRecord], wanted: list[str | None]) -> RunRecord | None:
+    """The run a page attaches to: the first wanted id that exists, else the newest queued or
+    running run, else the newest finished one, else the newest of any status. `records` are
+    newest first, as RunStore.list() returns them."""
+    by_id = {r.run_id: r for r in records}
+    for run_id in wanted:
+        if run_id and run_id in by_id:
+            return by_id[run_id]
+    for statuses in (("queued", "running"), ("finished",)):
+        for record in records:
+            if record.status in statuses:
+                return record
+    return records[0] if records else None
+
+
+def result_rows(record: RunRecord) -> list[dict]:
+    """One row per trained model with its final numbers, for the results table (None: not known)."""
+    rows = []
+    for key in model_keys(record):
+        result = record.model_result(key)
+        per_epoch = result.get("seconds_per_epoch") or []
+        rows.append({"model": MODEL_TITLES[key], "test_accuracy": result.get("test_accuracy"),
+                     "test_loss": result.get("test_loss"), "params": result.get("params"),
+                     "epochs": int(result.get("epochs_completed") or 0),
+                     "seconds_per_epoch": sum(per_epoch) / len(per_epoch) if per_epoch else None,
+                     "seconds": result.get("seconds")})
+    return rows
