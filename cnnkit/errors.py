@@ -30,4 +30,4 @@ class WorkspaceError(CnnkitError):
 
 
 class UploadError(CnnkitError):
-    """An uploaded file was refused; the message says why, in plain words."""
+    """An uploaded file was refused; the message says why, in words for the person uploading."""

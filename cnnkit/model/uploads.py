@@ -22,7 +22,7 @@ import zipfile
 from collections.abc import Iterator
 from typing import Any
 
-from cnnkit.errors import CnnkitError
+from cnnkit.errors import UploadError
 from cnnkit.shapes import format_shape
 from cnnkit.specs import ExperimentSpec
 
@@ -63,10 +63,6 @@ HELPER_CLASSES = {
 }
 # Markers Keras writes for graph wiring (no module): harmless. "__lambda__" is refused below.
 WIRING_CLASSES = {"__keras_tensor__"}
-
-
-class UploadError(CnnkitError):
-    """An uploaded file was refused; the message says why, in words for the person uploading."""
 
 
 # ---------------------------------------------------------------------------

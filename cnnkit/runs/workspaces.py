@@ -27,17 +27,13 @@ import time
 from pathlib import Path
 
 from cnnkit import settings
-from cnnkit.errors import CnnkitError
+from cnnkit.errors import WorkspaceError
 from cnnkit.runs.store import RunStore
 
 SESSIONS_DIR = ".sessions"
 # token_urlsafe(24) gives 32 characters of [A-Za-z0-9_-]; accept 22–64 of them, nothing else:
 # no dots, no slashes, so a key can never climb out of the sessions folder.
 SESSION_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
-
-
-class WorkspaceError(CnnkitError):
-    """A workspace setting or key is invalid."""
 
 
 def workspace_mode(value: str | None = None) -> str:
