@@ -1,4 +1,4 @@
-"""Cut the bundled samples cnnkit/samples/<name>_sample.npz from the real IDX files.
+"""Cut the bundled samples cnnkit/data/samples/<name>_sample.npz from the real IDX files.
 
     python tools/make_samples.py [--source ../shared/datasets] [--seed 0]
 

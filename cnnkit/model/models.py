@@ -1,4 +1,4 @@
-"""Spec → `keras.Model`. Imports TensorFlow/Keras (only this, `training` and `inspection` do).
+"""Spec → `keras.Model` (TensorFlow, like everything in cnnkit/model/).
 
 The model takes raw pixel values (float, 0–255) and normalizes inside the graph, so a saved
 `model.keras` is self-contained: the Draw page and the CLI feed it pixels, nothing else.

@@ -1,4 +1,4 @@
-"""The speed levers of training.py one at a time (`python -m cnnkit bench levers`; not in "all").
+"""The speed levers of cnnkit.model.levers one at a time (`python -m cnnkit bench levers`; not in "all").
 
 cnnkit's train_one with one combination of levers per child process (precision, steps per
 execution, input pipeline, thread counts), no run folder: the levers, not the reporting. The
