@@ -134,6 +134,23 @@ def test_queue_position_ignores_dead_tickets(tmp_path):
     assert not (queue / "0002.000000-b.ticket").exists()
 
 
+def test_a_ticket_whose_pid_was_reused_does_not_block_the_queue(tmp_path):
+    # A worker died; the OS gave its pid to another process (here: this test). The ticket holds
+    # the dead worker's start time too, so it is recognised as stale and removed.
+    from cnnkit.runs.store import process_started
+
+    queue = tmp_path / "queue"
+    queue.mkdir()
+    stale = queue / "0001.000000-dead.ticket"
+    stale.write_text(f"{os.getpid()} {process_started() - 1}")  # same pid, another start time
+    alive = queue / "0002.000000-alive.ticket"
+    alive.write_text(jobs.ticket_text())
+    mine = queue / "0003.000000-me.ticket"
+    assert jobs.read_ticket(alive) == (os.getpid(), process_started())
+    assert jobs.queue_position(queue, mine) == 1  # only the live one is ahead
+    assert not stale.exists() and alive.exists()
+
+
 def test_wait_times_out_with_a_run_error(store):
     run_id = store.create(tiny_spec()).run_id  # queued, never launched
     with pytest.raises(RunError, match="still queued"):

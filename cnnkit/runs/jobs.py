@@ -124,17 +124,31 @@ def try_acquire(folder: Path, count: int) -> Slot | None:
     return None
 
 
+def ticket_text() -> str:
+    """What a ticket holds: this process's pid and start time (the OS reuses pids, not both)."""
+    started = process_started()
+    return f"{os.getpid()} {started}" if started is not None else str(os.getpid())
+
+
+def read_ticket(entry: Path) -> tuple[int, int | None] | None:
+    """(pid, start time or None) of a ticket; None if it cannot be read."""
+    try:
+        fields = entry.read_text().split()
+        return int(fields[0]), (int(fields[1]) if len(fields) > 1 else None)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def queue_position(queue: Path, ticket: Path) -> int:
-    """0 = next in line. Tickets of dead processes do not count."""
+    """0 = next in line. Tickets of dead processes (or of a reused pid) do not count."""
     ahead = 0
     for entry in sorted(queue.glob("*.ticket")):
         if entry.name >= ticket.name:
             break
-        try:
-            pid = int(entry.read_text().strip() or 0)
-        except (OSError, ValueError):
+        owner = read_ticket(entry)
+        if owner is None:
             continue
-        if pid_alive(pid):
+        if pid_alive(*owner):
             ahead += 1
         else:
             entry.unlink(missing_ok=True)
@@ -147,7 +161,7 @@ def acquire_slot(store: RunStore, run_id: str, stop_requested) -> Slot | None:
     queue = folder / "queue"
     queue.mkdir(parents=True, exist_ok=True)
     ticket = queue / f"{time.time():017.6f}-{run_id}.ticket"
-    ticket.write_text(str(os.getpid()))
+    ticket.write_text(ticket_text())
     last_position = None
     try:
         while True:
