@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -15,9 +16,11 @@ from cnnkit.runs.store import (
     RunWriter,
     append_jsonl,
     atomic_write_json,
+    is_temporary,
     pid_alive,
     read_json,
     read_jsonl,
+    remove_temporary_files,
 )
 
 SPEC = PRESETS["chollet-cnn"].experiment()
@@ -249,3 +252,76 @@ def test_log_tail(store):
     assert store.log_tail(run_id) == ""
     (store.path(run_id) / "log.txt").write_text("\n".join(f"line {i}" for i in range(30)))
     assert store.log_tail(run_id, lines=2) == "line 28\nline 29"
+
+
+# ---------------------------------------------------------------------------
+# A kill while a file is written (issue 12, item 5): real SIGKILLs at 12 moments
+
+WRITER = """
+import sys, numpy as np
+from cnnkit.runs.store import atomic_write_npz
+path, mode = sys.argv[1], sys.argv[2]
+probs = np.random.default_rng(0).random((200_000, 10), dtype=np.float32)  # ~8 MB, incompressible
+i = 0
+while True:
+    i += 1
+    arrays = dict(probs=probs, y_true=np.full(len(probs), i % 10), test_indices=np.arange(len(probs)))
+    if mode == "atomic":
+        atomic_write_npz(path, **arrays)
+    else:
+        np.savez_compressed(path, **arrays)  # how predictions were written before
+    if i == 1:
+        print("written", flush=True)
+"""
+
+
+def kill_writer_repeatedly(tmp_path, mode: str, moments=12) -> list[str]:
+    """Start a process that rewrites predictions.npz in a loop, SIGKILL it at `moments`
+    different times, and say after each kill whether the file still loads whole."""
+    from cnnkit.views.analysis import load_predictions
+
+    outcomes = []
+    for k in range(moments):
+        run_dir = tmp_path / f"{mode}-{k}"
+        run_dir.mkdir()
+        path = run_dir / "predictions_cnn.npz"
+        child = subprocess.Popen([sys.executable, "-c", WRITER, str(path), mode], stdout=subprocess.PIPE,
+                                 cwd=Path(__file__).resolve().parent.parent)
+        assert child.stdout.readline().strip() == b"written"  # one whole file is in place
+        time.sleep(0.013 * k)  # a different moment of the next write each time
+        child.kill()
+        child.wait()
+        try:
+            predictions = load_predictions(run_dir)
+            outcomes.append("whole" if len(predictions.y_true) == 200_000 else "short")
+        except Exception as exc:  # what Inspect crashed on before: EOFError, BadZipFile, ValueError
+            outcomes.append(type(exc).__name__)
+        assert not [p.name for p in run_dir.iterdir() if p.name != path.name and mode != "atomic"]
+    return outcomes
+
+
+@pytest.mark.slow
+def test_a_sigkill_mid_write_leaves_the_old_predictions_or_the_new_ones(tmp_path):
+    atomic = kill_writer_repeatedly(tmp_path, "atomic")
+    assert atomic == ["whole"] * len(atomic)
+    # The same kills against the old direct write break the file (the attack reproduced).
+    direct = kill_writer_repeatedly(tmp_path, "direct")
+    assert sum(outcome != "whole" for outcome in direct) >= len(direct) // 2, direct
+    # What an atomic writer's kill leaves beside the file is a temporary one, which the store
+    # removes as soon as it sees the run interrupted.
+    leftovers = [p for k in range(len(atomic)) for p in (tmp_path / f"atomic-{k}").iterdir() if is_temporary(p)]
+    for folder in {p.parent for p in leftovers}:
+        assert remove_temporary_files(folder) and not [p for p in folder.iterdir() if is_temporary(p)]
+    print(f"\nRELIABILITY_TALLY writes {{'atomic': {atomic}, 'direct': {direct}}}")
+
+
+def test_an_interrupted_run_loses_its_half_written_files_and_keeps_the_rest(tmp_path):
+    store = RunStore(tmp_path)
+    run_id = store.create(SPEC).run_id
+    store.update(run_id, status="running", pid=dead_pid())
+    folder = store.path(run_id)
+    (folder / "model.keras.tmp-123.keras").write_bytes(b"half")
+    (folder / ".predictions_cnn.npz.abc.tmp").write_bytes(b"half")
+    assert store.get(run_id).status == "interrupted"
+    assert sorted(p.name for p in folder.iterdir() if is_temporary(p)) == []
+    assert (folder / "run.json").is_file()

@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from cnnkit import settings
 from cnnkit.model.tf_import import keras  # TensorFlow, imported quietly
@@ -223,5 +224,9 @@ class StopEvaluation(keras.callbacks.Callback):
 def save_model_atomic(model: keras.Model, path: str) -> None:
     # Keras insists on the .keras suffix, so the temporary name keeps it.
     tmp = f"{path}.tmp-{os.getpid()}.keras"
-    model.save(tmp)
-    os.replace(tmp, path)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)  # a full disk must not keep the half-written file
+        raise

@@ -40,7 +40,7 @@ from cnnkit.model.levers import (
 from cnnkit.model.outputs import probabilities, test_metrics
 from cnnkit.model.tf_import import keras  # TensorFlow, imported quietly
 from cnnkit.presets import DEFAULT_BASELINE, baseline_layers
-from cnnkit.runs.store import MODEL_FILES, RunStore, RunWriter, this_process
+from cnnkit.runs.store import MODEL_FILES, RunStore, RunWriter, atomic_write_npz, this_process
 from cnnkit.shapes import summarize
 from cnnkit.specs import ExperimentSpec, Layer
 
@@ -123,9 +123,9 @@ def train_one(key: str, layers: tuple[Layer, ...], spec: ExperimentSpec, prepare
     outcome.test_accuracy, outcome.test_loss = test_metrics(probs.astype(np.float64),
                                                             prepared.y_test.astype(np.int64))
     if writer is not None:
-        np.savez_compressed(writer.dir / f"predictions_{key}.npz", probs=probs,
-                            y_true=prepared.y_test, test_indices=prepared.test_indices
-                            if hasattr(prepared, "test_indices") else np.arange(len(prepared.y_test)))
+        atomic_write_npz(writer.dir / f"predictions_{key}.npz", probs=probs, y_true=prepared.y_test,
+                         test_indices=prepared.test_indices if hasattr(prepared, "test_indices")
+                         else np.arange(len(prepared.y_test)))
     return outcome
 
 

@@ -25,9 +25,12 @@ import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+import numpy as np
 
 from cnnkit import settings
 from cnnkit.errors import CnnkitError, RunError
@@ -48,18 +51,44 @@ def default_runs_dir() -> Path:
 # Atomic file helpers
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """`write(handle)` into a temporary file beside `path`, then rename it over `path`: a reader,
+    or a kill, sees the old file or the new one, never half of one."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def is_temporary(path: Path) -> bool:
+    """A file being written (by `atomic_write` or a checkpoint save), not yet in place."""
+    return ".tmp" in path.name
+
+
+def remove_temporary_files(folder: Path) -> list[str]:
+    """Delete what a killed writer left half-written in `folder`; returns the names."""
+    removed = []
+    for entry in folder.iterdir():
+        if entry.is_file() and is_temporary(entry):
+            entry.unlink(missing_ok=True)
+            removed.append(entry.name)
+    return removed
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def atomic_write_npz(path: Path, **arrays) -> None:
+    """np.savez_compressed, atomically (written straight to its name, a kill left 0 bytes)."""
+    atomic_write(path, lambda handle: np.savez_compressed(handle, **arrays))
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
@@ -299,6 +328,7 @@ class RunStore:
         if status in ACTIVE and not pid_alive(meta.get("pid"), meta.get("pid_started")) \
                 and not _just_created(meta):
             status, problem = "interrupted", "the training process ended without finishing (killed or crashed)"
+            remove_temporary_files(run_dir)  # its process is gone: nothing will finish them
         if status == "finished" and not (run_dir / MODEL_FILES["cnn"]).is_file():
             status, problem = "damaged", "the run says finished but model.keras is missing"
         return RunRecord(run_id, run_dir, status, meta, spec, problem)
