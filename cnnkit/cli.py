@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from cnnkit import settings
-from cnnkit.errors import CnnkitError, SpecError
+from cnnkit.errors import CnnkitError, SpecError, UploadError
 from cnnkit.shapes import format_shape
 from cnnkit.specs import DATASET_NAMES
 from cnnkit.views.text import TerminalProgress
@@ -40,15 +40,18 @@ def _print_json(data) -> None:
 
 def load_spec(args) -> ExperimentSpec:  # noqa: F821 - typing only
     from cnnkit.presets import get_preset
-    from cnnkit.specs import ExperimentSpec
 
     if getattr(args, "spec", None):
+        # The upload's reader: bounded (a device or a FIFO is refused), BOM and encoding checked.
+        from cnnkit.model.uploads import read_spec_upload
+
         path = Path(args.spec)
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"cannot read spec file {path}: {exc.strerror or exc}") from None
-        spec = ExperimentSpec.from_json(text)
+            spec = read_spec_upload(path)
+        except FileNotFoundError:
+            raise UsageError(f"cannot read spec file {path}: it does not exist") from None
+        except UploadError as exc:
+            raise UsageError(f"cannot read spec file {path.name}: {exc}") from None
     elif getattr(args, "preset", None):
         spec = get_preset(args.preset).experiment()
     else:

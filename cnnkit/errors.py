@@ -1,6 +1,13 @@
 """Exceptions with messages meant for people, not stack traces."""
 
 
+def shown(value: object, limit: int = 60) -> str:
+    """`value` quoted for a message, cut to `limit` characters: a 5,000-character run id from a
+    URL must not come back in full, and control characters are escaped by repr."""
+    text = repr(str(value))
+    return text if len(text) <= limit + 2 else f"{text[:limit]}…' ({len(str(value)):,} characters)"
+
+
 class CnnkitError(Exception):
     """Base class: every error cnnkit raises on purpose. Its message is shown as is."""
 
@@ -29,5 +36,5 @@ class WorkspaceError(CnnkitError):
     """A workspace setting (CNNKIT_WORKSPACES) or a workspace key is invalid."""
 
 
-class UploadError(CnnkitError):
+class UploadError(CnnkitError, ValueError):
     """An uploaded file was refused; the message says why, in words for the person uploading."""

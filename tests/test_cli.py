@@ -184,6 +184,9 @@ def bad_inputs(tmp: Path, run_id: str, runs: Path) -> dict:
     invalid.write_text(json.dumps({"layers": [{"type": "conv2d", "filters": -4}, {"type": "flatten"}]}))
     impossible = tmp / "impossible.json"
     impossible.write_text(json.dumps({"layers": [{"type": "conv2d"}]}))
+    fifo = tmp / "fifo.json"
+    if not fifo.exists():
+        os.mkfifo(fifo)  # a reader of it would wait forever for a writer
     return {
         "unknown preset": (["summary", "--preset", "nope"], "unknown preset 'nope'"),
         "malformed spec file": (["summary", "--spec", bad_json], "not valid JSON"),
@@ -202,13 +205,22 @@ def bad_inputs(tmp: Path, run_id: str, runs: Path) -> dict:
         "unknown run": (["predict", "--run", "no-such-run", "--runs-dir", runs, "x.png"], "does not exist"),
         "traversing run id": (["evaluate", "--run", "../etc", "--runs-dir", runs], "not a valid run id"),
         "unknown command": (["frobnicate"], "invalid choice"),
+        # Reads without bounds (issue 12, item 9): /dev/zero once read 22 GB as an image
+        "spec is a device": (["summary", "--spec", "/dev/zero"], "not a regular file"),
+        "spec is a FIFO": (["summary", "--spec", fifo], "not a regular file"),
+        "spec is a folder": (["summary", "--spec", tmp], "is a folder"),
+        "image is a device": (["predict", "--run", run_id, "--runs-dir", runs, "/dev/zero"], "not a regular file"),
+        "image is a folder": (["predict", "--run", run_id, "--runs-dir", runs, tmp], "is a folder"),
+        "a 5,000-character run id": (["evaluate", "--run", "r" * 5000, "--runs-dir", runs], "(5,000 characters)"),
         "no command": ([], "required"),
     }
 
 
 CASES = ["unknown preset", "malformed spec file", "invalid spec file", "impossible spec", "missing spec file",
          "negative epochs", "epochs not a number", "too big a sample subset", "missing data dir",
-         "missing image", "not an image", "unknown run", "traversing run id", "unknown command", "no command"]
+         "missing image", "not an image", "unknown run", "traversing run id", "unknown command", "no command",
+         "spec is a device", "spec is a FIFO", "spec is a folder", "image is a device", "image is a folder",
+         "a 5,000-character run id"]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -221,6 +233,18 @@ def test_bad_input_exits_2_with_one_line(case, trained, env, tmp_path):
     assert lines[0].startswith(("error: ", "python -m cnnkit")) or "error" in lines[0]
     assert fragment in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_spec_files_read_as_uploads_do_a_bom_is_fine_utf16_is_bad_input(tmp_path, env):
+    # --spec once refused a BOM the upload accepted, and a UTF-16 file ended with exit 1.
+    text = PRESETS["chollet-cnn"].experiment().to_json()
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    result = cnnkit("summary", "--spec", tmp_path / "bom.json", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    assert last_json_line(result.stdout)["total_params"] == 96_844  # as from the preset itself
+    (tmp_path / "utf16.json").write_bytes(text.encode("utf-16"))
+    result = cnnkit("summary", "--spec", tmp_path / "utf16.json", env=env)
+    assert result.returncode == 2 and "not UTF-8 text" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_bad_input_cases_are_all_tested(tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnkit.errors import RunError
+from cnnkit.errors import RunError, WorkspaceError
 from cnnkit.presets import PRESETS
 from cnnkit.runs.store import (
     RunStore,
@@ -325,3 +325,16 @@ def test_an_interrupted_run_loses_its_half_written_files_and_keeps_the_rest(tmp_
     assert store.get(run_id).status == "interrupted"
     assert sorted(p.name for p in folder.iterdir() if is_temporary(p)) == []
     assert (folder / "run.json").is_file()
+
+
+def test_run_ids_and_keys_refuse_a_trailing_newline_and_long_ids_are_cut_in_messages(tmp_path):
+    from cnnkit.runs.workspaces import check_session_key, new_session_key
+
+    store = RunStore(tmp_path)
+    with pytest.raises(RunError, match="not a valid run id"):
+        store.path("abc\n")  # "$" in a pattern accepted it
+    with pytest.raises(WorkspaceError):
+        check_session_key(new_session_key() + "\n")
+    with pytest.raises(RunError) as caught:
+        store.path("x" * 5000 + "/")
+    assert len(str(caught.value)) < 120 and "(5,001 characters)" in str(caught.value)

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from cnnkit.files import read_bounded
+
 __all__ = ["DrawingResult", "preprocess_drawing", "load_image"]
 
 # A pixel counts as ink above this level (in [0, 1]); low enough to keep
@@ -282,29 +284,6 @@ def preprocess_drawing(image, *, size: int = 28, box: int = 20) -> DrawingResult
 # -------------------------------------------------------------------- uploads
 
 
-def _read_bytes(data, max_bytes: int) -> bytes:
-    """Bytes from raw bytes, a path or a file-like upload, refusing more than max_bytes."""
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        raw = bytes(data)
-    elif isinstance(data, (str, os.PathLike)):
-        if os.path.getsize(data) > max_bytes:
-            raise ValueError(_too_big(os.path.getsize(data), max_bytes))
-        with open(data, "rb") as fh:
-            raw = fh.read()
-    elif hasattr(data, "read"):
-        # e.g. Streamlit's UploadedFile; read one byte more to detect an oversized file.
-        raw = data.read(max_bytes + 1)
-    else:
-        raise TypeError(f"Expected bytes, a path or a file object, got {type(data).__name__}.")
-    if len(raw) > max_bytes:
-        raise ValueError(_too_big(len(raw), max_bytes))
-    return raw
-
-
-def _too_big(n_bytes: int, max_bytes: int) -> str:
-    return f"The file is too large: {n_bytes:,} bytes, the limit is {max_bytes:,} bytes."
-
-
 def _open_image(raw: bytes, max_pixels: int) -> Image.Image:
     """Open and fully decode, refusing non-images, other formats and decompression bombs."""
     not_image = "The file is not an image PIL can read (PNG, JPEG, BMP, GIF)."
@@ -359,4 +338,4 @@ def load_image(
     Raises ValueError with a message for people when the file is too large, is not
     an image of those formats, or has too many pixels (a decompression bomb).
     """
-    return _to_array(_open_image(_read_bytes(data, max_bytes), max_pixels))
+    return _to_array(_open_image(read_bounded(data, max_bytes, "image"), max_pixels))

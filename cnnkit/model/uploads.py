@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from cnnkit.errors import UploadError
+from cnnkit.files import read_bounded
 from cnnkit.shapes import format_shape
 from cnnkit.specs import ExperimentSpec
 
@@ -71,23 +72,8 @@ WIRING_CLASSES = {"__keras_tensor__"}
 
 def read_upload(data: Any, max_bytes: int, what: str = "file") -> bytes:
     """Bytes from bytes, a file object (e.g. Streamlit's UploadedFile) or a path; never more
-    than max_bytes are read into memory."""
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        raw = bytes(data)
-    elif hasattr(data, "read"):
-        raw = data.read(max_bytes + 1)  # one byte over the limit is enough to know
-        if not isinstance(raw, bytes):
-            raise UploadError(f"the {what} must be read as bytes, got {type(raw).__name__}")
-    elif isinstance(data, (str, os.PathLike)):
-        try:
-            with open(data, "rb") as handle:
-                raw = handle.read(max_bytes + 1)
-        except OSError as exc:
-            raise UploadError(f"cannot read the {what}: {exc.strerror or exc}") from None
-    else:
-        raise UploadError(f"expected the {what}'s bytes, got {type(data).__name__}")
-    if len(raw) > max_bytes:
-        raise UploadError(f"the {what} is larger than the limit of {max_bytes / MB:g} MB")
+    than max_bytes are read into memory, and an empty file is refused."""
+    raw = read_bounded(data, max_bytes, what)
     if not raw:
         raise UploadError(f"the {what} is empty")
     return raw

@@ -33,14 +33,14 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from cnnkit import settings
-from cnnkit.errors import CnnkitError, RunError
+from cnnkit.errors import CnnkitError, RunError, shown
 from cnnkit.specs import ExperimentSpec
 from cnnkit.sysinfo import proc_stat_fields
 
 ACTIVE = ("queued", "running")
 STATUSES = ("queued", "running", "finished", "stopped", "failed", "interrupted", "damaged")
 MODEL_FILES = {"cnn": "model.keras", "baseline": "baseline.keras"}
-RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # always .fullmatch: "$" lets a "\n" through
 
 
 def default_runs_dir() -> Path:
@@ -243,8 +243,8 @@ class RunStore:
 
     def path(self, run_id: str) -> Path:
         # Run ids come from URLs and uploads: never let one escape the runs directory.
-        if not isinstance(run_id, str) or not RUN_ID_PATTERN.match(run_id) or run_id.startswith(".."):
-            raise RunError(f"'{run_id}' is not a valid run id")
+        if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id) or run_id.startswith(".."):
+            raise RunError(f"{shown(run_id)} is not a valid run id")
         return self.root / run_id
 
     def exists(self, run_id: str) -> bool:
@@ -306,7 +306,7 @@ class RunStore:
     def get(self, run_id: str) -> RunRecord:
         run_dir = self.path(run_id)
         if not run_dir.is_dir():
-            raise RunError(f"run '{run_id}' does not exist in {self.root}")
+            raise RunError(f"run '{run_id}' does not exist in this runs folder")
         try:
             meta = read_json(run_dir / "run.json")
             if not isinstance(meta, dict):
@@ -339,7 +339,7 @@ class RunStore:
             return []
         records = []
         for entry in self.root.iterdir():
-            if entry.name.startswith(".") or not entry.is_dir() or not RUN_ID_PATTERN.match(entry.name):
+            if entry.name.startswith(".") or not entry.is_dir() or not RUN_ID_PATTERN.fullmatch(entry.name):
                 continue
             records.append(self.get(entry.name))
         return sorted(records, key=lambda r: (r.created, r.run_id), reverse=True)

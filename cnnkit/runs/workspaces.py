@@ -33,7 +33,7 @@ from cnnkit.runs.store import RunStore
 SESSIONS_DIR = ".sessions"
 # token_urlsafe(24) gives 32 characters of [A-Za-z0-9_-]; accept 22–64 of them, nothing else:
 # no dots, no slashes, so a key can never climb out of the sessions folder.
-SESSION_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
+SESSION_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{22,64}")  # always .fullmatch: "$" lets a "\n" through
 
 
 def workspace_mode(value: str | None = None) -> str:
@@ -48,7 +48,7 @@ def new_session_key() -> str:
 
 
 def check_session_key(key: object) -> str:
-    if not isinstance(key, str) or not SESSION_KEY_PATTERN.match(key):
+    if not isinstance(key, str) or not SESSION_KEY_PATTERN.fullmatch(key):
         raise WorkspaceError("invalid workspace key: expected 22 to 64 letters, digits, '-' or '_'")
     return key
 
@@ -71,7 +71,7 @@ def open_workspace(runs_dir: str | os.PathLike, mode: str, session_key: str | No
 def server_root(path: str | os.PathLike) -> Path:
     """The server's runs directory for any workspace root (itself in shared mode)."""
     path = Path(path)
-    if path.parent.name == SESSIONS_DIR and SESSION_KEY_PATTERN.match(path.name):
+    if path.parent.name == SESSIONS_DIR and SESSION_KEY_PATTERN.fullmatch(path.name):
         return path.parent.parent
     return path
 
@@ -99,7 +99,7 @@ def prune_sessions(runs_dir: str | os.PathLike, max_age_seconds: float, *, now: 
     now = time.time() if now is None else now
     removed = []
     for folder in sorted(sessions.iterdir()):
-        if not folder.is_dir() or not SESSION_KEY_PATTERN.match(folder.name):
+        if not folder.is_dir() or not SESSION_KEY_PATTERN.fullmatch(folder.name):
             continue
         if now - _last_activity(folder) < max_age_seconds:
             continue
