@@ -145,9 +145,9 @@ def cmd_train(args) -> int:
         raise UsageError(f"--data-dir {data_dir} is not a folder")
     check_data(spec, data_dir)
     record = store.create(spec)
-    from cnnkit.model.training import run_job  # TensorFlow loads here
+    from cnnkit.worker import run_in_slot
 
-    meta = run_job(store, record.run_id, data_dir=data_dir, hook=TerminalProgress())
+    meta = run_in_slot(store, record.run_id, data_dir=data_dir, hook=TerminalProgress())
     record = store.get(record.run_id)
     cnn = record.model_result("cnn")
     source = meta.get("data_source") or {}

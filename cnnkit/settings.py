@@ -43,6 +43,8 @@ class Settings:
     workspaces: str = "shared"             # CNNKIT_WORKSPACES: shared | session
     session_days: float = 7.0              # CNNKIT_SESSION_DAYS: an idle session workspace is deleted after this
     max_jobs: int = 1                      # CNNKIT_MAX_JOBS: trainings at once
+    max_jobs_per_workspace: int = 2        # CNNKIT_MAX_JOBS_PER_WORKSPACE: queued + running, per visitor
+    max_queue: int = 20                    # CNNKIT_MAX_QUEUE: queued + running on the whole server
     max_params: int = 20_000_000           # CNNKIT_MAX_PARAMS
     max_activation_mb: float = 600.0       # CNNKIT_MAX_ACTIVATION_MB: per training batch, with gradients
     max_epochs: int = 200                  # CNNKIT_MAX_EPOCHS
@@ -76,6 +78,9 @@ class Settings:
             workspaces=workspace_mode(env.get("CNNKIT_WORKSPACES")),
             session_days=_positive(env, "CNNKIT_SESSION_DAYS", d.session_days),
             max_jobs=int(_positive(env, "CNNKIT_MAX_JOBS", d.max_jobs, minimum=1)),
+            max_jobs_per_workspace=int(_positive(env, "CNNKIT_MAX_JOBS_PER_WORKSPACE", d.max_jobs_per_workspace,
+                                                 minimum=1)),
+            max_queue=int(_positive(env, "CNNKIT_MAX_QUEUE", d.max_queue, minimum=1)),
             max_params=int(_positive(env, "CNNKIT_MAX_PARAMS", d.max_params)),
             max_activation_mb=_positive(env, "CNNKIT_MAX_ACTIVATION_MB", d.max_activation_mb),
             max_epochs=int(_positive(env, "CNNKIT_MAX_EPOCHS", d.max_epochs)),
@@ -93,7 +98,8 @@ class Settings:
 
 
 VARIABLES = ("CNNKIT_DATA_DIR", "CNNKIT_RUNS_DIR", "CNNKIT_SLOTS_DIR", "CNNKIT_OFFLINE", "CNNKIT_WORKSPACES",
-             "CNNKIT_SESSION_DAYS", "CNNKIT_MAX_JOBS", "CNNKIT_MAX_PARAMS", "CNNKIT_MAX_ACTIVATION_MB",
+             "CNNKIT_SESSION_DAYS", "CNNKIT_MAX_JOBS", "CNNKIT_MAX_JOBS_PER_WORKSPACE", "CNNKIT_MAX_QUEUE",
+             "CNNKIT_MAX_PARAMS", "CNNKIT_MAX_ACTIVATION_MB",
              "CNNKIT_MAX_EPOCHS", "CNNKIT_MAX_BATCH_SIZE", "CNNKIT_MAX_JOB_MINUTES", "CNNKIT_PRECISION",
              "CNNKIT_QUICK_TRAIN_LIMIT", "CNNKIT_QUICK_TRAIN_EPOCHS", "CNNKIT_DEBUG", "CNNKIT_RAISE",
              "CNNKIT_TEST_HOLD_AT", "CNNKIT_SCREENSHOTS_DIR", "CNNKIT_E2E_REPORT")

@@ -14,30 +14,37 @@ from cnnkit.runs.jobs import acquire_slot
 from cnnkit.runs.store import RunStore, this_process
 
 
-def main(argv: list[str]) -> int:
-    runs_dir, run_id = argv
-    store = RunStore(runs_dir)
+def run_in_slot(store: RunStore, run_id: str, *, data_dir: str | None = None, hook=None) -> dict:
+    """Wait for a training slot (cheaply: TensorFlow is imported only once there is one), then
+    run the job; returns its run.json. A STOP while waiting cancels it. The worker and
+    `cnnkit train` both train this way, so the CLI waits its turn behind the app's jobs."""
     stop_file = store.path(run_id) / "STOP"
-
-    def on_sigterm(signum, frame):
-        stop_file.touch()
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-    store.update(run_id, **this_process())
     slot = acquire_slot(store, run_id, stop_file.exists)
     if slot is None:
-        store.update(run_id, status="stopped", reason="Cancelled while waiting in the queue.",
-                     finished=time.time(), queue_position=None)
-        return 0
+        return store.update(run_id, status="stopped", reason="Cancelled while waiting in the queue.",
+                            finished=time.time(), queue_position=None)
     try:
         store.update(run_id, queue_position=None)
         from cnnkit.model.training import run_job  # TensorFlow loads here, once the job may run
 
-        meta = run_job(store, run_id)
-        print(f"run {run_id}: {meta.get('status')} {meta.get('reason') or ''}", flush=True)
-        return 0
+        return run_job(store, run_id, data_dir=data_dir, hook=hook)
     finally:
         slot.release()
+
+
+def main(argv: list[str]) -> int:
+    runs_dir, run_id = argv
+    store = RunStore(runs_dir)
+
+    def on_sigterm(signum, frame):
+        (store.path(run_id) / "STOP").touch()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    store.update(run_id, **this_process())
+    meta = run_in_slot(store, run_id)
+    if meta.get("status") != "stopped" or meta.get("started"):
+        print(f"run {run_id}: {meta.get('status')} {meta.get('reason') or ''}", flush=True)
+    return 0
 
 
 if __name__ == "__main__":

@@ -247,6 +247,33 @@ def test_spec_files_read_as_uploads_do_a_bom_is_fine_utf16_is_bad_input(tmp_path
     assert result.returncode == 2 and "not UTF-8 text" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
+def test_cli_training_waits_for_a_slot_like_the_apps_jobs(tmp_path, env):
+    # `cnnkit train` ignored CNNKIT_MAX_JOBS (issue 12, item 10): now it queues for a slot.
+    import time
+
+    from cnnkit.runs import jobs
+    from cnnkit.runs.store import RunStore
+
+    runs = tmp_path / "runs"
+    slot = jobs.try_acquire(runs / ".slots", 1)  # the app's one job is training
+    child = subprocess.Popen([sys.executable, "-m", "cnnkit", "train", "--preset", "dense-128", "--epochs", "1",
+                              "--train-limit", "200", "--json", "--runs-dir", str(runs)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while not [r for r in RunStore(runs).list() if r.meta.get("queue_position") == 1]:
+            assert child.poll() is None, child.communicate()
+            assert time.monotonic() < deadline, "the CLI never queued"
+            time.sleep(0.1)
+        assert RunStore(runs).list()[0].status == "queued"
+    finally:
+        slot.release()
+    out, err = child.communicate(timeout=300)
+    assert child.returncode == 0, err
+    assert last_json_line(out)["status"] == "finished"
+
+
 def test_bad_input_cases_are_all_tested(tmp_path):
     assert sorted(bad_inputs(tmp_path, "x", tmp_path)) == sorted(CASES)
 

@@ -155,3 +155,63 @@ def test_wait_times_out_with_a_run_error(store):
     run_id = store.create(tiny_spec()).run_id  # queued, never launched
     with pytest.raises(RunError, match="still queued"):
         jobs.wait(store, run_id, timeout=0.3, poll=0.1)
+
+
+# ---------------------------------------------------------------------------
+# Per-visitor and server-wide caps (issue 12, item 2)
+
+
+def test_a_click_flood_starts_only_the_visitors_allowance(store, monkeypatch):
+    # One visitor clicked Start 21 times in 1.1 s and got 21 worker processes. Now the count
+    # and the create happen under one lock: exactly the allowance starts, the rest is refused.
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv("CNNKIT_MAX_JOBS", "1")
+    monkeypatch.setenv("CNNKIT_MAX_JOBS_PER_WORKSPACE", "2")
+    slot = jobs.try_acquire(jobs.slots_dir(store), 1)  # hold the slot: the jobs wait, never train
+    try:
+        def click(seed):
+            try:
+                return jobs.start(store, tiny_spec(seed)).run_id
+            except RunError as exc:
+                return exc
+
+        with ThreadPoolExecutor(21) as pool:
+            outcomes = list(pool.map(click, range(21)))
+        started = [o for o in outcomes if isinstance(o, str)]
+        refused = [o for o in outcomes if isinstance(o, RunError)]
+        assert len(started) == 2 and len(refused) == 19
+        assert all("allows 2 at a time per visitor" in str(e) and "Stop one" in str(e) for e in refused)
+        assert len(store.list()) == 2  # no run folder was left behind by a refusal
+        for run_id in started:
+            jobs.stop(store, run_id)
+        for run_id in started:
+            assert jobs.wait(store, run_id, timeout=30).status == "stopped"
+        jobs.start(store, tiny_spec(99))  # the places are free again
+        jobs.stop(store, store.list()[0].run_id)
+    finally:
+        slot.release()
+
+
+def test_the_servers_queue_has_a_cap_across_workspaces(runs_dir, monkeypatch):
+    from cnnkit.runs.workspaces import new_session_key, open_workspace
+
+    monkeypatch.setenv("CNNKIT_MAX_JOBS", "1")
+    monkeypatch.setenv("CNNKIT_MAX_QUEUE", "3")
+    monkeypatch.delenv("CNNKIT_SLOTS_DIR")  # the default: one slots folder for the whole server
+    alice, bob = (open_workspace(runs_dir, "session", new_session_key()) for _ in range(2))
+    slot = jobs.try_acquire(jobs.slots_dir(alice), 1)
+    try:
+        for store in (alice, alice, bob):
+            jobs.start(store, tiny_spec())
+        with pytest.raises(RunError, match=r"queue is full: 3 trainings .* limit is 3 \(CNNKIT_MAX_QUEUE\)"):
+            jobs.start(bob, tiny_spec())
+        assert len(bob.list()) == 1
+    finally:
+        for store in (alice, bob):
+            for record in store.list():
+                jobs.stop(store, record.run_id)
+        for store in (alice, bob):
+            for record in store.list():
+                jobs.wait(store, record.run_id, timeout=30)
+        slot.release()

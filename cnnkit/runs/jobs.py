@@ -15,13 +15,14 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from cnnkit import settings
 from cnnkit.errors import RunError
 from cnnkit.runs.store import RunRecord, RunStore, pid_alive, process_started, this_process
-from cnnkit.runs.workspaces import server_root
+from cnnkit.runs.workspaces import server_root, session_folders
 from cnnkit.specs import ExperimentSpec
 
 QUEUE_POLL_SECONDS = 0.3
@@ -50,10 +51,48 @@ def _reap(process: subprocess.Popen) -> None:
 
 def start(store: RunStore, spec: ExperimentSpec, *, name: str | None = None, data_dir: str | None = None,
           **meta) -> RunRecord:
-    """Create the run folder and start its worker process; returns at once."""
-    record = store.create(spec, name=name, **meta)
+    """Create the run folder and start its worker process; returns at once. Refused (RunError,
+    saying what to stop) when this workspace or the server has as many jobs as it allows."""
+    with start_lock(store):  # a click flood must not slip past the caps between count and create
+        check_capacity(store)
+        record = store.create(spec, name=name, **meta)
     launch(store, record.run_id, data_dir=data_dir)
     return store.get(record.run_id)
+
+
+@contextmanager
+def start_lock(store: RunStore):
+    """Held while one start counts and creates: shared by every workspace of a server."""
+    folder = slots_dir(store)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "start.lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def server_active_runs(store: RunStore) -> list[RunRecord]:
+    """The queued and running jobs of the whole server (every workspace)."""
+    root = server_root(store.root)
+    stores = [RunStore(root), *(RunStore(folder) for folder in session_folders(root))]
+    return [record for each in stores for record in each.list() if record.is_active]
+
+
+def check_capacity(store: RunStore) -> None:
+    limits = settings.get()
+    mine = [record for record in store.list() if record.is_active]
+    if len(mine) >= limits.max_jobs_per_workspace:
+        names = ", ".join(f"'{record.name}'" for record in mine[:3])
+        raise RunError(f"you already have {len(mine)} trainings queued or running ({names}); this server "
+                       f"allows {limits.max_jobs_per_workspace} at a time per visitor "
+                       f"(CNNKIT_MAX_JOBS_PER_WORKSPACE). Stop one to start another.")
+    everyone = server_active_runs(store)
+    if len(everyone) >= limits.max_queue:
+        raise RunError(f"the server's queue is full: {len(everyone)} trainings are queued or running, "
+                       f"the limit is {limits.max_queue} (CNNKIT_MAX_QUEUE). Try again when one has "
+                       f"finished{', or stop yours' if mine else ''}.")
 
 
 def launch(store: RunStore, run_id: str, *, data_dir: str | None = None) -> int:

@@ -80,6 +80,15 @@ def server_root(path: str | os.PathLike) -> Path:
 # Housekeeping on a public server: session workspaces are abandoned when tabs close.
 
 
+def session_folders(runs_dir: str | os.PathLike) -> list[Path]:
+    """The session workspaces of a server's runs folder (folders whose names are keys)."""
+    sessions = Path(runs_dir) / SESSIONS_DIR
+    if not sessions.is_dir():
+        return []
+    return [folder for folder in sorted(sessions.iterdir())
+            if folder.is_dir() and SESSION_KEY_PATTERN.fullmatch(folder.name)]
+
+
 def _last_activity(folder: Path) -> float:
     newest = folder.stat().st_mtime
     for entry in folder.rglob("*"):
@@ -93,14 +102,9 @@ def _last_activity(folder: Path) -> float:
 def prune_sessions(runs_dir: str | os.PathLike, max_age_seconds: float, *, now: float | None = None) -> list[str]:
     """Delete session workspaces untouched for max_age_seconds that have no active run.
     Returns the keys removed. Folders whose names are not keys are left alone."""
-    sessions = Path(runs_dir) / SESSIONS_DIR
-    if not sessions.is_dir():
-        return []
     now = time.time() if now is None else now
     removed = []
-    for folder in sorted(sessions.iterdir()):
-        if not folder.is_dir() or not SESSION_KEY_PATTERN.fullmatch(folder.name):
-            continue
+    for folder in session_folders(runs_dir):
         if now - _last_activity(folder) < max_age_seconds:
             continue
         if any(record.is_active for record in RunStore(folder).list()):
