@@ -2,10 +2,13 @@
 
 
 def shown(value: object, limit: int = 60) -> str:
-    """`value` quoted for a message, cut to `limit` characters: a 5,000-character run id from a
-    URL must not come back in full, and control characters are escaped by repr."""
-    text = repr(str(value))
-    return text if len(text) <= limit + 2 else f"{text[:limit]}…' ({len(str(value)):,} characters)"
+    """A short, safe rendering of someone's value for a message: repr (control characters
+    escaped), cut to `limit` characters, so a 5,000-character run id never comes back whole."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # ints over 4300 digits, lists nested ~1000 deep
+        return f"<a {type(value).__name__} too large to show>"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 class CnnkitError(Exception):

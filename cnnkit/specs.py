@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
-from cnnkit.errors import SpecError
+from cnnkit.errors import SpecError, shown
 
 DATASET_NAMES = ("mnist", "fashion_mnist", "cifar10")
 NORMALIZATIONS = ("none", "scale", "standardize")
@@ -52,18 +53,9 @@ MAX_JSON_BYTES = 1_000_000
 # Field readers: each takes the raw value and the field path for messages.
 
 
-def _show(value: Any) -> str:
-    """A short, safe rendering of a user's value for an error message."""
-    try:
-        text = repr(value)
-    except (ValueError, RecursionError):  # ints over 4300 digits, lists nested ~1000 deep
-        return f"<a {_type_name(value)} too large to show>"
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _show_key(key: Any) -> str:
     """A key as it appears in a field path ("dataset.<key>"), never a megabyte long."""
-    text = key if isinstance(key, str) else _show(key)
+    text = key if isinstance(key, str) else shown(key)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -74,24 +66,24 @@ def _type_name(value: Any) -> str:
 def read_int(value: Any, where: str, lo: int, hi: int) -> int:
     # bool is an int subclass in Python; `true` for a filter count is a mistake.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SpecError(where, f"must be a whole number, got {_show(value)} ({_type_name(value)})")
+        raise SpecError(where, f"must be a whole number, got {shown(value)} ({_type_name(value)})")
     if isinstance(value, float):
         if not math.isfinite(value) or not value.is_integer():
-            raise SpecError(where, f"must be a whole number, got {_show(value)}")
+            raise SpecError(where, f"must be a whole number, got {shown(value)}")
         value = int(value)
     if not lo <= value <= hi:
-        raise SpecError(where, f"must be between {lo} and {hi}, got {_show(value)}")
+        raise SpecError(where, f"must be between {lo} and {hi}, got {shown(value)}")
     return value
 
 
 def read_float(value: Any, where: str, lo: float, hi: float, *, lo_open: bool = False,
                hi_open: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SpecError(where, f"must be a number, got {_show(value)} ({_type_name(value)})")
+        raise SpecError(where, f"must be a number, got {shown(value)} ({_type_name(value)})")
     try:
         value = float(value)
     except OverflowError:  # an int beyond float range
-        raise SpecError(where, f"must be a finite number, got {_show(value)}") from None
+        raise SpecError(where, f"must be a finite number, got {shown(value)}") from None
     if not math.isfinite(value):
         raise SpecError(where, f"must be a finite number, got {value}")
     too_low = value <= lo if lo_open else value < lo
@@ -104,29 +96,43 @@ def read_float(value: Any, where: str, lo: float, hi: float, *, lo_open: bool = 
 
 def read_choice(value: Any, where: str, choices: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in choices:
-        raise SpecError(where, f"must be one of {', '.join(choices)}; got {_show(value)}")
+        raise SpecError(where, f"must be one of {', '.join(choices)}; got {shown(value)}")
     return value
 
 
 def read_bool(value: Any, where: str) -> bool:
     if not isinstance(value, bool):
-        raise SpecError(where, f"must be true or false, got {_show(value)}")
+        raise SpecError(where, f"must be true or false, got {shown(value)}")
     return value
+
+
+def text_problem(value: str, max_chars: int = MAX_NAME_CHARS) -> str | None:
+    """Why `value` cannot be a name shown on the pages, or None: too long, a control character
+    (a newline, an escape), or not encodable (a lone surrogate such as "\\ud800" is valid JSON
+    and crashed every page that drew it)."""
+    if len(value) > max_chars:
+        return f"is {len(value):,} characters long; at most {max_chars}"
+    bad = next((c for c in value if unicodedata.category(c) in ("Cc", "Cs")), None)
+    if bad is not None:
+        kind = "a lone surrogate" if unicodedata.category(bad) == "Cs" else "a control character"
+        return f"contains {kind} ({bad!r} at position {value.index(bad)}); use printable text"
+    return None
 
 
 def read_optional_str(value: Any, where: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise SpecError(where, f"must be text, got {_show(value)} ({_type_name(value)})")
-    if len(value) > MAX_NAME_CHARS:
-        raise SpecError(where, f"is {len(value)} characters long; at most {MAX_NAME_CHARS}")
+        raise SpecError(where, f"must be text, got {shown(value)} ({_type_name(value)})")
+    problem = text_problem(value)
+    if problem:
+        raise SpecError(where, problem)
     return value
 
 
 def _check_mapping(data: Any, where: str, allowed: set[str], required: tuple[str, ...] = ()) -> dict:
     if not isinstance(data, dict):
-        raise SpecError(where, f"must be a JSON object, got {_show(data)} ({_type_name(data)})")
+        raise SpecError(where, f"must be a JSON object, got {shown(data)} ({_type_name(data)})")
     for key in data:
         if key not in allowed:
             options = ", ".join(sorted(allowed))
@@ -278,10 +284,10 @@ LAYER_TYPES: dict[str, type[Layer]] = {
 
 def layer_from_dict(data: Any, where: str = "layer") -> Layer:
     if not isinstance(data, dict):
-        raise SpecError(where, f"must be a JSON object with a 'type', got {_show(data)}")
+        raise SpecError(where, f"must be a JSON object with a 'type', got {shown(data)}")
     kind = data.get("type")
     if not isinstance(kind, str) or kind not in LAYER_TYPES:
-        raise SpecError(f"{where}.type", f"must be one of {', '.join(LAYER_TYPES)}; got {_show(kind)}")
+        raise SpecError(f"{where}.type", f"must be one of {', '.join(LAYER_TYPES)}; got {shown(kind)}")
     cls = LAYER_TYPES[kind]
     allowed = {"type"} | {f.name for f in fields(cls)}
     _check_mapping(data, where, allowed)
@@ -290,7 +296,7 @@ def layer_from_dict(data: Any, where: str = "layer") -> Layer:
 
 def layers_from_list(data: Any, where: str = "layers") -> tuple[Layer, ...]:
     if not isinstance(data, list):
-        raise SpecError(where, f"must be a list of layers, got {_show(data)} ({_type_name(data)})")
+        raise SpecError(where, f"must be a list of layers, got {shown(data)} ({_type_name(data)})")
     if len(data) > MAX_LAYERS:
         raise SpecError(where, f"has {len(data)} layers; at most {MAX_LAYERS}")
     return tuple(layer_from_dict(item, f"{where}[{i}]") for i, item in enumerate(data))

@@ -207,3 +207,28 @@ def test_describe_and_defaults_of_pools():
     assert AvgPool2D(3).effective_strides == 3
     assert MaxPool2D(3, 1).effective_strides == 1
     assert "2×2" in MaxPool2D().describe()
+
+
+# ---------------------------------------------------------------------------
+# Names are plain text (issue 12, item 3)
+
+
+@pytest.mark.parametrize("name, why", [
+    ("\ud800", "lone surrogate"),               # valid JSON ("\\ud800"); crashed every page that drew it
+    ("a\nb", "control character"),
+    ("bell\x07", "control character"),
+    ("x" * 121, "121 characters long"),
+])
+def test_a_name_that_is_not_plain_text_is_refused_naming_the_field(name, why):
+    doc = json.loads(PRESETS["chollet-cnn"].experiment().to_json())
+    doc["name"] = name
+    with pytest.raises(SpecError, match=f"^name: .*{why}"):
+        ExperimentSpec.from_dict(doc)
+    text = json.dumps(doc)  # through JSON too, as an upload or a draft arrives
+    with pytest.raises(SpecError, match=why):
+        ExperimentSpec.from_json(text)
+
+
+def test_names_in_any_script_are_fine():
+    for name in ("Réseau à 3 couches", "卷积网络", "مرحبا", "CNN 🧠", "x" * 120):
+        assert ExperimentSpec.from_dict({**PRESETS["dense-128"].experiment().to_dict(), "name": name}).name == name

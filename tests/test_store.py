@@ -337,4 +337,27 @@ def test_run_ids_and_keys_refuse_a_trailing_newline_and_long_ids_are_cut_in_mess
         check_session_key(new_session_key() + "\n")
     with pytest.raises(RunError) as caught:
         store.path("x" * 5000 + "/")
-    assert len(str(caught.value)) < 120 and "(5,001 characters)" in str(caught.value)
+    assert len(str(caught.value)) < 100 and "x" * 50 in str(caught.value)
+
+
+def test_a_bad_stored_name_is_shown_escaped_and_its_run_can_still_be_deleted(tmp_path):
+    store = RunStore(tmp_path)
+    run_id = store.create(SPEC).run_id
+    store.update(run_id, status="stopped", name="\ud800![p](http://attacker/p.png)\n")  # behind the app
+    record = store.get(run_id)
+    assert record.name.startswith("'\\ud800") and "\n" not in record.name
+    record.name.encode("utf-8")  # drawable: no lone surrogate left
+    for bad in ("\ud800", "two\nlines", ""):
+        with pytest.raises(RunError, match="new name"):
+            store.rename(run_id, bad)
+    with pytest.raises(RunError, match="run name contains a lone surrogate"):
+        store.create(SPEC, name="\udfff")
+    store.delete(run_id)
+    assert store.list() == []
+
+
+def test_a_json_file_nested_too_deeply_is_a_value_error(tmp_path):
+    path = tmp_path / "draft.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="nested too deeply"):
+        read_json(path)

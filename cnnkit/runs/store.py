@@ -34,7 +34,7 @@ import numpy as np
 
 from cnnkit import settings
 from cnnkit.errors import CnnkitError, RunError, shown
-from cnnkit.specs import ExperimentSpec
+from cnnkit.specs import ExperimentSpec, text_problem
 from cnnkit.sysinfo import proc_stat_fields
 
 ACTIVE = ("queued", "running")
@@ -105,8 +105,13 @@ def _json_default(value: Any) -> Any:
 
 
 def read_json(path: Path) -> Any:
+    """A JSON file; ValueError for one that is not JSON, or is nested too deeply to read
+    (a 100,000-deep draft.json raised RecursionError on the Build and Train pages)."""
     with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+        try:
+            return json.load(handle)
+        except RecursionError:
+            raise ValueError(f"{path.name} is nested too deeply to be cnnkit's") from None
 
 
 def append_jsonl(path: Path, record: dict) -> None:
@@ -187,7 +192,12 @@ class RunRecord:
 
     @property
     def name(self) -> str:
-        return self.meta.get("name") or self.run_id
+        """The run's name, safe to draw: a stored name that is not plain text (written by hand,
+        or before names were checked) is shown escaped, so its run can still be listed and deleted."""
+        name = self.meta.get("name") or self.run_id
+        if not isinstance(name, str):
+            return self.run_id
+        return name if text_problem(name, max_chars=200) is None else shown(name, 80)
 
     @property
     def created(self) -> float:
@@ -253,6 +263,9 @@ class RunStore:
     # -- creating and changing runs ---------------------------------------------------------
 
     def create(self, spec: ExperimentSpec, name: str | None = None, **meta: Any) -> RunRecord:
+        problem = text_problem(name) if name else None
+        if problem:
+            raise RunError(f"the run name {problem}")
         self.root.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         label = re.sub(r"[^A-Za-z0-9-]+", "-", spec.preset or spec.dataset.name).strip("-")[:30] or "run"
@@ -282,8 +295,9 @@ class RunStore:
 
     def rename(self, run_id: str, name: str) -> None:
         name = (name or "").strip()
-        if not name or len(name) > 120:
-            raise RunError("a run name must be 1 to 120 characters")
+        problem = "is empty" if not name else text_problem(name)
+        if problem:
+            raise RunError(f"the new name {problem}")
         self.update(run_id, name=name)
 
     def delete(self, run_id: str) -> None:
