@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from cnnkit import settings
-from cnnkit.errors import CnnkitError, SpecError, UploadError
+from cnnkit.errors import CnnkitError, SpecError, UploadError, is_disk_full
 from cnnkit.shapes import format_shape
 from cnnkit.specs import DATASET_NAMES
 from cnnkit.views.text import TerminalProgress
@@ -176,6 +176,8 @@ def cmd_train(args) -> int:
                      "images_per_second": rates[-1] if rates else None,
                      "data_source": source.get("description", ""), "data_source_kind": source.get("kind"),
                      "baseline": record.model_result("baseline") or None})
+    if record.status == "failed" and meta.get("reason", "").startswith("The disk is full"):
+        return EXIT_BAD_INPUT  # the machine's state, not a bug: one line above, no traceback
     return 0 if record.status == "finished" else 1
 
 
@@ -380,6 +382,9 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # never a traceback for people; CNNKIT_DEBUG=1 for developers
+        if is_disk_full(exc):
+            print("error: the disk is full; free some space (delete old runs) and try again", file=sys.stderr)
+            return EXIT_BAD_INPUT
         if settings.get().debug:
             raise
         print(f"error: {type(exc).__name__}: {exc} (set CNNKIT_DEBUG=1 for details; "

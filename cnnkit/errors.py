@@ -1,5 +1,12 @@
 """Exceptions with messages meant for people, not stack traces."""
 
+import errno
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """The machine ran out of disk (or quota): a state to report plainly, not a bug to trace."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
 
 def shown(value: object, limit: int = 60) -> str:
     """A short, safe rendering of someone's value for a message: repr (control characters

@@ -22,6 +22,7 @@ import shutil
 import signal
 import time
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -476,3 +477,46 @@ def test_three_sessions_start_at_once_share_one_slot_and_release_their_memory(ru
     TALLY["3 sessions at once, 1 slot → 2 finished, 1 cancelled in the queue"] += 1
     TALLY[f"  memory: test process {parent_before:.0f} → {parent_after:.0f} MB RSS; worker peak "
           f"{worker_peak:.0f} MB, 0 workers left"] += 1
+
+
+# ---------------------------------------------------------------------------
+# A full disk (issue 12, item 7): a real small filesystem
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 300 KB tmpfs: room for a run's JSON files, not for its checkpoint (~350 KB)."""
+    import subprocess
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mount)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({result.stderr.strip() or 'not root'}): "
+                    "the disk-full check is skipped")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+@pytest.mark.slow
+def test_a_full_disk_fails_the_run_plainly_and_frees_its_half_written_files(training, small_disk):
+    import subprocess
+    import sys
+
+    store = RunStore(small_disk / "runs")
+    run_id = store.create(spec_for(train_limit=300, epochs=2)).run_id
+    meta = training.run_job(store, run_id)
+    assert meta["status"] == "failed", meta  # was "interrupted": the job died writing run.json
+    assert meta["reason"] == "The disk is full: the checkpoint or the results could not be written."
+    assert "Free some disk space" in meta["suggestion"]
+    assert store.get(run_id).status == "failed"
+    assert not [p.name for p in store.path(run_id).iterdir() if ".tmp" in p.name]
+    assert "Traceback" not in store.log_tail(run_id)
+    # The CLI: one line, exit 2, no traceback
+    result = subprocess.run([sys.executable, "-m", "cnnkit", "train", "--spec", str(store.path(run_id) / "spec.json"),
+                             "--runs-dir", str(small_disk / "cli")], capture_output=True, text=True, timeout=300,
+                            cwd=Path(__file__).resolve().parent.parent, env={**os.environ, "CNNKIT_OFFLINE": "1"})
+    assert result.returncode == 2, result.stderr
+    assert "disk is full" in result.stderr and "Traceback" not in result.stderr
+    TALLY["full disk (300 KB tmpfs) → failed 'disk is full', temporary files removed, CLI exit 2"] += 1

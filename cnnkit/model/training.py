@@ -20,7 +20,7 @@ import numpy as np
 
 from cnnkit import settings
 from cnnkit.data.prepare import prepare_data
-from cnnkit.errors import DataError
+from cnnkit.errors import DataError, is_disk_full
 from cnnkit.limits import Limits
 from cnnkit.model.callbacks import (
     LiveReport,
@@ -40,7 +40,14 @@ from cnnkit.model.levers import (
 from cnnkit.model.outputs import probabilities, test_metrics
 from cnnkit.model.tf_import import keras  # TensorFlow, imported quietly
 from cnnkit.presets import DEFAULT_BASELINE, baseline_layers
-from cnnkit.runs.store import MODEL_FILES, RunStore, RunWriter, atomic_write_npz, this_process
+from cnnkit.runs.store import (
+    MODEL_FILES,
+    RunStore,
+    RunWriter,
+    atomic_write_npz,
+    remove_temporary_files,
+    this_process,
+)
 from cnnkit.shapes import summarize
 from cnnkit.specs import ExperimentSpec, Layer
 
@@ -190,7 +197,11 @@ def run_job(store: RunStore, run_id: str, *, data_dir: str | None = None, hook: 
     except Exception as exc:  # the job must always leave a readable, final status behind
         outcome_status, reason = "failed", f"{type(exc).__name__}: {exc}"
         suggestion = suggestion_for(exc)
-        traceback.print_exc()  # into the run's log.txt; the page shows `reason`
+        if is_disk_full(exc):
+            reason = "The disk is full: the checkpoint or the results could not be written."
+            remove_temporary_files(writer.dir)  # whatever a failed write left holds the space
+        else:
+            traceback.print_exc()  # into the run's log.txt; the page shows `reason`
         raise_after = exc
     finally:
         _progress(writer, hook, phase="done")
@@ -210,6 +221,8 @@ def release_free_memory() -> None:
 
 
 def suggestion_for(exc: Exception) -> str:
+    if is_disk_full(exc):
+        return "Free some disk space (delete old runs on Compare), then start it again."
     text = str(exc).lower()
     if isinstance(exc, MemoryError) or "out of memory" in text or "oom" in text:
         return "Use a smaller batch size, fewer filters, or a training subset."
