@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnkit.data.drawing import DrawingResult, load_image, preprocess_drawing
+from cnnkit.data.drawing import DrawingResult, load_canvas_png, load_image, preprocess_drawing
 
 # ------------------------------------------------------------------ helpers
 
@@ -324,3 +324,36 @@ def test_load_image_rejects_truncated_files():
     data = png_bytes(rgba_canvas(digit_like(60)))
     with pytest.raises(ValueError):
         load_image(data[: len(data) // 2])
+
+
+# ---------------------------------------------------------------------------
+# The canvas's PNG is hostile (issue 12, item 1)
+
+
+def test_the_canvas_png_is_decoded_only_at_the_canvas_size():
+    drawn = np.zeros((280, 280, 4), dtype=np.uint8)
+    drawn[100:180, 130:150] = 255
+    assert load_canvas_png(png_bytes(drawn), 280, 280).shape == (280, 280, 4)
+    assert load_canvas_png(png_bytes(np.zeros((560, 560, 4), np.uint8)), 280, 280).shape == (560, 560, 4)  # 2× screen
+
+
+@pytest.mark.parametrize("shape, why", [
+    ((8000, 8000, 4), "arrived as a 8000×8000 image"),    # the forged message: 256 MB of RGBA
+    ((280, 2800, 4), "arrived as a 2800×280 image"),      # other proportions
+    ((100, 100, 4), "arrived as a 100×100 image"),        # smaller than the canvas
+])
+def test_a_canvas_png_of_another_size_is_refused_before_its_pixels_are_decoded(shape, why):
+    forged = png_bytes(np.zeros(shape, dtype=np.uint8))
+    with pytest.raises(ValueError, match=why):
+        load_canvas_png(forged, 280, 280)
+
+
+def test_a_canvas_message_that_is_not_a_png_is_refused():
+    buf = io.BytesIO()
+    Image.new("RGBA", (280, 280)).save(buf, format="TIFF")  # a TIFF was accepted before
+    with pytest.raises(ValueError, match="this one is TIFF"):
+        load_canvas_png(buf.getvalue(), 280, 280)
+    with pytest.raises(ValueError, match="too large"):
+        load_canvas_png(b"\x89PNG" + b"\x00" * 6_000_000, 280, 280)  # past 4×4 RGBA canvases
+    with pytest.raises(ValueError, match="sent no image"):
+        load_canvas_png(None, 280, 280)

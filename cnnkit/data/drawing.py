@@ -284,8 +284,10 @@ def preprocess_drawing(image, *, size: int = 28, box: int = 20) -> DrawingResult
 # -------------------------------------------------------------------- uploads
 
 
-def _open_image(raw: bytes, max_pixels: int) -> Image.Image:
-    """Open and fully decode, refusing non-images, other formats and decompression bombs."""
+def _open_image(raw: bytes, max_pixels: int, formats: tuple[str, ...] = ALLOWED_FORMATS,
+                fits=None) -> Image.Image:
+    """Open and fully decode, refusing non-images, other formats and decompression bombs.
+    `fits(width, height)`: why the size is wrong, or None; checked before any pixel is decoded."""
     not_image = "The file is not an image PIL can read (PNG, JPEG, BMP, GIF)."
     try:
         with warnings.catch_warnings():
@@ -296,9 +298,12 @@ def _open_image(raw: bytes, max_pixels: int) -> Image.Image:
         raise ValueError(f"The image has too many pixels (limit {max_pixels:,}).") from exc
     except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(not_image) from exc
-    if img.format not in ALLOWED_FORMATS:
+    if img.format not in formats:
         raise ValueError(f"{not_image[:-1]}; this one is {img.format}.")
     width, height = img.size
+    problem = fits(width, height) if fits else None
+    if problem:
+        raise ValueError(problem)
     if width * height > max_pixels:
         raise ValueError(
             f"The image has too many pixels: {width}x{height} = {width * height:,}, "
@@ -339,3 +344,31 @@ def load_image(
     an image of those formats, or has too many pixels (a decompression bomb).
     """
     return _to_array(_open_image(read_bounded(data, max_bytes, "image"), max_pixels))
+
+
+# The canvas: its PNG comes from the browser, so it is as hostile as an upload. A forged message
+# of 324 KiB once decoded to 8,000×8,000 RGBA in the server (RSS 190 → 3,590 MiB), and a TIFF
+# passed too. Only a PNG the size of the canvas is decoded; a high-density screen draws the
+# same canvas with more pixels (up to 4× per side), in the same proportions.
+MAX_CANVAS_SCALE = 4
+
+
+def canvas_size_problem(width: int, height: int, canvas_width: int, canvas_height: int) -> str | None:
+    """Why a `width`×`height` image cannot be the `canvas_width`×`canvas_height` canvas, or None."""
+    scale = width / canvas_width
+    if not 1 <= scale <= MAX_CANVAS_SCALE or abs(height - scale * canvas_height) > max(2.0, scale):
+        return (f"The drawing arrived as a {width}×{height} image; this canvas is "
+                f"{canvas_width}×{canvas_height}. Clear it and draw again.")
+    return None
+
+
+def load_canvas_png(data: bytes | None, canvas_width: int, canvas_height: int) -> np.ndarray:
+    """The canvas component's PNG bytes → a uint8 array, with its size and bytes capped before
+    decoding (ValueError with a message otherwise)."""
+    if not data:
+        raise ValueError("The canvas sent no image.")
+    max_side = MAX_CANVAS_SCALE * max(canvas_width, canvas_height)
+    max_bytes = 4 * max_side * max_side + 65_536  # a PNG is never much larger than its raw RGBA
+    img = _open_image(read_bounded(data, max_bytes, "canvas image"), max_side * max_side, formats=("PNG",),
+                      fits=lambda w, h: canvas_size_problem(w, h, canvas_width, canvas_height))
+    return _to_array(img)
