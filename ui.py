@@ -2,8 +2,10 @@
 
 Pages stay short top-down scripts: read widgets, call cnnkit, render. What they share lives
 here: the workspace (which runs folder this browser session sees), the experiment draft
-being edited (kept in the workspace, so a reload keeps it), cached data and models, and a
-few formatting helpers. TensorFlow is only imported inside the functions that need a model.
+being edited (kept in the workspace, so a reload keeps it), cached data and models, and the
+widgets and messages the pages share. Only Streamlit glue: what they say is worked out in
+cnnkit.views (the formatters are in cnnkit/views/text.py). TensorFlow is only imported inside
+the functions that need a model.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from cnnkit import settings
 from cnnkit.errors import CnnkitError
 from cnnkit.runs.store import RunRecord, RunStore, atomic_write_json, read_json
 from cnnkit.specs import ExperimentSpec
+from cnnkit.views import text
 
-STATUS_ICONS = {"queued": "⏳", "running": "🏃", "finished": "✅", "stopped": "⏹️", "failed": "❌",
-                "interrupted": "⚠️", "damaged": "🧨"}
 DRAFT_FILE = "draft.json"
+COUNT_COLUMN = st.column_config.NumberColumn(format="localized")  # a count in a table: 96,844
 
 
 def page(title: str, icon: str) -> None:
@@ -166,39 +168,66 @@ def predictor(record: RunRecord, key: str = "cnn"):
     return _predictor(str(path), output, path.stat().st_mtime)
 
 
+def load_predictor(record: RunRecord, key: str = "cnn"):
+    """`predictor` with a spinner; a damaged model file (bad zip, h5) is a message, then st.stop()."""
+    try:
+        with st.spinner("Loading the model…"):
+            return predictor(record, key)
+    except Exception as exc:
+        show_error(exc, "Could not load the model")
+        st.stop()
+
+
 # ---------------------------------------------------------------------------
-# Starting and watching runs (Train, Draw)
+# Starting and watching runs (Train, Compare, Draw)
 
 
-def start_run(spec: ExperimentSpec, session_key: str = "train_run") -> RunRecord | None:
-    """Check the caps, start the training process and remember the run in the session and the
-    URL (?run=…), so a reload re-attaches. Shows the reason and returns None if it cannot start."""
+def start_job(spec: ExperimentSpec, failure: str, name: str | None = None) -> RunRecord | None:
+    """Check this server's caps and start the training process. If it cannot start: the reason
+    after `failure` ("Could not start the training: …"), and None."""
     from cnnkit.limits import check_spec
     from cnnkit.runs.jobs import start
 
     try:
         check_spec(spec)
-        record = start(store(), spec, data_dir=data_dir())
+        return start(store(), spec, name=name, data_dir=data_dir())
     except (CnnkitError, OSError) as exc:
-        show_error(exc, "Could not start the training")
+        show_error(exc, failure)
         return None
-    st.session_state[session_key] = record.run_id
-    st.query_params["run"] = record.run_id
+
+
+def start_run(spec: ExperimentSpec, session_key: str = "train_run") -> RunRecord | None:
+    """`start_job`, then remember the run in the session and the URL (?run=…), so a reload
+    re-attaches. Shows the reason and returns None if it cannot start."""
+    record = start_job(spec, "Could not start the training")
+    if record is not None:
+        st.session_state[session_key] = record.run_id
+        st.query_params["run"] = record.run_id
     return record
 
 
 def show_progress(status) -> None:
-    """A cnnkit.monitor.LiveStatus: its sentence on a progress bar, then speed and time left."""
-    from cnnkit.views.text import MODEL_TITLES
-
+    """A cnnkit.views.monitor.LiveStatus: its sentence on a progress bar, then speed and time left."""
     st.progress(min(max(float(status.fraction), 0.0), 1.0), text=status.text)
-    details = []
-    if status.images_per_second:
-        details.append(f"{status.images_per_second:,.0f} images/s")
-    if status.eta_seconds and status.eta_seconds >= 1 and status.model:
-        details.append(f"about {fmt_seconds(status.eta_seconds)} left for the {MODEL_TITLES[status.model]}")
-    if details:
-        st.caption(" · ".join(details))
+    if status.details:
+        st.caption(status.details)
+
+
+def live_run(run_id: str, stop_key: str, stop_help: str | None = None) -> RunRecord:
+    """The body of a page's polling fragment: the run's progress and a Stop button. A run that
+    has ended reruns the whole page once (it draws the results; the fragment stops polling)."""
+    from cnnkit.runs.jobs import stop
+    from cnnkit.views.monitor import live_status
+
+    runs = store()
+    record = runs.get(run_id)
+    if not record.is_active:
+        st.rerun()
+    show_progress(live_status(record, runs.progress(run_id)))
+    if st.button("⏹️ Stop", key=stop_key, help=stop_help):
+        stop(runs, run_id)
+        st.toast("Stopping…")
+    return record
 
 
 def show_curves(record: RunRecord, key: str, metrics: tuple[str, ...] = ("loss", "accuracy")) -> None:
@@ -218,6 +247,10 @@ def show_curves(record: RunRecord, key: str, metrics: tuple[str, ...] = ("loss",
                "ends · hollow dots, dashed: validation. Blue: the CNN, orange: the dense baseline.")
 
 
+# ---------------------------------------------------------------------------
+# Widgets and messages more than one page shows
+
+
 def page_link(page: str, label: str, icon: str | None = None, **kwargs) -> None:
     """st.page_link that degrades to a caption when the page cannot be resolved: an AppTest of a
     single page file has that file as its entrypoint, so sibling pages are "not found" there."""
@@ -232,51 +265,74 @@ def page_link(page: str, label: str, icon: str | None = None, **kwargs) -> None:
 def show_data_source(record: RunRecord) -> None:
     """Where a run's data came from; a bundled sample is flagged, never passed off as the real set."""
     source = record.meta.get("data_source") or {}
-    text = source.get("description", "").split(" — ")[0]  # the why-not-the-real-data note is long
+    summary = text.source_summary(source.get("description", ""))  # the note is long
     if source.get("is_sample"):
-        st.warning(f"Trained on a **SAMPLE**: {text}", icon="🧪")
+        st.warning(f"Trained on a **SAMPLE**: {summary}", icon="🧪")
     elif source:
-        st.caption(f"Data: {text}")
+        st.caption(f"Data: {summary}")
 
 
-# ---------------------------------------------------------------------------
-# Small renderers
-
-
-def status_label(status: str) -> str:
-    return f"{STATUS_ICONS.get(status, '•')} {status}"
-
-
-def run_label(record: RunRecord) -> str:
-    acc = "" if record.test_accuracy is None else f" · {record.test_accuracy:.2%}"
-    return f"{record.name} ({record.dataset or '?'}, {record.status}{acc})"
-
-
-def fmt_seconds(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = float(seconds)
-    if seconds < 60:
-        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
-    minutes, sec = divmod(int(round(seconds)), 60)
-    if minutes < 60:
-        return f"{minutes} min {sec:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
-
-
-def fmt_pct(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2%}"
+def select_run(label: str, runs: dict, wanted: str | None, key: str) -> RunRecord:
+    """A selectbox of runs ({run id: record}, labelled by text.run_label) starting at `wanted`
+    when it is one of them, else at the first; returns the chosen record."""
+    ids = list(runs)
+    run_id = st.selectbox(label, ids, index=ids.index(wanted) if wanted in ids else 0,
+                          format_func=lambda i: text.run_label(runs[i]), key=key)
+    return runs[run_id]
 
 
 def show_error(exc: Exception, what: str = "") -> None:
-    """A message for people: cnnkit's own errors as they are, others with their type."""
-    text = str(exc) if isinstance(exc, CnnkitError) else f"{type(exc).__name__}: {exc}"
-    st.error(f"{what}: {text}" if what else text)
+    """text.error_text as an error box."""
+    st.error(text.error_text(exc, what))
+
+
+def rerun_with(message: str, key: str) -> None:
+    """Draw the page again, with `message` (if any) shown where it calls `show_flash(key)`."""
+    if message:
+        st.session_state[key] = message
+    st.rerun()
+
+
+def show_flash(key: str) -> None:
+    """The message of the last `rerun_with(…, key)` as a success, once."""
+    if message := st.session_state.pop(key, None):
+        st.success(message)
+
+
+def metric_row(metrics: list[dict]) -> None:
+    """st.metric side by side, one column each; a metric is a dict of st.metric's arguments
+    (label, value, and optionally delta and help), as cnnkit.views builds them."""
+    for column, metric in zip(st.columns(len(metrics)), metrics, strict=True):
+        column.metric(**metric)
 
 
 # ---------------------------------------------------------------------------
 # Data and Build pages
+
+
+def dataset_select(label: str, key: str, current: str | None = None) -> str:
+    """A selectbox of the datasets by title, starting at `current` (else the first)."""
+    from cnnkit.data.catalog import DATASETS
+
+    names = list(DATASETS)
+    return st.selectbox(label, names, index=names.index(current) if current else 0,
+                        format_func=lambda n: DATASETS[n].title, key=key)
+
+
+def upload_once(upload, apply) -> str | None:
+    """Call `apply(the file's bytes)` once per file of a st.file_uploader (which hands the same
+    file to every rerun). Returns why the current file was refused (a CnnkitError's message,
+    remembered across reruns), or None."""
+    if upload is None:
+        return None
+    outcomes = st.session_state.setdefault("_uploads", {})  # file id → None (applied) or the error
+    if upload.file_id not in outcomes:
+        outcomes[upload.file_id] = None  # first: `apply` may rerun the page
+        try:
+            apply(upload.getvalue())
+        except CnnkitError as exc:
+            outcomes[upload.file_id] = str(exc)
+    return outcomes[upload.file_id]
 
 
 def show_dataset_source(source) -> None:
@@ -325,12 +381,11 @@ def field_input(field, value, key: str, label: str | None = None):
                            help=help_text)
 
 
-def spec_fields(fields, spec, columns: int = 2) -> dict:
-    """Widgets for a table of spec fields (cnnkit.views.editing.TRAINING_FIELDS), `columns` to a
-    row, each starting at the spec's value. A field shows only when the choice made above it
-    allows (the table lists a condition's field first). Returns {dotted path: value} of those shown."""
-    from cnnkit.views.editing import spec_value
-
+def field_grid(fields, start: dict, columns: int = 2, key_prefix: str | None = None) -> dict:
+    """Widgets for a table of cnnkit.views.editing.Field, `columns` to a row, each starting at
+    `start[field.name]`, keyed `field.key` (or `key_prefix` + the field's name). A field shows only
+    when the choice made above it allows (a table lists a condition's field first). Returns
+    {field name: value} of those shown."""
     values: dict = {}
     for field in fields:
         if not field.applies(values):
@@ -338,6 +393,14 @@ def spec_fields(fields, spec, columns: int = 2) -> dict:
         if len(values) % columns == 0:
             row = st.columns(columns)
         with row[len(values) % columns]:
-            values[field.name] = field_input(field, spec_value(spec, field.name), field.key,
-                                             field.label_for(values))
+            key = f"{key_prefix}{field.name}" if key_prefix else field.key
+            values[field.name] = field_input(field, start[field.name], key, field.label_for(values))
     return values
+
+
+def spec_fields(fields, spec, columns: int = 2) -> dict:
+    """`field_grid` for spec fields (cnnkit.views.editing.TRAINING_FIELDS), starting at the
+    spec's values. Returns {dotted path: value} of those shown."""
+    from cnnkit.views.editing import spec_value
+
+    return field_grid(fields, {field.name: spec_value(spec, field.name) for field in fields}, columns)

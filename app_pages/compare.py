@@ -7,15 +7,52 @@ import streamlit as st
 
 import ui
 from cnnkit.errors import CnnkitError
-from cnnkit.limits import check_spec
-from cnnkit.runs import jobs
-from cnnkit.views import charts, ledger
+from cnnkit.views import charts, ledger, text
+
+# --- Helpers: the actions on one run ---------------------------------------------------------
+
+
+def run_actions(store, record) -> None:
+    """Rename, delete (after a confirmation), re-run and download one run, side by side."""
+    rename, delete, rerun, download = st.columns(4, gap="medium", vertical_alignment="bottom")
+    with rename:
+        new_name = st.text_input("New name", record.name, max_chars=120, key=f"compare_name_{record.run_id}")
+        if st.button("✏️ Rename", key="compare_rename",
+                     disabled=record.status == "damaged" or new_name == record.name):
+            try:
+                store.rename(record.run_id, new_name)
+                ui.rerun_with(f"Renamed to {new_name.strip()}.", "compare_flash")
+            except CnnkitError as exc:
+                ui.show_error(exc)
+    with delete:
+        sure = st.checkbox("Yes, delete this run's folder", key=f"compare_sure_{record.run_id}")
+        if st.button("🗑️ Delete", key="compare_delete", disabled=not sure or record.is_active,
+                     help="Only this run; stop a running run first"):
+            try:
+                store.delete(record.run_id)
+                ui.rerun_with(f"Deleted {record.name} ({record.run_id}).", "compare_flash")
+            except CnnkitError as exc:
+                ui.show_error(exc)
+    with rerun:
+        st.caption("Same spec, same seed: a new run")
+        if st.button("🔁 Re-run", key="compare_rerun", disabled=record.spec is None):
+            new = ui.start_job(record.spec, "Could not start the re-run", name=f"{record.name} (re-run)")
+            if new is not None:
+                st.session_state["train_run"] = st.session_state["compare_started"] = new.run_id
+                ui.rerun_with(f"Started {new.name}.", "compare_flash")
+    with download:
+        st.caption("model.keras, baseline, spec, results")
+        st.download_button("⬇️ Download (zip)", functools.partial(ledger.run_zip_bytes, record.path),
+                           file_name=f"{record.run_id}.zip", mime="application/zip", key="compare_download",
+                           on_click="ignore", disabled=not ledger.has_files(record.path))
+
+
+# --- The page ---------------------------------------------------------------------------------
 
 ui.page("Compare", "📈")
 store = ui.store()
 st.title("📈 Compare")
-if flash := st.session_state.pop("compare_flash", None):
-    st.success(flash)
+ui.show_flash("compare_flash")
 if started := st.session_state.get("compare_started"):
     ui.page_link("app_pages/train.py", "Watch the re-run train", "🏋️", query_params={"run": started})
 records = store.list()
@@ -27,10 +64,10 @@ by_id = {r.run_id: r for r in records}
 
 # --- The ledger -------------------------------------------------------------------------------
 table = pd.DataFrame(ledger.ledger_rows(records))
-table["status"] = table["status"].map(ui.status_label)
-pct, count = st.column_config.NumberColumn(format="percent"), st.column_config.NumberColumn(format="localized")
+table["status"] = table["status"].map(text.status_label)
+pct = st.column_config.NumberColumn(format="percent")
 st.dataframe(table, hide_index=True, key="compare_table", column_config={
-    "test accuracy": pct, "baseline accuracy": pct, "params": count, "baseline params": count,
+    "test accuracy": pct, "baseline accuracy": pct, "params": ui.COUNT_COLUMN, "baseline params": ui.COUNT_COLUMN,
     "time (s)": st.column_config.NumberColumn(format="%.1f"),
     "baseline time (s)": st.column_config.NumberColumn(format="%.1f"),
     "data": st.column_config.TextColumn(help="SAMPLE: trained on the bundled sample, not the full dataset"),
@@ -46,7 +83,7 @@ if not with_history:
 else:
     c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
     chosen = c1.multiselect("Runs to overlay", with_history, default=with_history[:3], key="compare_runs",
-                            format_func=lambda i: ui.run_label(by_id[i]), max_selections=len(charts.RUN_COLORS))
+                            format_func=lambda i: text.run_label(by_id[i]), max_selections=len(charts.RUN_COLORS))
     validation = c2.radio("Curves of", ["validation", "training"], horizontal=True,
                           key="compare_split") == "validation"
     baselines = c3.toggle("Dense baselines", True, key="compare_baselines", help="dotted, in the run's colour")
@@ -69,44 +106,9 @@ if points:
 
 # --- One run: rename, delete, re-run, download ------------------------------------------------
 st.subheader("One run")
-run_id = st.selectbox("Run", list(by_id), format_func=lambda i: f"{ui.run_label(by_id[i])} · {i}",
+run_id = st.selectbox("Run", list(by_id), format_func=lambda i: f"{text.run_label(by_id[i])} · {i}",
                       key="compare_selected")
 record = by_id[run_id]
 if record.problem:
-    st.warning(f"{ui.status_label(record.status)}: {record.problem}")
-rename, delete, rerun, download = st.columns(4, gap="medium", vertical_alignment="bottom")
-with rename:
-    new_name = st.text_input("New name", record.name, max_chars=120, key=f"compare_name_{run_id}")
-    if st.button("✏️ Rename", key="compare_rename", disabled=record.status == "damaged" or new_name == record.name):
-        try:
-            store.rename(run_id, new_name)
-            st.session_state["compare_flash"] = f"Renamed to {new_name.strip()}."
-            st.rerun()
-        except CnnkitError as exc:
-            ui.show_error(exc)
-with delete:
-    sure = st.checkbox("Yes, delete this run's folder", key=f"compare_sure_{run_id}")
-    if st.button("🗑️ Delete", key="compare_delete", disabled=not sure or record.is_active,
-                 help="Only this run; stop a running run first"):
-        try:
-            store.delete(run_id)
-            st.session_state["compare_flash"] = f"Deleted {record.name} ({run_id})."
-            st.rerun()
-        except CnnkitError as exc:
-            ui.show_error(exc)
-with rerun:
-    st.caption("Same spec, same seed: a new run")
-    if st.button("🔁 Re-run", key="compare_rerun", disabled=record.spec is None):
-        try:
-            check_spec(record.spec)
-            new = jobs.start(store, record.spec, name=f"{record.name} (re-run)", data_dir=ui.data_dir())
-            st.session_state["train_run"] = st.session_state["compare_started"] = new.run_id
-            st.session_state["compare_flash"] = f"Started {new.name}."
-            st.rerun()
-        except (CnnkitError, OSError) as exc:
-            ui.show_error(exc, "Could not start the re-run")
-with download:
-    st.caption("model.keras, baseline, spec, results")
-    st.download_button("⬇️ Download (zip)", functools.partial(ledger.run_zip_bytes, record.path),
-                       file_name=f"{run_id}.zip", mime="application/zip", key="compare_download",
-                       on_click="ignore", disabled=not ledger.has_files(record.path))
+    st.warning(f"{text.status_label(record.status)}: {record.problem}")
+run_actions(store, record)

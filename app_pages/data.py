@@ -13,6 +13,8 @@ from cnnkit.views import charts
 
 GRID = 32  # images in the grid: 4 rows of 8 fit a laptop screen
 
+# --- Helpers: cached statistics --------------------------------------------------------------
+
 
 @st.cache_data(show_spinner="Computing pixel statistics…", max_entries=8)
 def statistics(name: str, data_dir: str | None, source: str) -> dict:
@@ -27,10 +29,13 @@ def prepared(name: str, data_dir: str | None, normalization: str):
     return prepare(ui.raw_dataset(name, data_dir), validation_split=0.0, normalization=normalization)
 
 
+# --- The page ---------------------------------------------------------------------------------
+
 ui.page("Data", "📊")
 st.title("📊 Data")
 pick, blurb = st.columns([1, 2.6], gap="large", vertical_alignment="bottom")
-name = pick.selectbox("Dataset", list(DATASETS), format_func=lambda n: DATASETS[n].title, key="data_name")
+with pick:
+    name = ui.dataset_select("Dataset", "data_name")
 info = DATASETS[name]
 blurb.caption(f"{info.description} Licence: {info.license}.")
 raw = ui.load_dataset(name)  # a dataset that cannot be had: a clear error, then the page stops

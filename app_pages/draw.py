@@ -1,75 +1,18 @@
 """Draw: a digit on a canvas → the 28×28 image the model sees → what the CNN (and its baseline) read."""
 
-import hashlib
-
 import streamlit as st
 
 import ui
-from cnnkit.data.catalog import DRAWABLE, get_dataset_info
-from cnnkit.runs import jobs
-from cnnkit.views import charts, demo, monitor
+from cnnkit.data.catalog import get_dataset_info
+from cnnkit.views import charts, demo
 
-ui.page("Draw", "✏️")
-store = ui.store()
-st.title("✏️ Draw a digit")
-
-records = store.list()
-# Models that read 28×28 grey images, like the canvas gives (CIFAR-10's 32×32 colour ones don't).
-runs = {r.run_id: r for r in records if r.status == "finished" and r.dataset in DRAWABLE}
-quick_id = st.session_state.get("draw_quick_run") or next(
-    (r.run_id for r in records if r.is_active and r.name == demo.QUICK_TRAIN_NAME), None)
+# --- Helpers: the quick train while it runs, the canvas and what the models read -------------
 
 
 @st.fragment(run_every=1.0)
 def quick_progress(run_id: str) -> None:
-    record = store.get(run_id)
-    if not record.is_active:
-        st.rerun()  # the whole page: it picks up the new model and shows the canvas
-    ui.show_progress(monitor.live_status(record, store.progress(run_id)))
-    if st.button("⏹️ Stop", key="draw_quick_stop"):
-        jobs.stop(store, run_id)
+    record = ui.live_run(run_id, "draw_quick_stop")  # once it has ended: the canvas, with the new model
     ui.show_curves(record, "draw_quick")  # something to watch while it learns
-
-
-if quick_id and store.exists(quick_id):
-    quick = store.get(quick_id)
-    if quick.is_active:
-        st.subheader("⚡ Quick train: a small CNN on MNIST, then its dense baseline")
-        quick_progress(quick_id)
-        st.stop()
-    if quick.status != "finished" and quick_id == st.session_state.get("draw_quick_run"):
-        st.error(f"The quick train ended {quick.status}: {quick.meta.get('reason') or quick.problem}")
-
-latest_mnist = next((r for r in runs.values() if r.dataset == "mnist"), None)  # newest first, as listed
-if latest_mnist is None:
-    st.info("There is no trained MNIST model yet. **Quick train** one — a small CNN (conv 16 → pool → "
-            "conv 32 → pool → dense 64) and its dense baseline, about half a minute — then draw.")
-    if st.button("⚡ Quick train a small CNN", type="primary", key="draw_quick_train"):
-        available = len(ui.load_dataset("mnist").y_train)  # the bundled sample has fewer than the limit
-        if ui.start_run(demo.quick_train_spec(available), session_key="draw_quick_run"):
-            st.rerun()
-    if not runs:
-        st.stop()
-
-ids = list(runs)
-default = ids.index(latest_mnist.run_id) if latest_mnist and latest_mnist.run_id in ids else 0
-top_left, top_right = st.columns([2, 3])
-run_id = top_left.selectbox("Model", ids, index=default, format_func=lambda i: ui.run_label(runs[i]),
-                            key="draw_run")
-record = runs[run_id]
-names = list(get_dataset_info(record.dataset).class_names)
-with top_right:
-    ui.show_data_source(record)
-
-# Load the models when the page opens (cached per server, see ui.predictor), not on the first stroke.
-try:
-    with st.spinner("Loading the model…"):
-        predictors = {"cnn": ui.predictor(record, "cnn")}
-        if record.has_baseline and record.has_model("baseline"):
-            predictors["baseline"] = ui.predictor(record, "baseline")
-except Exception as exc:  # a damaged model file (bad zip, h5) is a message too
-    ui.show_error(exc, "Could not load the model")
-    st.stop()
 
 
 def clear_canvas() -> None:
@@ -80,7 +23,7 @@ def clear_canvas() -> None:
     st.session_state["draw_stale"] = st.session_state.get("draw_last")
 
 
-def probability_figure(probs: dict):
+def probability_figure(probs: dict, run_id: str, names: list):
     """The bar chart, built once per session and model; a stroke only swaps its bar heights
     (building a plotly figure costs ~70 ms here, updating one well under 1 ms)."""
     fig_key = (run_id, tuple(probs))
@@ -91,7 +34,7 @@ def probability_figure(probs: dict):
 
 
 @st.fragment
-def drawing() -> None:
+def drawing(predictors: dict, run_id: str, names: list) -> None:
     """Only this part reruns on a stroke: canvas → 28×28 → predictions, nothing else."""
     # Importing it registers its component, which works only inside a running app.
     from streamlit_drawable_canvas import st_canvas
@@ -107,10 +50,8 @@ def drawing() -> None:
         b1.button("🧹 Clear", key="draw_clear", on_click=clear_canvas)
         b2.slider("Brush width", 6, 40, 20, key="draw_brush")
         show_maps = st.toggle("Show the feature maps of the drawing", key="draw_show_maps")
-    png = canvas.image_bytes
-    digest = hashlib.md5(png).hexdigest() if png else None
-    st.session_state["draw_last"] = digest
-    fresh = digest is not None and digest != st.session_state.get("draw_stale")
+    st.session_state["draw_last"], fresh = demo.canvas_report(canvas.image_bytes,
+                                                              st.session_state.get("draw_stale"))
     if fresh:
         st.session_state["draw_stale"] = None  # the canvas has reported since the Clear
     try:
@@ -134,12 +75,49 @@ def drawing() -> None:
         if "baseline" in result.probs:
             other, other_conf = result.top("baseline")
             st.markdown(f"Dense baseline: **{names[other]}** ({other_conf:.1%})")
-        st.plotly_chart(probability_figure(result.probs), key="draw_probs")
+        st.plotly_chart(probability_figure(result.probs, run_id, names), key="draw_probs")
     if show_maps:
         for name, maps in predictors["cnn"].feature_maps(result.drawing.as_uint8()):
             st.plotly_chart(charts.feature_maps_figure(name, maps), key=f"draw_map_{name}")
 
 
-drawing()
+# --- The page ---------------------------------------------------------------------------------
+
+ui.page("Draw", "✏️")
+store = ui.store()
+st.title("✏️ Draw a digit")
+records = store.list()
+runs = demo.drawable_runs(records)
+quick_id = demo.quick_train_id(records, st.session_state.get("draw_quick_run"))
+if quick_id and store.exists(quick_id):
+    quick = store.get(quick_id)
+    if quick.is_active:
+        st.subheader("⚡ Quick train: a small CNN on MNIST, then its dense baseline")
+        quick_progress(quick_id)
+        st.stop()
+    if quick.status != "finished" and quick_id == st.session_state.get("draw_quick_run"):
+        st.error(f"The quick train ended {quick.status}: {quick.meta.get('reason') or quick.problem}")
+
+latest_mnist = demo.newest_mnist(runs)
+if latest_mnist is None:
+    st.info("There is no trained MNIST model yet. **Quick train** one — a small CNN (conv 16 → pool → "
+            "conv 32 → pool → dense 64) and its dense baseline, about half a minute — then draw.")
+    if st.button("⚡ Quick train a small CNN", type="primary", key="draw_quick_train"):
+        available = len(ui.load_dataset("mnist").y_train)  # the bundled sample has fewer than the limit
+        if ui.start_run(demo.quick_train_spec(available), session_key="draw_quick_run"):
+            st.rerun()
+    if not runs:
+        st.stop()
+
+top_left, top_right = st.columns([2, 3])
+with top_left:
+    record = ui.select_run("Model", runs, latest_mnist and latest_mnist.run_id, key="draw_run")
+with top_right:
+    ui.show_data_source(record)
+# Load the models when the page opens (cached per server, see ui.predictor), not on the first stroke.
+predictors = {"cnn": ui.load_predictor(record, "cnn")}
+if record.has_baseline and record.has_model("baseline"):
+    predictors["baseline"] = ui.load_predictor(record, "baseline")
+drawing(predictors, record.run_id, list(get_dataset_info(record.dataset).class_names))
 st.caption("Draw one digit, large and centred, like MNIST's handwriting. The model sees the 28×28 "
            "version in the middle: cropped, scaled to 20 px and centred by its mass, as MNIST was made.")

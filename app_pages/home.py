@@ -3,7 +3,6 @@
 It must paint at once: no TensorFlow, no datasets loaded here (cheap file checks only).
 """
 
-
 import streamlit as st
 
 import ui
@@ -11,6 +10,9 @@ from cnnkit import settings, sysinfo
 from cnnkit.data import sources
 from cnnkit.data.catalog import DATASETS
 from cnnkit.errors import CnnkitError
+from cnnkit.views import text
+
+# --- The page ---------------------------------------------------------------------------------
 
 ui.page("Home", "🧠")
 st.title("🧠 cnnkit: convolutional networks, hands on")
@@ -29,10 +31,10 @@ steps = (
     ("app_pages/draw.py", "✏️", "3 · Draw", "Draw a digit with the mouse and get the prediction of the "
      "CNN and of the baseline, with the feature maps of your drawing."),
 )
-for column, (page, icon, title, text) in zip(st.columns(3, gap="medium"), steps, strict=True):
+for column, (page, icon, title, blurb) in zip(st.columns(3, gap="medium"), steps, strict=True):
     with column.container(border=True, height="stretch"):
         st.markdown(f"#### {title}")
-        st.write(text)
+        st.write(blurb)
         ui.page_link(page, f"Open {title.split(' · ')[1]}", icon)
 st.caption("In a hurry? The Draw page has a one-click quick train (a small CNN, well under a minute). "
            "Also here: 📊 Data (what the images look like), 📈 Compare (every run side by side) and "
@@ -59,12 +61,9 @@ with runs_col:
         ui.show_error(exc, "The runs folder cannot be read")
         records, store = [], None
     if store is not None:
-        counts = {}
-        for record in records:
-            counts[record.status] = counts.get(record.status, 0) + 1
         st.metric("Runs in this workspace", len(records))
-        if counts:
-            st.caption(" · ".join(f"{ui.status_label(s)} {n}" for s, n in sorted(counts.items())))
+        if records:
+            st.caption(text.status_counts(record.status for record in records))
         mode = settings.get().workspaces
         st.caption(f"Folder `{store.root}` (CNNKIT_RUNS_DIR) · workspace mode **{mode}**: "
                    + ("every visitor has their own runs." if mode == "session" else

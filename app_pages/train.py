@@ -5,22 +5,14 @@ import streamlit as st
 import ui
 from cnnkit.errors import CnnkitError
 from cnnkit.limits import check_data_size, check_spec
-from cnnkit.runs import jobs
-from cnnkit.views import editing, monitor
+from cnnkit.views import editing, monitor, text
 
 # --- Helpers: the run live while it trains, its results afterwards ---------------------------
 
 
 @st.fragment(run_every=1.0)
 def live_progress(run_id: str) -> None:
-    store = ui.store()
-    record = store.get(run_id)
-    if not record.is_active:
-        st.rerun()  # the whole page once: it draws the results and these fragments stop polling
-    ui.show_progress(monitor.live_status(record, store.progress(run_id)))
-    if st.button("⏹️ Stop", key=f"train_stop_{run_id}", help="Stops within one batch (or leaves the queue)"):
-        jobs.stop(store, run_id)
-        st.toast("Stopping…")
+    ui.live_run(run_id, f"train_stop_{run_id}", "Stops within one batch (or leaves the queue)")
 
 
 # Redrawing the two charts is most of what a live page costs the machine it trains on (the
@@ -32,21 +24,8 @@ def live_curves(run_id: str) -> None:
 
 def results(record) -> None:
     rows = monitor.result_rows(record)
-    cnn, base = rows[0], (rows[1] if len(rows) > 1 else {})
-    delta = None
-    if cnn["test_accuracy"] is not None and base.get("test_accuracy") is not None:
-        delta = f"{(cnn['test_accuracy'] - base['test_accuracy']) * 100:+.1f} pp vs dense"
-    m1, m2, m3, m4 = st.columns(4)
-    m1.metric("CNN test accuracy", ui.fmt_pct(cnn["test_accuracy"]), delta,
-              help="pp: percentage points, CNN minus the dense baseline")
-    m2.metric("Baseline test accuracy", ui.fmt_pct(base.get("test_accuracy")))
-    m3.metric("CNN parameters", f"{cnn['params'] or 0:,}")
-    m4.metric("Training time", ui.fmt_seconds(sum(r["seconds"] or 0 for r in rows)))
-    st.dataframe([{"model": r["model"], "test accuracy": ui.fmt_pct(r["test_accuracy"]),
-                   "test loss": "–" if r["test_loss"] is None else f"{r['test_loss']:.4f}",
-                   "parameters": f"{r['params'] or 0:,}", "epochs": r["epochs"],
-                   "time per epoch": ui.fmt_seconds(r["seconds_per_epoch"]),
-                   "total time": ui.fmt_seconds(r["seconds"])} for r in rows], hide_index=True, key="train_table")
+    ui.metric_row(monitor.result_metrics(rows))
+    st.dataframe(monitor.result_table(rows), hide_index=True, key="train_table")
 
 
 # --- The page -------------------------------------------------------------------------------
@@ -82,7 +61,8 @@ with top:
             ui.save_draft(spec)
         with st.spinner(f"Loading {ds.name}…"):  # not ui.load_dataset: missing data must not stop the page
             raw = ui.raw_dataset(ds.name, ui.data_dir())
-        (st.warning if raw.source.is_sample else st.caption)(f"Data: {raw.source.describe().split(' — ')[0]}")
+        data_line = f"Data: {text.source_summary(raw.source.describe())}"
+        (st.warning if raw.source.is_sample else st.caption)(data_line)
         check_data_size(spec, len(raw.y_train), len(raw.y_test), sample=raw.source.is_sample)
         st.caption(f"{summary.total_params:,} parameters · {summary.total_macs:,} multiply-adds per image")
     except CnnkitError as exc:
@@ -98,7 +78,7 @@ with view:
         st.info("No training runs yet: check the settings on the left and press **Start training**.")
         st.stop()
     st.subheader(f"{record.name}")
-    st.caption(f"{ui.status_label(record.status)} · run `{record.run_id}`")
+    st.caption(f"{text.status_label(record.status)} · run `{record.run_id}`")
     if record.is_active:
         live_progress(record.run_id)
         live_curves(record.run_id)

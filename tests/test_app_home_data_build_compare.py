@@ -233,6 +233,16 @@ def test_build_add_move_remove_and_from_scratch(runs_dir):
     assert metric(at, "Parameters") == "173,930"
 
 
+def test_build_layer_buttons_are_disabled_where_they_do_nothing(runs_dir):
+    at = app(BUILD).run()
+    rev, last = at.session_state["_build_rev"], len(get_preset("chollet-cnn").layers) - 1
+    assert at.button(key=f"build_up_{rev}_0").disabled and not at.button(key=f"build_down_{rev}_0").disabled
+    assert at.button(key=f"build_down_{rev}_{last}").disabled and not at.button(key=f"build_up_{rev}_{last}").disabled
+    assert not any(at.button(key=f"build_remove_{rev}_{i}").disabled for i in (0, last))
+    at.button(key=f"build_up_{rev}_1").click().run()  # the pool before the first convolution
+    assert [e.label.split(" · ")[1].split()[0] for e in at.expander][:2] == ["MaxPool", "Conv2D"]
+
+
 def test_build_upload_good_and_bad_json(runs_dir):
     at = app(BUILD).run()
     bad = json.dumps({"layers": [{"type": "conv2d", "filters": 0}, {"type": "flatten"}]}).encode()
@@ -312,6 +322,18 @@ def test_compare_rerun_starts_the_same_spec(runs):
     finally:
         jobs.stop(runs, new.run_id)  # no need to train it: stop and wait, leaving no process behind
         jobs.wait(runs, new.run_id, timeout=120)
+
+
+def test_compare_rerun_over_this_servers_caps_is_refused_with_the_reason(runs, monkeypatch):
+    monkeypatch.setenv("CNNKIT_MAX_PARAMS", "50000")  # the run's CNN has 96,844
+    at = app(COMPARE).run()
+    original = next(r for r in runs.list() if r.status == "finished")
+    at.selectbox(key="compare_selected").set_value(original.run_id).run()
+    at.button(key="compare_rerun").click().run()
+    assert not at.exception
+    (error,) = at.error
+    assert error.value.startswith("Could not start the re-run: ") and "50,000" in error.value
+    assert len(runs.list()) == 2 and "train_run" not in at.session_state and not at.success
 
 
 @pytest.mark.realdata

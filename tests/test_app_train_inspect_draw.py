@@ -205,6 +205,29 @@ def test_inspect_baseline_and_feature_maps(prepared_env):
     assert any("16 filters of 3×3×1" in c.value for c in at.caption)
 
 
+def test_inspect_filters_of_a_deeper_layer_by_input_channel(prepared_env):
+    at = app(INSPECT, timeout=60)
+    at.session_state["inspect_tab"] = "🔍 Filters"
+    at.run()
+    assert "inspect_filter_in" not in [s.key for s in at.selectbox]  # conv2d_1 sees one input channel
+    at.selectbox(key="inspect_filter_layer").set_value("conv2d_3").run()
+    channel = at.selectbox(key="inspect_filter_in")
+    assert channel.value is None and channel.options[:3] == ["mean over all", "0", "1"]
+    assert len(channel.options) == 17                     # the mean, then the 16 maps of conv2d_1
+    assert any("32 filters of 3×3×16" in c.value for c in at.caption)
+    channel.set_value(15).run()
+    assert not at.exception and at.selectbox(key="inspect_filter_in").value == 15
+    mosaic = next(s for s in chart_specs(at) if s["layout"]["title"]["text"] == "conv2d_3")
+    # 32 filters of 3×3, 8 to a row: 4 rows → 4 * 4 - 1 = 15 pixels tall, 8 * 4 - 1 = 31 wide
+    assert array(mosaic["data"][0]["z"]).shape == (15, 31)
+
+
+def test_inspect_model_choice_says_cnn_and_dense_baseline(prepared_env):
+    at = app(INSPECT, timeout=60).run()
+    assert at.radio(key="inspect_model").options == ["CNN", "Dense baseline"]
+    assert at.selectbox(key="inspect_run").value == prepared_env.run_id
+
+
 # ---------------------------------------------------------------- Draw
 
 

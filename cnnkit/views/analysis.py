@@ -12,6 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from cnnkit.errors import RunError
+from cnnkit.shapes import summarize_spec
+
+INSPECTABLE = ("finished", "stopped", "interrupted")  # statuses that leave a model behind
 
 
 @dataclass(frozen=True, repr=False)
@@ -81,3 +84,70 @@ def mistakes(predictions: Predictions, limit: int = 50) -> np.ndarray:
     rows = np.flatnonzero(predictions.y_pred != predictions.y_true)
     order = np.argsort(-predictions.confidence[rows], kind="stable")
     return rows[order][:limit]
+
+
+def inspectable_runs(records: list) -> dict:
+    """{run id: record} of the runs that left a model (finished, or stopped with a checkpoint)."""
+    return {r.run_id: r for r in records if r.status in INSPECTABLE and r.has_model()}
+
+
+def inspectable_models(record) -> list[str]:
+    """"cnn" and "baseline" as far as the run has test predictions for them (the CNN also when it
+    has only a model: its feature maps and filters can still be shown)."""
+    return [key for key in ("cnn", "baseline") if (Path(record.path) / f"predictions_{key}.npz").is_file()
+            or (key == "cnn" and record.has_model())]
+
+
+def conv_layer_names(spec) -> list[str]:
+    """The names of a spec's convolution layers ("conv2d_1", …): the ones with filters to show."""
+    return [row.name for row in summarize_spec(spec).layers if row.type == "conv2d"]
+
+
+def worst_cell(counts: np.ndarray) -> tuple[int, int]:
+    """(true, predicted) of the most frequent mistake; (0, 0) when there is none."""
+    off = counts - np.diag(np.diag(counts))
+    true_class, predicted = np.unravel_index(int(off.argmax()), off.shape)
+    return int(true_class), int(predicted)
+
+
+def results_summary(counts: np.ndarray, accuracy: float) -> str:
+    """One markdown line: how many test images, the accuracy, how many mistakes."""
+    total, right = int(counts.sum()), int(np.trace(counts))
+    return f"**{total:,} test images**, accuracy **{accuracy:.2%}**, {total - right:,} mistakes."
+
+
+def row_caption(predictions: Predictions, class_names, row: int, confidence: bool = True) -> str:
+    """"#17: 7 → 1 (93%)": a test image's row, true → predicted class and the confidence."""
+    true_name, predicted = class_names[predictions.y_true[row]], class_names[predictions.y_pred[row]]
+    tail = f" ({predictions.confidence[row]:.0%})" if confidence else ""
+    return f"#{row}: {true_name} → {predicted}{tail}"
+
+
+def image_caption(predictions: Predictions, class_names, row: int) -> str:
+    """"true 7, predicted 1 (93%)": under one test image."""
+    return (f"true {class_names[predictions.y_true[row]]}, predicted {class_names[predictions.y_pred[row]]} "
+            f"({predictions.confidence[row]:.0%})")
+
+
+def filters_caption(kernel_shape: tuple) -> str:
+    """What a conv layer's filter mosaic shows, from its kernel's shape (k, k, c_in, filters)."""
+    k, _, c_in, n = kernel_shape
+    return (f"{n} filters of {k}×{k}×{c_in}. Red: positive weights, blue: negative; each filter "
+            "is scaled to its own largest weight.")
+
+
+def same_test_set(predictions: Predictions, y_test: np.ndarray) -> bool:
+    """Whether the test labels this server loads are the ones the run was evaluated on (a run
+    trained on the real set, shown where only the sample is, is not)."""
+    idx = predictions.test_indices
+    return not len(idx) or (idx.max() < len(y_test) and np.array_equal(y_test[idx], predictions.y_true))
+
+
+def clicked_cell(selection, class_names) -> tuple[int, int] | None:
+    """(true, predicted) class index of the confusion-matrix point a click selected (a plotly
+    selection: {"points": [{"x": predicted name, "y": true name}, …]}), or None without one."""
+    points = selection.get("points") or []
+    if not points:
+        return None
+    names = list(class_names)
+    return names.index(str(points[0]["y"])), names.index(str(points[0]["x"]))

@@ -369,3 +369,11 @@ def feature_maps_figure(name: str, maps: np.ndarray, max_tiles: int = 32, column
     h, w, c = maps.shape
     title = f"{name}: {h}×{w}×{c}" + (f" (the first {max_tiles} channels)" if c > max_tiles else "")
     return mosaic_figure(tile_channels(maps, max_tiles, columns), title, pixel=max(3, 84 // max(h, 1)))
+
+
+def filters_figure(name: str, kernel: np.ndarray, input_channel: int | None = None) -> go.Figure:
+    """A conv layer's filters (k, k, c_in, filters): the first 64 as red-blue tiles, 8 to a row, of
+    one input channel or of their mean, each scaled to its own largest weight."""
+    tiles = kernel_channels(kernel, input_channel)
+    return mosaic_figure(tile_channels(tiles, 64, 8, symmetric=True), name, symmetric=True, pixel=24,
+                         max_height=700)

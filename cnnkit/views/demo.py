@@ -6,12 +6,14 @@ No Streamlit and no TensorFlow import here: `read_drawing` takes already-loaded 
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from cnnkit import settings
+from cnnkit.data.catalog import DRAWABLE
 from cnnkit.data.drawing import DrawingResult, preprocess_drawing
 from cnnkit.specs import (
     Conv2D,
@@ -87,3 +89,27 @@ def read_drawing(image_data: np.ndarray | None, predictors: dict) -> DrawingPred
     pixels = drawing.as_uint8().astype(np.float32)   # the models take raw 0–255 pixels
     probs = {key: np.asarray(p.probabilities(pixels))[0] for key, p in predictors.items()}
     return DrawingPrediction(drawing, probs)
+
+
+def drawable_runs(records: list) -> dict:
+    """{run id: record} of the finished runs whose model reads 28×28 grey images, as the canvas
+    gives (CIFAR-10's 32×32 colour ones don't); newest first, as the records are."""
+    return {r.run_id: r for r in records if r.status == "finished" and r.dataset in DRAWABLE}
+
+
+def newest_mnist(runs: dict):
+    """The newest finished MNIST run of `drawable_runs`, or None: the model Draw starts with."""
+    return next((r for r in runs.values() if r.dataset == "mnist"), None)
+
+
+def quick_train_id(records: list, remembered: str | None) -> str | None:
+    """The quick train to show: the one this session started, else one running now."""
+    return remembered or next((r.run_id for r in records if r.is_active and r.name == QUICK_TRAIN_NAME),
+                              None)
+
+
+def canvas_report(png: bytes | None, stale: str | None) -> tuple[str | None, bool]:
+    """(digest of the canvas's image, whether it is a new drawing). After a Clear the canvas goes
+    on reporting the old drawing (digest `stale`) until the empty canvas has loaded."""
+    digest = hashlib.md5(png).hexdigest() if png else None
+    return digest, digest is not None and digest != stale

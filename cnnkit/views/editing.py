@@ -155,6 +155,11 @@ def starter_layers() -> tuple[Layer, ...]:
     return (Conv2D(filters=16, kernel_size=3), MaxPool2D(pool_size=2), Flatten(), Dense(units=64))
 
 
+def from_scratch(spec):
+    """"From scratch": `starter_layers` named "my-cnn", with the spec's data, training and baseline."""
+    return type(spec)(starter_layers(), spec.dataset, spec.training, baseline=spec.baseline, name="my-cnn")
+
+
 def _check_index(layers: tuple[Layer, ...], index: int) -> None:
     if not 0 <= index < len(layers):
         raise SpecError("layers", f"there is no layer {index + 1} (the network has {len(layers)})")
@@ -184,6 +189,22 @@ def move_layer(layers: tuple[Layer, ...], index: int, offset: int) -> tuple[Laye
     return tuple(out)
 
 
+# The buttons under each layer: action → label.
+LAYER_ACTIONS = {"up": "↑ Up", "down": "↓ Down", "remove": "✕ Remove"}
+
+
+def action_allowed(layers: tuple[Layer, ...], index: int, action: str) -> bool:
+    """Whether a LAYER_ACTIONS button does something: the first layer cannot go up, the last down."""
+    return not ((action == "up" and index == 0) or (action == "down" and index == len(layers) - 1))
+
+
+def rearrange(layers: tuple[Layer, ...], index: int, action: str) -> tuple[Layer, ...]:
+    """The layers after one of LAYER_ACTIONS on layers[index]."""
+    if action == "remove":
+        return remove_layer(layers, index)
+    return move_layer(layers, index, {"up": -1, "down": +1}[action])
+
+
 def edit_layer(layers: tuple[Layer, ...], index: int, changes: dict) -> tuple[Layer, ...]:
     """Replace parameters of layers[index]; validated like an upload (SpecError names the field)."""
     _check_index(layers, index)
@@ -191,6 +212,24 @@ def edit_layer(layers: tuple[Layer, ...], index: int, changes: dict) -> tuple[La
     data["type"] = layers[index].type  # changing the type is remove + insert, not an edit
     layer = layer_from_dict(data, f"layers[{index}]")
     return (*layers[:index], layer, *layers[index + 1:])
+
+
+def with_layers(spec, layers: tuple[Layer, ...]):
+    """An ExperimentSpec with other layers (validated as a JSON upload would be)."""
+    return spec.updated({"layers": [layer.to_dict() for layer in layers]})
+
+
+def position_label(position: int, count: int) -> str:
+    """Where "Add a layer" puts it among `count` layers: "at the end", "before layer 3"."""
+    return "at the end" if position == count else f"before layer {position + 1}"
+
+
+def preset_about(preset) -> str:
+    """A preset (cnnkit.presets.Preset) in three markdown lines: what, where published, source."""
+    training = preset.training
+    return (f"**{preset.title}** · {len(preset.layers)} layers · {preset.dataset.name} · "
+            f"{training.optimizer}, batch {training.batch_size}, {training.epochs} epochs  \n"
+            f"**Published:** {preset.published.text}  \n**Source:** {preset.source}")
 
 
 def layer_values(layer: Layer) -> dict:
@@ -260,6 +299,18 @@ def summary_totals(summary: NetworkSummary, batch_size: int) -> dict:
     }
 
 
+def summary_metrics(summary: NetworkSummary, batch_size: int) -> list[dict]:
+    """The three numbers over the table, as st.metric arguments (label, value, help)."""
+    totals = summary_totals(summary, batch_size)
+    return [
+        {"label": "Parameters", "value": f"{totals['params']:,}",
+         "help": f"{totals['trainable_params']:,} trainable"},
+        {"label": "Multiply-adds / image", "value": human_count(totals["macs"])},
+        {"label": f"Activations / batch of {batch_size}", "value": f"{totals['activation_mb']:,.1f} MB",
+         "help": "float32 activations and their gradients kept for one training batch"},
+    ]
+
+
 def human_count(value: float) -> str:
     """1234 → "1,234"; 12_345_678 → "12.3 M": readable at a glance on a demo screen."""
     value = float(value)
@@ -273,6 +324,13 @@ def total_row(summary: NetworkSummary) -> dict:
     """The table's last row: the totals of the columns that add up."""
     return {"#": "Σ", "layer": "total", "what": "", "output shape": "", "params": summary.total_params,
             "receptive field": "", "multiply-adds": summary.total_macs}
+
+
+def shape_table(rows, summary: NetworkSummary | None) -> list[dict]:
+    """The Build page's table: a row per layer (`summary_rows` without "what"), then the totals
+    when the whole network could be summarized."""
+    table = summary_rows(rows) + ([total_row(summary)] if summary is not None else [])
+    return [{column: value for column, value in row.items() if column != "what"} for row in table]
 
 
 def summarize_or_prefix(layers: tuple[Layer, ...], input_shape, num_classes: int):

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 
 from cnnkit.runs.store import RunRecord
-from cnnkit.views.text import MODEL_TITLES
+from cnnkit.views.text import MODEL_TITLES, fmt_pct, fmt_seconds
 
 
 def model_keys(record: RunRecord) -> list[str]:
@@ -38,6 +38,16 @@ class LiveStatus:
 
     def __repr__(self) -> str:
         return f"LiveStatus({self.text!r}, {self.fraction:.0%})"
+
+    @property
+    def details(self) -> str:
+        """The line under the progress bar: speed, and the time left for the current model."""
+        details = []
+        if self.images_per_second:
+            details.append(f"{self.images_per_second:,.0f} images/s")
+        if self.eta_seconds and self.eta_seconds >= 1 and self.model:
+            details.append(f"about {fmt_seconds(self.eta_seconds)} left for the {MODEL_TITLES[self.model]}")
+        return " · ".join(details)
 
 
 def _within_model(progress: dict) -> float:
@@ -109,3 +119,38 @@ def result_rows(record: RunRecord) -> list[dict]:
                      "seconds_per_epoch": sum(per_epoch) / len(per_epoch) if per_epoch else None,
                      "seconds": result.get("seconds")})
     return rows
+
+
+def _cnn_and_baseline(rows: list[dict]) -> tuple[dict, dict]:
+    """The CNN's row of `result_rows` and the baseline's ({} for a run without one)."""
+    return rows[0], (rows[1] if len(rows) > 1 else {})
+
+
+def accuracy_delta(rows: list[dict]) -> str | None:
+    """The CNN's lead over its baseline in percentage points ("+3.2 pp vs dense"), from
+    `result_rows`; None unless both test accuracies are known."""
+    cnn, base = _cnn_and_baseline(rows)
+    if cnn["test_accuracy"] is None or base.get("test_accuracy") is None:
+        return None
+    return f"{(cnn['test_accuracy'] - base['test_accuracy']) * 100:+.1f} pp vs dense"
+
+
+def result_metrics(rows: list[dict]) -> list[dict]:
+    """The four numbers over the results table, as st.metric arguments (label, value, delta, help)."""
+    cnn, base = _cnn_and_baseline(rows)
+    return [
+        {"label": "CNN test accuracy", "value": fmt_pct(cnn["test_accuracy"]), "delta": accuracy_delta(rows),
+         "help": "pp: percentage points, CNN minus the dense baseline"},
+        {"label": "Baseline test accuracy", "value": fmt_pct(base.get("test_accuracy"))},
+        {"label": "CNN parameters", "value": f"{cnn['params'] or 0:,}"},
+        {"label": "Training time", "value": fmt_seconds(sum(r["seconds"] or 0 for r in rows))},
+    ]
+
+
+def result_table(rows: list[dict]) -> list[dict]:
+    """`result_rows` as the Train page's table shows them: every number formatted."""
+    return [{"model": r["model"], "test accuracy": fmt_pct(r["test_accuracy"]),
+             "test loss": "–" if r["test_loss"] is None else f"{r['test_loss']:.4f}",
+             "parameters": f"{r['params'] or 0:,}", "epochs": r["epochs"],
+             "time per epoch": fmt_seconds(r["seconds_per_epoch"]),
+             "total time": fmt_seconds(r["seconds"])} for r in rows]

@@ -1,16 +1,71 @@
-"""Plain-text views without Streamlit: number and time formatters, and the CLI's progress line."""
+"""Plain-text views without Streamlit: number, time and status formatters, and the CLI's
+progress line. The pages and ui.py use these; nothing here draws anything."""
 
 from __future__ import annotations
 
 import sys
 
+from cnnkit.errors import CnnkitError
+
 MODEL_TITLES = {"cnn": "CNN", "baseline": "dense baseline"}
+STATUS_ICONS = {"queued": "⏳", "running": "🏃", "finished": "✅", "stopped": "⏹️", "failed": "❌",
+                "interrupted": "⚠️", "damaged": "🧨"}
 
 
 def model_title(key: str, *, capital: bool = False) -> str:
     """"CNN", "dense baseline"; `capital` for the start of a label ("Dense baseline train")."""
     title = MODEL_TITLES.get(key, key)
     return title[:1].upper() + title[1:] if capital else title
+
+
+def fmt_seconds(seconds: float | None) -> str:
+    """"4.2 s", "42 s", "2 min 05 s", "1 h 02 min"; "–" when not known."""
+    if seconds is None:
+        return "–"
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+    minutes, sec = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {sec:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def fmt_pct(value: float | None) -> str:
+    """A fraction as a percentage with two decimals ("98.76%"); "–" when not known."""
+    return "–" if value is None else f"{value:.2%}"
+
+
+def status_label(status: str) -> str:
+    """A run status with its icon: "✅ finished"."""
+    return f"{STATUS_ICONS.get(status, '•')} {status}"
+
+
+def status_counts(statuses) -> str:
+    """How many runs have each status, by name: "🧨 damaged 1 · ✅ finished 2"."""
+    counts: dict[str, int] = {}
+    for status in statuses:
+        counts[status] = counts.get(status, 0) + 1
+    return " · ".join(f"{status_label(s)} {n}" for s, n in sorted(counts.items()))
+
+
+def run_label(record) -> str:
+    """A run in a picker (a cnnkit.runs.store.RunRecord): "name (dataset, status · accuracy)"."""
+    acc = "" if record.test_accuracy is None else f" · {fmt_pct(record.test_accuracy)}"
+    return f"{record.name} ({record.dataset or '?'}, {record.status}{acc})"
+
+
+def source_summary(description: str) -> str:
+    """A data source's description without its long why-not-the-real-data note (after " — ")."""
+    return description.split(" — ")[0]
+
+
+def error_text(exc: Exception, what: str = "") -> str:
+    """A message for people: cnnkit's own errors as they are, others with their type;
+    `what` failed first ("Could not load the model: …")."""
+    text = str(exc) if isinstance(exc, CnnkitError) else f"{type(exc).__name__}: {exc}"
+    return f"{what}: {text}" if what else text
 
 
 class TerminalProgress:
