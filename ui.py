@@ -30,7 +30,7 @@ def page(title: str, icon: str) -> None:
     try:
         settings.get()
     except CnnkitError as exc:  # a server setting that must not be guessed (CNNKIT_WORKSPACES)
-        st.error(f"This server is misconfigured: {exc}", icon="🛑")
+        st.error(f"This server is misconfigured: {text.plain(exc)}", icon="🛑")
         st.stop()
 
 
@@ -147,7 +147,7 @@ def load_dataset(name: str):
         with st.spinner(f"Loading {name}…"):
             return raw_dataset(name, data_dir())
     except CnnkitError as exc:
-        st.error(f"Could not load {name}: {exc}")
+        st.error(f"Could not load {name}: {text.plain(exc)}")
         st.stop()
 
 

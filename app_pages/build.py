@@ -11,7 +11,7 @@ from cnnkit.model.uploads import read_spec_upload
 from cnnkit.presets import PRESETS
 from cnnkit.shapes import format_shape
 from cnnkit.specs import LAYER_TYPES, OUTPUTS, ExperimentSpec
-from cnnkit.views import editing
+from cnnkit.views import editing, text
 
 # --- Helpers: a structural change, one layer's editor, the live table --------------------------
 
@@ -45,14 +45,14 @@ def shapes_and_costs(spec: ExperimentSpec) -> None:
     st.subheader(f"Shapes and costs on {info.title} ({format_shape(info.input_shape, spaced=True)})")
     summary, rows, problem = editing.summarize_or_prefix(spec.layers, info.input_shape, info.num_classes)
     if problem:
-        st.error(f"**This network cannot be built.** {problem}", icon="🚫")
+        st.error(f"**This network cannot be built.** {text.plain(problem)}", icon="🚫")
         st.caption("The layers before the problem:" if rows else "")
     if summary is not None:
         ui.metric_row(editing.summary_metrics(summary, spec.training.batch_size))
         try:
             check_spec(spec)
         except CnnkitError as exc:
-            st.error(f"**Over this server's limits.** {exc}", icon="🚫")
+            st.error(f"**Over this server's limits.** {text.plain(exc)}", icon="🚫")
     if rows:
         st.dataframe(pd.DataFrame(editing.shape_table(rows, summary)), hide_index=True, key="build_table",
                      column_config={"params": ui.COUNT_COLUMN, "multiply-adds": ui.COUNT_COLUMN})
@@ -131,5 +131,5 @@ save.download_button("⬇️ Download the experiment (JSON)", spec.to_json(), fi
                      mime="application/json", key="build_download", on_click="ignore")
 upload = load.file_uploader("Load an experiment (JSON)", type=["json"], key="build_upload",
                             help="A file downloaded here or written by `python -m cnnkit`")
-if failed := ui.upload_once(upload, lambda data: replace(read_spec_upload(data), f"Loaded {upload.name}.")):
-    load.error(f"{upload.name} was not loaded: {failed}. Your network is unchanged.")
+if failed := ui.upload_once(upload, lambda data: replace(read_spec_upload(data), f"Loaded {text.plain(upload.name)}.")):
+    load.error(f"{text.plain(upload.name)} was not loaded: {text.plain(failed)}. Your network is unchanged.")

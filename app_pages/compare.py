@@ -30,7 +30,7 @@ def run_actions(store, record) -> None:
                      help="Only this run; stop a running run first"):
             try:
                 store.delete(record.run_id)
-                ui.rerun_with(f"Deleted {record.name} ({record.run_id}).", "compare_flash")
+                ui.rerun_with(f"Deleted {text.plain(record.name)} ({record.run_id}).", "compare_flash")
             except CnnkitError as exc:
                 ui.show_error(exc)
     with rerun:
@@ -39,7 +39,7 @@ def run_actions(store, record) -> None:
             new = ui.start_job(record.spec, "Could not start the re-run", name=f"{record.name} (re-run)")
             if new is not None:
                 st.session_state["train_run"] = st.session_state["compare_started"] = new.run_id
-                ui.rerun_with(f"Started {new.name}.", "compare_flash")
+                ui.rerun_with(f"Started {text.plain(new.name)}.", "compare_flash")
     with download:
         st.caption("model.keras, baseline, spec, results")
         st.download_button("⬇️ Download (zip)", functools.partial(ledger.run_zip_bytes, record.path),
@@ -110,5 +110,5 @@ run_id = st.selectbox("Run", list(by_id), format_func=lambda i: f"{text.run_labe
                       key="compare_selected")
 record = by_id[run_id]
 if record.problem:
-    st.warning(f"{text.status_label(record.status)}: {record.problem}")
+    st.warning(f"{text.status_label(record.status)}: {text.plain(record.problem)}")
 run_actions(store, record)

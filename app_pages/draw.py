@@ -4,7 +4,7 @@ import streamlit as st
 
 import ui
 from cnnkit.data.catalog import get_dataset_info
-from cnnkit.views import charts, demo
+from cnnkit.views import charts, demo, text
 
 # --- Helpers: the quick train while it runs, the canvas and what the models read -------------
 
@@ -96,7 +96,7 @@ if quick_id and store.exists(quick_id):
         quick_progress(quick_id)
         st.stop()
     if quick.status != "finished" and quick_id == st.session_state.get("draw_quick_run"):
-        st.error(f"The quick train ended {quick.status}: {quick.meta.get('reason') or quick.problem}")
+        st.error(f"The quick train ended {quick.status}: {text.plain(quick.meta.get('reason') or quick.problem)}")
 
 latest_mnist = demo.newest_mnist(runs)
 if latest_mnist is None:

@@ -41,7 +41,7 @@ form, view = st.columns([1, 2.2], gap="large")
 # --- Settings: prefilled from the draft, every change saved back into it. The widgets accept any
 # value a spec may hold (an uploaded draft can hold any); this server's caps are checked below, inline.
 with form:
-    st.markdown(f"#### {draft.name or draft.preset or 'Custom network'} on {ds.name}")
+    st.markdown(f"#### {text.plain(draft.name or draft.preset or 'Custom network')} on {ds.name}")
     st.caption(" → ".join(layer.describe() for layer in draft.layers))
     ui.page_link("app_pages/build.py", "Edit the network on Build", "🧱")
     top = st.container()  # the check and the Start button, filled in below the settings they need
@@ -77,7 +77,7 @@ with view:
     if record is None:
         st.info("No training runs yet: check the settings on the left and press **Start training**.")
         st.stop()
-    st.subheader(f"{record.name}")
+    st.subheader(text.plain(record.name))
     st.caption(f"{text.status_label(record.status)} · run `{record.run_id}`")
     if record.is_active:
         live_progress(record.run_id)
@@ -93,17 +93,17 @@ with view:
         with c2:
             ui.page_link("app_pages/draw.py", "Draw a digit for it", "✏️")
     elif record.status == "failed":
-        st.error(f"The training failed: {record.meta.get('reason') or record.problem}")
+        st.error(f"The training failed: {text.plain(record.meta.get('reason') or record.problem)}")
         if record.meta.get("suggestion"):
-            st.info(f"💡 {record.meta['suggestion']}")
+            st.info(f"💡 {text.plain(record.meta['suggestion'])}")
     elif record.status in ("stopped", "interrupted"):
         why = record.meta.get("reason") if record.status == "stopped" else f"Interrupted: {record.problem}."
         st.warning(f"{why} {record.epochs_completed} epochs of the CNN finished; the model after the "
                    "last one is kept (Draw and Inspect's feature maps can use it).")
         if record.meta.get("suggestion"):
-            st.info(f"💡 {record.meta['suggestion']}")
+            st.info(f"💡 {text.plain(record.meta['suggestion'])}")
     else:
-        st.error(f"This run folder is damaged: {record.problem}")
+        st.error(f"This run folder is damaged: {text.plain(record.problem)}")
     if record.spec and record.status != "finished" and st.button(
             "🔁 Re-run with the same settings", key="train_rerun") and ui.start_run(record.spec):
         st.rerun()

@@ -255,16 +255,21 @@ def cmd_evaluate(args) -> int:
         raise UsageError(f"run {args.run} has no saved model ({record.status})")
     from cnnkit.data.prepare import prepare_data
     from cnnkit.model.outputs import test_metrics
-    from cnnkit.model.predictor import load_predictor
+    from cnnkit.model.predictor import load_predictor, reevaluate
 
     prepared = prepare_data(record.spec, args.data_dir)
     out = {"run_id": record.run_id, "data_source": prepared.source.describe()}
     for key in ("cnn", "baseline"):
-        if record.has_model(key):
+        if not record.has_model(key):
+            continue
+        if args.write:  # also store the predictions (Inspect's confusion matrix reads them)
+            accuracy, loss, count = reevaluate(record, key, args.data_dir)
+        else:
             predictor = load_predictor(record.model_path(key), record.spec.output if key == "cnn" else "softmax")
             probs = predictor.probabilities(prepared.x_test)
             accuracy, loss = test_metrics(probs.astype("float64"), prepared.y_test.astype("int64"))
-            out[key] = {"test_accuracy": accuracy, "test_loss": loss, "test_images": len(prepared.y_test)}
+            count = len(prepared.y_test)
+        out[key] = {"test_accuracy": accuracy, "test_loss": loss, "test_images": count}
     _print_json(out)
     return 0
 
@@ -345,6 +350,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--run", required=True)
     p.add_argument("--runs-dir", dest="runs_dir")
     p.add_argument("--data-dir", dest="data_dir")
+    p.add_argument("--write", action="store_true", help="store the predictions again (a damaged file)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("download", help="download a dataset into the Keras cache (needs internet)")

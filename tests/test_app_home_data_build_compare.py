@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,12 +29,17 @@ ROOT = Path(__file__).resolve().parent.parent
 HOME, DATA, BUILD, COMPARE = "app.py", "app_pages/data.py", "app_pages/build.py", "app_pages/compare.py"
 
 
+def unmark(text: str) -> str:
+    """A message as a person reads it: the page escapes markdown in text it did not write."""
+    return re.sub(r"\\(.)", r"\1", text)
+
+
 def app(page: str, timeout: float = 30) -> AppTest:
     return AppTest.from_file(str(ROOT / page), default_timeout=timeout)
 
 
 def texts(at: AppTest) -> list[str]:
-    return [e.value for kind in ("markdown", "caption", "info", "warning", "error", "success", "subheader")
+    return [unmark(e.value) for kind in ("markdown", "caption", "info", "warning", "error", "success", "subheader")
             for e in getattr(at, kind)]
 
 
@@ -149,7 +155,7 @@ def test_data_cifar10_offline_is_a_clear_error(runs_dir):
     at.selectbox(key="data_name").set_value("cifar10").run()
     assert not at.exception
     (error,) = at.error
-    assert "No CIFAR-10 data found" in error.value and "internet" in error.value
+    assert "No CIFAR-10 data found" in unmark(error.value) and "internet" in unmark(error.value)
     assert not at.get("plotly_chart")
 
 
@@ -175,7 +181,7 @@ def test_build_shows_the_default_preset_and_loads_others(runs_dir):
     at.selectbox(key="build_preset").set_value("kruse-conv")
     at.button(key="build_load").click().run()
     assert metric(at, "Parameters") == "70,698"
-    assert at.success[0].value == "Loaded preset Kruse: two conv blocks."
+    assert unmark(at.success[0].value) == "Loaded preset Kruse: two conv blocks."
     saved = ExperimentSpec.from_dict(read_json(runs_dir / "draft.json"))  # the draft survives a reload
     assert saved.layers == get_preset("kruse-conv").layers
     table = at.dataframe[0].value
@@ -195,8 +201,8 @@ def test_build_impossible_edit_is_shown_inline_with_the_valid_prefix(runs_dir):
     at.number_input(key=layer_key(at, 4, "kernel_size")).set_value(31).run()
     assert not at.exception
     (error,) = at.error
-    assert "cannot be built" in error.value and "layer 5" in error.value
-    assert "31×31 window but its input is only 5×5" in error.value
+    assert "cannot be built" in unmark(error.value) and "layer 5" in unmark(error.value)
+    assert "31×31 window but its input is only 5×5" in unmark(error.value)
     assert at.dataframe[0].value["layer"].tolist() == ["conv2d_1", "maxpool2d_2", "conv2d_3", "maxpool2d_4"]
     assert not [m for m in at.metric if m.label == "Parameters"]
     # fixing it with 'same' padding makes it buildable again: 3*3 → 31*31 weights on 64×64 channels
@@ -210,8 +216,8 @@ def test_build_shows_this_servers_caps_inline(runs_dir, monkeypatch):
     at = app(BUILD).run()
     assert not at.exception
     (error,) = at.error
-    assert "Over this server's limits" in error.value and "96,844 parameters" in error.value
-    assert "50,000" in error.value
+    assert "Over this server's limits" in unmark(error.value) and "96,844 parameters" in unmark(error.value)
+    assert "50,000" in unmark(error.value)
     assert metric(at, "Parameters") == "96,844"  # the table still shows what the network would be
 
 
@@ -248,7 +254,7 @@ def test_build_upload_good_and_bad_json(runs_dir):
     bad = json.dumps({"layers": [{"type": "conv2d", "filters": 0}, {"type": "flatten"}]}).encode()
     at.file_uploader(key="build_upload").set_value(("bad.json", bad, "application/json")).run()
     assert not at.exception
-    assert any("bad.json was not loaded" in e.value and "layers[0].filters" in e.value for e in at.error)
+    assert any("bad.json was not loaded" in unmark(e.value) and "layers[0].filters" in unmark(e.value) for e in at.error)
     assert metric(at, "Parameters") == "96,844"  # the draft is untouched
     good = get_preset("kruse-conv").experiment().to_json().encode()
     at.file_uploader(key="build_upload").set_value(("kruse.json", good, "application/json")).run()
@@ -318,7 +324,7 @@ def test_compare_rerun_starts_the_same_spec(runs):
     try:
         assert new.spec == original.spec and new.name == f"{original.name} (re-run)"
         assert at.session_state["train_run"] == new.run_id
-        assert at.success[0].value == f"Started {new.name}."
+        assert unmark(at.success[0].value) == f"Started {new.name}."
     finally:
         jobs.stop(runs, new.run_id)  # no need to train it: stop and wait, leaving no process behind
         jobs.wait(runs, new.run_id, timeout=120)
@@ -332,7 +338,7 @@ def test_compare_rerun_over_this_servers_caps_is_refused_with_the_reason(runs, m
     at.button(key="compare_rerun").click().run()
     assert not at.exception
     (error,) = at.error
-    assert error.value.startswith("Could not start the re-run: ") and "50,000" in error.value
+    assert unmark(error.value).startswith("Could not start the re-run: ") and "50,000" in unmark(error.value)
     assert len(runs.list()) == 2 and "train_run" not in at.session_state and not at.success
 
 

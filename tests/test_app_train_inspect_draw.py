@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -29,12 +30,17 @@ ROOT = Path(__file__).resolve().parent.parent
 TRAIN, INSPECT, DRAW = "app_pages/train.py", "app_pages/inspect_run.py", "app_pages/draw.py"
 
 
+def unmark(text: str) -> str:
+    """A message as a person reads it: the page escapes markdown in text it did not write."""
+    return re.sub(r"\\(.)", r"\1", text)
+
+
 def app(page: str, timeout: float = 30) -> AppTest:
     return AppTest.from_file(str(ROOT / page), default_timeout=timeout)
 
 
 def texts(at: AppTest) -> list[str]:
-    return [e.value for kind in ("markdown", "caption", "info", "warning", "error", "subheader")
+    return [unmark(e.value) for kind in ("markdown", "caption", "info", "warning", "error", "subheader")
             for e in getattr(at, kind)]
 
 
@@ -122,7 +128,7 @@ def test_train_starts_a_tiny_job_that_finishes_and_is_listed(runs_dir):
 def test_train_refuses_over_cap_and_impossible_specs_inline(runs_dir, monkeypatch):
     monkeypatch.setenv("CNNKIT_MAX_EPOCHS", "3")
     at = app(TRAIN).run()
-    assert any("CNNKIT_MAX_EPOCHS" in e.value for e in at.error)
+    assert any("CNNKIT_MAX_EPOCHS" in unmark(e.value) for e in at.error)
     assert at.button(key="train_start").disabled
     # an impossible network: fifteen 3×3 valid convolutions shrink 28×28 below nothing
     runs_dir.mkdir(parents=True, exist_ok=True)
@@ -131,14 +137,14 @@ def test_train_refuses_over_cap_and_impossible_specs_inline(runs_dir, monkeypatc
     at = app(TRAIN).run()
     assert not at.exception
     # 28 - 2 * 13 = 2: the 14th convolution (layers[13]) is the first that cannot fit
-    assert any("cannot train" in e.value and "layers[13]" in e.value for e in at.error)
+    assert any("cannot train" in unmark(e.value) and "layers[13]" in unmark(e.value) for e in at.error)
     assert at.button(key="train_start").disabled
     at.number_input(key="train_limit")  # the form is still there to fix things
     # more training images than this machine has (the sample: 4,000)
     (runs_dir / "draft.json").write_text(json.dumps({"layers": [{"type": "flatten"}], "training": {"epochs": 1},
                                                      "dataset": {"train_limit": 5000}}))
     at = app(TRAIN).run()
-    assert any("more than the 4,000 training images" in e.value for e in at.error)
+    assert any("more than the 4,000 training images" in unmark(e.value) for e in at.error)
     assert RunStore(runs_dir).list() == []
 
 
@@ -277,7 +283,7 @@ def test_damaged_model_file_is_a_message_not_a_traceback(prepared, tmp_path, mon
     monkeypatch.setenv("CNNKIT_RUNS_DIR", str(runs))
     at = app(DRAW).run()
     assert not at.exception
-    assert [e.value for e in at.error] == [
+    assert [unmark(e.value) for e in at.error] == [
         "Could not load the model: model.keras is damaged or not a Keras model file (File is not a zip file)"]
 
 
@@ -287,6 +293,32 @@ def test_train_with_unavailable_data_explains_and_keeps_the_page(runs_dir):
                                                      "dataset": {"name": "cifar10"}, "training": {"epochs": 1}}))
     at = app(TRAIN).run()   # offline: no CIFAR-10 (no sample of it is bundled)
     assert not at.exception
-    assert any("No CIFAR-10 data found" in e.value for e in at.error)
+    assert any("No CIFAR-10 data found" in unmark(e.value) for e in at.error)
     assert at.button(key="train_start").disabled
     assert any("No training runs yet" in i.value for i in at.info)      # the rest of the page is there
+
+
+# ---------------------------------------------------------------- hostile names (issue 12, item 4)
+
+
+def test_a_hostile_run_name_is_drawn_as_text_on_every_page(prepared, monkeypatch, tmp_path):
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(prepared, runs)
+    monkeypatch.setenv("CNNKIT_RUNS_DIR", str(runs))
+    record = RunStore(runs).list()[0]
+    beacon = "![p](http://attacker/p.png) [Log in](https://evil.example/login)"
+    RunStore(runs).rename(record.run_id, beacon)
+    at = app(TRAIN)
+    at.query_params["run"] = record.run_id
+    at.run()
+    assert not at.exception
+    (heading,) = [s.value for s in at.subheader]
+    assert heading == r"\!\[p\]\(http\://attacker/p\.png\) \[Log in\]\(https\://evil\.example/login\)"
+    for page in (INSPECT, DRAW, "app_pages/compare.py"):
+        at = app(page).run()
+        assert not at.exception, page
+        drawn = [m.value for kind in ("markdown", "subheader", "caption", "success", "warning", "error")
+                 for m in at.get(kind)]
+        assert not any("](http" in text for text in drawn), page  # never as a link or an image

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from cnnkit.errors import RunError
 from cnnkit.presets import PRESETS
 from cnnkit.shapes import summarize_spec
 
@@ -171,6 +172,27 @@ def test_evaluate_reproduces_the_training_metrics(trained, env):
     assert out["cnn"]["test_accuracy"] == trained["out"]["test_accuracy"]
     assert out["cnn"]["test_loss"] == pytest.approx(trained["out"]["test_loss"], rel=1e-5)
     assert "baseline" not in out
+
+
+def test_evaluate_write_rebuilds_a_damaged_predictions_file(trained, env, tmp_path):
+    # A kill once left predictions_cnn.npz empty and Inspect crashed on it (issue 12, item 5).
+    import shutil
+
+    from cnnkit.views.analysis import load_predictions
+
+    runs = tmp_path / "runs"
+    shutil.copytree(trained["runs"], runs)
+    run_dir = runs / trained["out"]["run_id"]
+    before = load_predictions(run_dir)
+    (run_dir / "predictions_cnn.npz").write_bytes(b"")
+    with pytest.raises(RunError, match="damaged"):
+        load_predictions(run_dir)
+    result = cnnkit("evaluate", "--run", trained["out"]["run_id"], "--runs-dir", runs, "--write", env=env)
+    assert result.returncode == 0, result.stderr
+    after = load_predictions(run_dir)
+    assert np.array_equal(after.y_true, before.y_true) and np.array_equal(after.test_indices, before.test_indices)
+    assert np.allclose(after.probs, before.probs, atol=2e-6)  # numpy forward pass vs training's Keras
+    assert last_json_line(result.stdout)["cnn"]["test_accuracy"] == trained["out"]["test_accuracy"]
 
 
 # ---------------------------------------------------------------------------

@@ -74,11 +74,12 @@ def test_model_title_is_said_once():
 def test_source_summary_and_error_text():
     assert text.source_summary("bundled SAMPLE of MNIST (…) — no data directory set") == "bundled SAMPLE of MNIST (…)"
     assert text.source_summary("real MNIST from the Keras cache") == "real MNIST from the Keras cache"
-    assert text.error_text(RunError("run.json is damaged")) == "run.json is damaged"        # ours: as is
+    # ours as they are, others with their type; markdown escaped, since messages quote people's values
+    assert text.error_text(RunError("run.json is damaged")) == r"run\.json is damaged"
     assert text.error_text(SpecError("layers[0].filters", "must be ≥ 1"), "Not loaded") == \
-        "Not loaded: layers[0].filters: must be ≥ 1"
-    assert text.error_text(ValueError("bad zip")) == "ValueError: bad zip"                   # others: typed
-    assert text.error_text(OSError("disk full"), "Could not start") == "Could not start: OSError: disk full"
+        r"Not loaded\: layers\[0\]\.filters\: must be ≥ 1"
+    assert text.error_text(ValueError("bad zip")) == r"ValueError\: bad zip"
+    assert text.error_text(OSError("disk full"), "Could not start") == r"Could not start\: OSError\: disk full"
 
 
 # ---------------------------------------------------------------- monitor: Train's numbers
@@ -276,3 +277,32 @@ def test_canvas_report():
     assert demo.canvas_report(b"abc", digest) == (digest, False)      # still the drawing before Clear
     assert demo.canvas_report(None, digest) == (None, False)
     assert demo.canvas_report(b"", None) == (None, False)
+
+
+# ---------------------------------------------------------------------------
+# Someone else's text is drawn as text (issue 12, item 4)
+
+
+def test_plain_escapes_every_markdown_meaning_and_joins_lines():
+    from cnnkit.views.text import plain
+
+    assert plain("![p](http://attacker/p.png)") == r"\!\[p\]\(http\://attacker/p\.png\)"
+    assert plain("[Log in](https://evil.example/login)") == r"\[Log in\]\(https\://evil\.example/login\)"
+    assert plain("**bold** _it_ `code` # head :red[x] $x$ <b>") == (
+        r"\*\*bold\*\* \_it\_ \`code\` \# head \:red\[x\] \$x\$ \<b\>")
+    assert plain("two\nlines\t here") == "two lines here"
+    assert plain("Réseau 卷积 🧠 42") == "Réseau 卷积 🧠 42"  # nothing to escape
+
+
+def test_plain_html_escapes_plotly_markup():
+    from cnnkit.views.text import plain_html
+
+    assert plain_html('<a href="https://evil.example">x</a> & y') == '&lt;a href="https://evil.example"&gt;x&lt;/a&gt; &amp; y'
+
+
+def test_run_names_in_charts_are_escaped():
+    from cnnkit.views import charts
+
+    fig = charts.accuracy_scatter([{"label": "<a href='x'>r</a>", "kind": "cnn", "accuracy": 0.9, "params": 10}],
+                                  "params", "parameters")
+    assert fig.data[0].text == ("&lt;a href='x'&gt;r&lt;/a&gt;",)

@@ -44,9 +44,9 @@ from cnnkit.runs.store import (
     MODEL_FILES,
     RunStore,
     RunWriter,
-    atomic_write_npz,
     remove_temporary_files,
     this_process,
+    write_predictions,
 )
 from cnnkit.shapes import summarize
 from cnnkit.specs import ExperimentSpec, Layer
@@ -130,9 +130,8 @@ def train_one(key: str, layers: tuple[Layer, ...], spec: ExperimentSpec, prepare
     outcome.test_accuracy, outcome.test_loss = test_metrics(probs.astype(np.float64),
                                                             prepared.y_test.astype(np.int64))
     if writer is not None:
-        atomic_write_npz(writer.dir / f"predictions_{key}.npz", probs=probs, y_true=prepared.y_test,
-                         test_indices=prepared.test_indices if hasattr(prepared, "test_indices")
-                         else np.arange(len(prepared.y_test)))
+        indices = prepared.test_indices if prepared.test_indices is not None else np.arange(len(prepared.y_test))
+        write_predictions(writer.dir, key, probs, prepared.y_test, indices)
     return outcome
 
 

@@ -91,6 +91,17 @@ def atomic_write_npz(path: Path, **arrays) -> None:
     atomic_write(path, lambda handle: np.savez_compressed(handle, **arrays))
 
 
+def predictions_path(run_dir: Path, key: str) -> Path:
+    return Path(run_dir) / f"predictions_{key}.npz"
+
+
+def write_predictions(run_dir: Path, key: str, probs: np.ndarray, y_true: np.ndarray,
+                      test_indices: np.ndarray) -> None:
+    """A model's test-set probabilities (N, classes) float32, the labels and which test images."""
+    atomic_write_npz(predictions_path(run_dir, key), probs=np.asarray(probs, dtype=np.float32),
+                     y_true=y_true, test_indices=test_indices)
+
+
 def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=1, allow_nan=False, default=_json_default))
 

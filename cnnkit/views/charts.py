@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
-from cnnkit.views.text import model_title
+from cnnkit.views.text import model_title, plain_html
 
 # One colour per model across every chart: the CNN and its dense baseline stay recognizable.
 MODEL_COLORS = {"cnn": "#1f77b4", "baseline": "#ff7f0e"}
@@ -315,7 +315,7 @@ def overlay_curves(curves: list[dict], title: str, y_title: str, percent: bool =
     fig = go.Figure()
     for curve in curves:
         fig.add_trace(go.Scatter(
-            x=list(curve["epochs"]), y=list(curve["values"]), name=curve["label"], mode="lines+markers",
+            x=list(curve["epochs"]), y=list(curve["values"]), name=plain_html(curve["label"]), mode="lines+markers",
             line=dict(color=curve["color"], dash="dot" if curve.get("dashed") else "solid", width=2),
             marker=dict(size=6)))
     fig.update_xaxes(title_text="epoch", dtick=1 if max((len(c["epochs"]) for c in curves), default=0) <= 12
@@ -343,7 +343,7 @@ def accuracy_scatter(points: list[dict], x_key: str, x_title: str, log_x: bool =
         fig.add_trace(go.Scatter(
             x=[p[x_key] for p in chosen], y=[p["accuracy"] for p in chosen], name=title,
             mode="markers+text" if len(points) <= 8 else "markers", textposition="middle right",
-            text=[p["label"] for p in chosen], textfont=dict(size=11),
+            text=[plain_html(p["label"]) for p in chosen], textfont=dict(size=11),
             marker=dict(symbol=symbol, size=11, color=MODEL_COLORS[kind], line=dict(width=1, color="white")),
             hovertemplate="%{text}<br>%{x:,.3s}: %{y:.2%}<extra></extra>"))
     fig.update_xaxes(title_text=x_title, type="log" if log_x else None)

@@ -3,6 +3,8 @@ progress line. The pages and ui.py use these; nothing here draws anything."""
 
 from __future__ import annotations
 
+import html
+import re
 import sys
 
 from cnnkit.errors import CnnkitError
@@ -10,6 +12,23 @@ from cnnkit.errors import CnnkitError
 MODEL_TITLES = {"cnn": "CNN", "baseline": "dense baseline"}
 STATUS_ICONS = {"queued": "⏳", "running": "🏃", "finished": "✅", "stopped": "⏹️", "failed": "❌",
                 "interrupted": "⚠️", "damaged": "🧨"}
+
+
+# Everything Streamlit's markdown gives a meaning: emphasis, links and images, headings, lists,
+# tables, HTML, :emoji: and :color[...] directives, $LaTeX$.
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=])")
+
+
+def plain(value: object) -> str:
+    """Text someone else wrote (a run name, a file name, a message quoting a value), safe inside
+    Streamlit markdown: every markup character escaped, lines joined. A run renamed
+    "![p](http://attacker/p.png)" once made the next visitor's Train page fetch that image."""
+    return MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
+
+
+def plain_html(value: object) -> str:
+    """The same for plotly labels (legends, titles), which render a little HTML (<a href=…>)."""
+    return html.escape(" ".join(str(value).split()), quote=False)
 
 
 def model_title(key: str, *, capital: bool = False) -> str:
@@ -65,7 +84,7 @@ def error_text(exc: Exception, what: str = "") -> str:
     """A message for people: cnnkit's own errors as they are, others with their type;
     `what` failed first ("Could not load the model: …")."""
     text = str(exc) if isinstance(exc, CnnkitError) else f"{type(exc).__name__}: {exc}"
-    return f"{what}: {text}" if what else text
+    return plain(f"{what}: {text}" if what else text)
 
 
 class TerminalProgress:
