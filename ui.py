@@ -168,6 +168,35 @@ def predictor(record: RunRecord, key: str = "cnn"):
     return _predictor(str(path), output, path.stat().st_mtime)
 
 
+def test_predictions(record: RunRecord, key: str):
+    """The model's stored test predictions (cnnkit.views.analysis.Predictions), or None with the
+    reason and, when the model is there, a button that evaluates it again."""
+    from cnnkit.views.analysis import load_predictions
+
+    try:
+        return load_predictions(record.path, key)
+    except CnnkitError as exc:
+        show_error(exc)
+    if record.has_model(key) and st.button("🔁 Evaluate again on the test set", key="inspect_reevaluate",
+                                           help="Runs the saved model on the test images and stores its "
+                                                "predictions again"):
+        reevaluate(record, key)
+    return None
+
+
+def reevaluate(record: RunRecord, key: str) -> None:
+    """Store a model's test predictions again (a damaged or missing file), then redraw the page."""
+    from cnnkit.model.predictor import reevaluate as run_again
+
+    try:
+        with st.spinner("Running the model on the test images…"):
+            accuracy, _, count = run_again(record, key, data_dir())
+    except Exception as exc:  # a damaged model or missing data: a message, not a crash
+        show_error(exc, "Could not evaluate it again")
+        return
+    rerun_with(f"Evaluated again: {text.fmt_pct(accuracy)} on {count:,} test images.", "inspect_flash")
+
+
 def load_predictor(record: RunRecord, key: str = "cnn"):
     """`predictor` with a spinner; a damaged model file (bad zip, h5) is a message, then st.stop()."""
     try:

@@ -4,7 +4,6 @@ import streamlit as st
 
 import ui
 from cnnkit.data.catalog import get_dataset_info
-from cnnkit.errors import CnnkitError
 from cnnkit.views import analysis, charts, text
 
 # --- Helpers: the test images, then one function per tab ------------------------------------
@@ -99,6 +98,7 @@ def filters_tab(record, convs: list[str]) -> None:
 ui.page("Inspect", "🔬")
 store = ui.store()
 st.title("🔬 Inspect")
+ui.show_flash("inspect_flash")
 runs = analysis.inspectable_runs(store.list())
 if not runs:
     st.info("No trained runs yet: train one on the Train page, or use the one-click quick train on Draw.")
@@ -113,11 +113,7 @@ model = c2.radio("Model", analysis.inspectable_models(record), horizontal=True, 
                  format_func=lambda key: text.model_title(key, capital=True))
 names = list(get_dataset_info(record.dataset).class_names)
 ui.show_data_source(record)
-try:
-    preds = analysis.load_predictions(record.path, model)
-except CnnkitError as exc:
-    preds = None
-    ui.show_error(exc)
+preds = ui.test_predictions(record, model)
 tab_results, tab_maps, tab_filters = st.tabs(["📊 Test results", "🧠 Feature maps", "🔍 Filters"],
                                              key="inspect_tab", on_change="rerun")
 

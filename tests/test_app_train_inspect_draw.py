@@ -322,3 +322,26 @@ def test_a_hostile_run_name_is_drawn_as_text_on_every_page(prepared, monkeypatch
         drawn = [m.value for kind in ("markdown", "subheader", "caption", "success", "warning", "error")
                  for m in at.get(kind)]
         assert not any("](http" in text for text in drawn), page  # never as a link or an image
+
+
+def test_inspect_offers_to_evaluate_a_damaged_predictions_file_again(prepared, monkeypatch, tmp_path):
+    # A kill once left predictions_cnn.npz empty, and Inspect crashed on EOFError (issue 12, item 5).
+    import shutil
+
+    from cnnkit.views.analysis import load_predictions
+
+    runs = tmp_path / "runs"
+    shutil.copytree(prepared, runs)
+    monkeypatch.setenv("CNNKIT_RUNS_DIR", str(runs))
+    record = RunStore(runs).list()[0]
+    before = load_predictions(record.path)
+    (record.path / "predictions_cnn.npz").write_bytes(b"")
+    at = app(INSPECT).run()
+    assert not at.exception
+    assert any("predictions_cnn.npz is damaged" in unmark(e.value) for e in at.error)
+    at.button(key="inspect_reevaluate").click().run(timeout=120)
+    assert not at.exception and not at.error
+    assert any(unmark(s.value).startswith("Evaluated again:") and "1,000 test images" in unmark(s.value)
+               for s in at.success)
+    after = load_predictions(record.path)
+    assert np.array_equal(after.y_true, before.y_true) and np.allclose(after.probs, before.probs, atol=2e-6)

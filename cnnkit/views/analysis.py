@@ -6,6 +6,7 @@ Plain numpy: the Inspect page draws these without importing TensorFlow, from the
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,8 +53,9 @@ def load_predictions(run_dir: str | Path, key: str = "cnn") -> Predictions:
     except FileNotFoundError:
         raise RunError(f"{path.name} is missing: the run has no test predictions "
                        f"(it did not finish, or was stopped before evaluation)") from None
-    except (OSError, ValueError, KeyError) as exc:
-        raise RunError(f"{path.name} is damaged ({exc})") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        # EOFError and BadZipFile: what a kill mid-write left (0 bytes, a cut zip) crashed Inspect
+        raise RunError(f"{path.name} is damaged ({type(exc).__name__}: {exc})") from None
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
