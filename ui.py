@@ -168,6 +168,20 @@ def predictor(record: RunRecord, key: str = "cnn"):
     return _predictor(str(path), output, path.stat().st_mtime)
 
 
+def canvas_png(canvas, side: int) -> bytes | None:
+    """The PNG a streamlit-drawable-canvas result carries, or None before the first stroke.
+    Its data URL is measured before it is base64-decoded (ValueError when it is too long for a
+    `side`×`side` canvas): a forged message must not become a large allocation here either."""
+    from cnnkit.data.drawing import MAX_CANVAS_SCALE
+
+    url = getattr(canvas, "_image_data_url", None) or ""  # the component's own field (0.13)
+    longest = side * MAX_CANVAS_SCALE
+    if len(url) > (4 * longest * longest + 65_536) * 4 // 3 + 64:  # base64 of the largest PNG allowed
+        raise ValueError(f"The drawing arrived as a {len(url):,}-character message; this canvas is "
+                         f"{side}×{side}. Clear it and draw again.")
+    return canvas.image_bytes
+
+
 def test_predictions(record: RunRecord, key: str):
     """The model's stored test predictions (cnnkit.views.analysis.Predictions), or None with the
     reason and, when the model is there, a button that evaluates it again."""

@@ -4,9 +4,12 @@ import streamlit as st
 
 import ui
 from cnnkit.data.catalog import get_dataset_info
+from cnnkit.data.drawing import load_canvas_png
 from cnnkit.views import charts, demo, text
 
 # --- Helpers: the quick train while it runs, the canvas and what the models read -------------
+
+CANVAS_SIDE = 280
 
 
 @st.fragment(run_every=1.0)
@@ -43,19 +46,19 @@ def drawing(predictors: dict, run_id: str, names: list) -> None:
     with left:
         clears = st.session_state.get("draw_clears", 0)
         canvas = st_canvas(stroke_width=st.session_state.get("draw_brush", 20), stroke_color="#FFFFFF",
-                           background_color="#000000", height=280, width=280, drawing_mode="freedraw",
+                           background_color="#000000", height=CANVAS_SIDE, width=CANVAS_SIDE, drawing_mode="freedraw",
                            initial_drawing={"objects": [], "clears": clears} if clears else None,
                            return_image_data=True, key="draw_canvas")
         b1, b2 = st.columns([1, 2], vertical_alignment="bottom")
         b1.button("🧹 Clear", key="draw_clear", on_click=clear_canvas)
         b2.slider("Brush width", 6, 40, 20, key="draw_brush")
         show_maps = st.toggle("Show the feature maps of the drawing", key="draw_show_maps")
-    st.session_state["draw_last"], fresh = demo.canvas_report(canvas.image_bytes,
-                                                              st.session_state.get("draw_stale"))
-    if fresh:
-        st.session_state["draw_stale"] = None  # the canvas has reported since the Clear
-    try:
-        result = demo.read_drawing(canvas.image_data if fresh else None, predictors)
+    try:  # the browser's PNG is hostile: its size is checked before anything is decoded
+        png = ui.canvas_png(canvas, CANVAS_SIDE)
+        st.session_state["draw_last"], fresh = demo.canvas_report(png, st.session_state.get("draw_stale"))
+        if fresh:
+            st.session_state["draw_stale"] = None  # the canvas has reported since the Clear
+        result = demo.read_drawing(load_canvas_png(png, CANVAS_SIDE, CANVAS_SIDE) if fresh else None, predictors)
     except ValueError as exc:
         ui.show_error(exc, "Could not read the drawing")
         return

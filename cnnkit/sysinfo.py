@@ -100,11 +100,12 @@ def cpu_seconds(pid: int | str) -> float:
         return 0.0
 
 
-def rss_mib() -> dict:
-    """This process's resident memory now and its peak (VmHWM), in MiB (None if unknown)."""
+def rss_mib(pid: int | str = "self") -> dict:
+    """A process's resident memory now and its peak (VmHWM), in MiB (None if unknown); this
+    process by default."""
     out = {}
     try:
-        for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
+        for line in Path(f"/proc/{pid}/status").read_text(encoding="utf-8").splitlines():
             key, _, value = line.partition(":")
             if key in ("VmRSS", "VmHWM"):
                 out[key] = int(value.split()[0]) / 1024

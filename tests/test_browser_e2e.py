@@ -48,7 +48,26 @@ def app_url(tmp_path):
     # CNNKIT_QUICK_TRAIN_LIMIT/_EPOCHS in the environment shrink it on a slow machine.
     with StreamlitServer(tmp_path / "runs", slots_dir=tmp_path / "slots", env={"KERAS_HOME": str(tmp_path / "keras")},
                          log=tmp_path / "streamlit.log") as server:
-        yield server.url
+        yield server
+
+
+def forged_canvas_png() -> str:
+    """A data URL of an 8,000×8,000 RGBA PNG: ~250 KB that decode to 256 MB (the attack on the
+    canvas: a modified client sent one, and the server's RSS went from 190 to 3,590 MiB)."""
+    import base64
+    import struct
+    import zlib
+
+    width = height = 8000
+    row = b"\x00" + b"\x00" * (4 * width)  # filter byte + one black RGBA row
+    idat = zlib.compress(row * height, 9)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0))
+           + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def canvas_box(page) -> dict:
@@ -113,6 +132,10 @@ def settle(page, seconds: float = 1.5) -> None:
 def test_quick_train_then_draw_digits_in_a_real_browser(app_url, tmp_path):
     from playwright.sync_api import sync_playwright
 
+    from cnnkit.sysinfo import rss_mib
+
+    server, app_url = app_url, app_url.url
+
     shots_dir = settings.get().screenshots_dir
     shots = ROOT / shots_dir if shots_dir else tmp_path / "screenshots"  # (ROOT / an absolute path = that path)
     shots.mkdir(parents=True, exist_ok=True)
@@ -163,6 +186,22 @@ def test_quick_train_then_draw_digits_in_a_real_browser(app_url, tmp_path):
             open_to_prediction = canvas_ready + (time.perf_counter() - stroke_end)
             fresh.close()
 
+            # A modified client: every canvas exports the forged 8,000×8,000 PNG instead of the drawing.
+            # The page refuses it by its size, before decoding, and the server's memory stays put.
+            before = rss_mib(server.proc.pid)["rss_mib"]
+            forged = context.new_page()
+            forged.add_init_script(f"HTMLCanvasElement.prototype.toDataURL = () => {forged_canvas_png()!r};")
+            forged.goto(f"{app_url}/Draw")
+            wait_canvas_ready(forged)
+            draw_one(forged)
+            forged.wait_for_selector("text=Could not read the drawing", timeout=30_000)
+            refusal = forged.inner_text("body")
+            forged.close()
+            after = rss_mib(server.proc.pid)
+            assert "8000×8000" in refusal or "-character message" in refusal, refusal[-500:]
+            assert after["rss_mib"] - before < 100, (before, after)  # was +3,400 MiB
+            assert after["peak_rss_mib"] < 1024, after
+
             # The run's pages: finished results with curves, and the confusion matrix.
             page.goto(f"{app_url}/Train")
             page.wait_for_selector("text=Test accuracy", timeout=30_000)
@@ -180,7 +219,8 @@ def test_quick_train_then_draw_digits_in_a_real_browser(app_url, tmp_path):
               f"(all: {', '.join(f'{t * 1000:.0f}' for t in latencies)} ms); fresh page → canvas "
               f"{canvas_ready:.2f} s, → first prediction {open_to_prediction:.2f} s (canvas + stroke end → prediction; "
               f"the time spent drawing left out); "
-              f"read the 1 as {one}, the 0 as {zero}")
+              f"read the 1 as {one}, the 0 as {zero}; forged 8,000×8,000 canvas refused, server RSS "
+              f"{before:.0f} → {after['rss_mib']:.0f} MiB (peak {after['peak_rss_mib']:.0f})")
     print(report)
     (tmp_path / "timings.txt").write_text(report)
     if settings.get().e2e_report:
@@ -188,6 +228,7 @@ def test_quick_train_then_draw_digits_in_a_real_browser(app_url, tmp_path):
 
 
 def test_a_deep_link_as_a_fresh_servers_first_visit_gets_the_apps_navigation(app_url):
+    app_url = app_url.url
     # Until app.py's st.navigation has run once, Streamlit routes by the pages/ folder: the page
     # ran without app.py and the sidebar listed "app" and the file names (ui._route_through_app_py)
     from playwright.sync_api import sync_playwright
