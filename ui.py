@@ -32,6 +32,7 @@ def page(title: str, icon: str) -> None:
     except CnnkitError as exc:  # a server setting that must not be guessed (CNNKIT_WORKSPACES)
         st.error(f"This server is misconfigured: {text.plain(exc)}", icon="🛑")
         st.stop()
+    workspace_key()  # before anything of the page: a link's workspace is asked about first
 
 
 # ---------------------------------------------------------------------------
@@ -44,18 +45,45 @@ def runs_root() -> Path:
 
 def workspace_key() -> str | None:
     """In "session" mode each browser session has its own key, kept in the URL (?ws=…) so a
-    reload or a shared link finds the same runs. In "shared" mode (local default) there is none."""
+    reload finds the same runs. In "shared" mode (local default) there is none.
+
+    A link's key is never taken silently: a visitor who opens someone's ?ws= link would work in
+    their workspace, and its owner would see everything (session fixation). A fresh session that
+    arrives with an existing key is asked first; a key this server never issued is not honoured."""
     if settings.get().workspaces != "session":  # validated: a typo is refused, never "shared"
         return None
-    from cnnkit.runs.workspaces import SESSION_KEY_PATTERN, new_session_key
+    from cnnkit.runs.workspaces import SESSION_KEY_PATTERN, new_session_key, workspace_root
 
-    key = st.query_params.get("ws") or st.session_state.get("_workspace")
-    if not key or not SESSION_KEY_PATTERN.match(key):
-        key = new_session_key()
-    st.session_state["_workspace"] = key
+    key = st.session_state.get("_workspace")
+    if key is None:
+        offered = st.query_params.get("ws")
+        if offered and SESSION_KEY_PATTERN.fullmatch(offered) \
+                and workspace_root(runs_root(), "session", offered).is_dir():
+            offer_workspace(offered)  # stops the page until the visitor has chosen
+        key = st.session_state["_workspace"] = new_session_key()
     if st.query_params.get("ws") != key:
         st.query_params["ws"] = key
     return key
+
+
+def _choose_workspace(key: str) -> None:
+    st.session_state["_workspace"] = key
+    st.query_params["ws"] = key
+
+
+def offer_workspace(offered: str) -> None:
+    """Ask a fresh session whether the workspace of its link is its own, then stop the page."""
+    from cnnkit.runs.workspaces import new_session_key
+
+    st.warning("This link opens an existing workspace, with its runs and drafts. If it is yours (you "
+               "reloaded, or opened your own link), continue in it. If someone sent it to you, start your "
+               "own: they would see everything you do in theirs.", icon="🔑")
+    own, theirs = st.columns(2)
+    own.button("Start my own workspace", type="primary", key="ws_new", on_click=_choose_workspace,
+               args=(new_session_key(),), width="stretch")
+    theirs.button("Continue in this one", key="ws_join", on_click=_choose_workspace, args=(offered,),
+                  width="stretch")
+    st.stop()
 
 
 def store() -> RunStore:

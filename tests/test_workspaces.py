@@ -148,3 +148,55 @@ def test_the_app_prunes_idle_sessions_when_the_server_starts_and_then_daily(tmp_
     ui._last_prune()["at"] -= ui.PRUNE_EVERY_SECONDS + 1  # a day later
     AppTest.from_file(str(root / "app_pages" / "home.py"), default_timeout=30).run()
     assert not later.exists() and fresh.is_dir()
+
+
+# ---------------------------------------------------------------------------
+# Session fixation (issue 12, item 6)
+
+
+def _home(tmp_path, monkeypatch, ws: str | None):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("CNNKIT_RUNS_DIR", str(tmp_path))
+    monkeypatch.setenv("CNNKIT_WORKSPACES", "session")
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app_pages" / "home.py"),
+                           default_timeout=30)
+    if ws:
+        at.query_params["ws"] = ws
+    return at.run()
+
+
+def _ws(at) -> str:
+    value = at.query_params["ws"]
+    return value[0] if isinstance(value, list) else value
+
+
+def test_a_link_to_someone_elses_workspace_is_never_joined_silently(tmp_path, monkeypatch):
+    attacker = open_workspace(tmp_path, "session", new_session_key())
+    attacker.create(SPEC)
+    key = attacker.root.name
+    at = _home(tmp_path, monkeypatch, key)
+    assert not at.exception
+    assert any("existing workspace" in w.value for w in at.warning)
+    assert not at.title  # nothing of the page (or of the workspace) before the visitor chooses
+    at.button(key="ws_new").click().run()
+    mine = _ws(at)
+    assert mine != key and (tmp_path / ".sessions" / mine).is_dir()
+    assert at.title and not any("existing workspace" in w.value for w in at.warning)
+    assert len(RunStore(tmp_path / ".sessions" / mine).list()) == 0  # not the attacker's run
+
+
+def test_the_owner_of_a_workspace_continues_in_it_after_a_reload(tmp_path, monkeypatch):
+    owner = open_workspace(tmp_path, "session", new_session_key())
+    owner.create(SPEC)
+    at = _home(tmp_path, monkeypatch, owner.root.name)
+    at.button(key="ws_join").click().run()
+    assert not at.exception and _ws(at) == owner.root.name
+    assert [str(m.value) for m in at.metric if "Runs" in m.label] == ["1"]  # its one run
+
+
+def test_a_key_the_server_never_issued_is_not_honoured(tmp_path, monkeypatch):
+    made_up = new_session_key()  # well formed, but no such workspace
+    at = _home(tmp_path, monkeypatch, made_up)
+    assert not at.exception and not at.warning
+    assert _ws(at) != made_up and not (tmp_path / ".sessions" / made_up).exists()
