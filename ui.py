@@ -10,6 +10,8 @@ the functions that need a model.
 
 from __future__ import annotations
 
+import contextlib
+import time
 from pathlib import Path
 
 import streamlit as st
@@ -107,7 +109,6 @@ def _last_prune() -> dict:
 def prune_abandoned_sessions() -> None:
     """Delete session workspaces idle for CNNKIT_SESSION_DAYS (7), at server start and then daily:
     on a public server every visitor gets a folder, and closed tabs never come back for theirs."""
-    import time
 
     from cnnkit.runs.workspaces import prune_sessions
 
@@ -140,8 +141,15 @@ def load_draft() -> ExperimentSpec:
     path = store().root / DRAFT_FILE
     try:
         spec = ExperimentSpec.from_dict(read_json(path))
-    except (OSError, ValueError, CnnkitError):
-        spec = None
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, CnnkitError) as exc:
+        # A damaged draft (in shared mode, every visitor's) is set aside, not silently dropped.
+        kept = path.with_name(f"draft.damaged-{time.strftime('%Y%m%d-%H%M%S')}.json")
+        with contextlib.suppress(OSError):
+            path.replace(kept)
+        st.warning(f"The saved draft could not be read ({text.plain(exc)}); it was set aside as "
+                   f"{kept.name} and a preset loaded instead.", icon="🗂️")
     spec = spec or default_experiment()
     st.session_state["experiment"] = spec
     return spec

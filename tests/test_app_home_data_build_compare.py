@@ -365,3 +365,19 @@ def test_session_workspaces_keep_visitors_apart(runs, monkeypatch):
     drafts = list(runs.root.glob(".sessions/*/draft.json"))
     assert len(drafts) == 1 and not (runs.root / "draft.json").exists()
     assert len(key) >= 22
+
+
+@pytest.mark.parametrize("content, why", [
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),          # raised RecursionError on Build and Train
+    ('{"name": "\\ud800", "layers": [{"type": "flatten"}]}', "lone surrogate"),  # crashed four pages
+], ids=["100,000 deep", "a lone surrogate in the name"])
+def test_a_damaged_shared_draft_is_set_aside_with_a_message(runs_dir, content, why):
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    (runs_dir / "draft.json").write_text(content)
+    at = app(BUILD).run()
+    assert not at.exception
+    assert any("could not be read" in unmark(w.value) and why in unmark(w.value) for w in at.warning)
+    kept = list(runs_dir.glob("draft.damaged-*.json"))
+    assert len(kept) == 1 and kept[0].read_text() == content
+    again = app(BUILD).run()  # the next visitor gets the preset, and no warning
+    assert not again.exception and not any("could not be read" in w.value for w in again.warning)
