@@ -88,6 +88,12 @@ def offer_workspace(offered: str) -> None:
     st.stop()
 
 
+def runs_place(runs: RunStore) -> str:
+    """Where the runs are, for a caption: the folder on a private server; on a public one (session
+    workspaces) no server path, which would also show the visitor's workspace key."""
+    return "this session's workspace" if workspace_key() else f"`{text.plain(runs.root)}`"
+
+
 def store() -> RunStore:
     key = workspace_key()
     if key is None:

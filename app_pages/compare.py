@@ -72,7 +72,7 @@ st.dataframe(table, hide_index=True, key="compare_table", column_config={
     "baseline time (s)": st.column_config.NumberColumn(format="%.1f"),
     "data": st.column_config.TextColumn(help="SAMPLE: trained on the bundled sample, not the full dataset"),
     "problem": st.column_config.TextColumn(width="large")})
-st.caption(f"{len(records)} runs in `{store.root}` · time: seconds the CNN trained (the baseline's "
+st.caption(f"{len(records)} runs in {ui.runs_place(store)} · time: seconds the CNN trained (the baseline's "
            f"apart) · accuracy on the test split")
 
 # --- Curves of chosen runs --------------------------------------------------------------------

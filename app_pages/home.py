@@ -65,7 +65,7 @@ with runs_col:
         if records:
             st.caption(text.status_counts(record.status for record in records))
         mode = settings.get().workspaces
-        st.caption(f"Folder `{store.root}` (CNNKIT_RUNS_DIR) · workspace mode **{mode}**: "
+        st.caption(f"Folder {ui.runs_place(store)} (CNNKIT_RUNS_DIR) · workspace mode **{mode}**: "
                    + ("every visitor has their own runs." if mode == "session" else
                       "everyone using this server sees the same runs."))
 

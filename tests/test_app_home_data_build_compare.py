@@ -360,6 +360,8 @@ def test_session_workspaces_keep_visitors_apart(runs, monkeypatch):
     key = at.query_params["ws"][0] if isinstance(at.query_params["ws"], list) else at.query_params["ws"]
     assert metric(at, "Runs in this workspace") == "0"
     assert any("workspace mode **session**" in c.value for c in at.caption)
+    # no server path on a public server: it would show the visitor's workspace key too
+    assert not any(key in c.value or str(runs) in c.value for c in at.caption)
     build = app(BUILD).run()
     build.button(key="build_scratch").click().run()
     drafts = list(runs.root.glob(".sessions/*/draft.json"))
