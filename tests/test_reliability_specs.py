@@ -97,7 +97,8 @@ def spec_dicts(draw, sensible: float = 0.5):
                      "schedule": draw(st.sampled_from(["constant", "step", "exponential", "cosine", "plateau"]))},
         "output": draw(st.sampled_from(["softmax", "logits"])),
         "baseline": draw(st.sampled_from([None, "dense-128", "matched"])),
-        "name": draw(st.none() | st.text(max_size=40)),
+        # plain text: any script, but no control character or lone surrogate (those are refused)
+        "name": draw(st.none() | st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=40)),
     }
 
 
