@@ -1,11 +1,17 @@
 """The entry point: `streamlit run app.py`.
 
 It declares the pages (with st.navigation, so the first one is called "Home" in the sidebar
-instead of the file name) and runs the one the URL asks for. Nothing heavy happens here.
+instead of the file name) and runs the one the URL asks for. Nothing heavy happens here: no
+TensorFlow, no dataset; only pandas and plotly, which the pages draw with anyway.
 The pages live in app_pages/, not pages/: a folder named pages/ next to the entry file turns on
 Streamlit's older folder routing, which a fresh server used for its first deep link.
 """
 
+# pandas and plotly are imported here, whole, before any page can import them: two sessions that
+# imported them for the first time at once, by different routes, once got a partially initialized
+# pandas ("no attribute 'Series'") on the Draw page.
+import pandas  # noqa: F401
+import plotly.graph_objects  # noqa: F401
 import streamlit as st
 
 PAGES = [
