@@ -140,7 +140,11 @@ def default_experiment() -> ExperimentSpec:
 
 
 def load_draft() -> ExperimentSpec:
-    """The experiment draft: session state first, then the workspace's draft.json, else a preset."""
+    """The experiment draft: a shared link's (?exp=) first, then session state, then the
+    workspace's draft.json, else a preset."""
+    linked = draft_from_link()
+    if linked is not None:
+        return linked
     if "experiment" in st.session_state:
         return st.session_state["experiment"]
     spec = None
@@ -159,6 +163,50 @@ def load_draft() -> ExperimentSpec:
     spec = spec or default_experiment()
     st.session_state["experiment"] = spec
     return spec
+
+
+def draft_from_link() -> ExperimentSpec | None:
+    """The experiment of a shared link, made this visitor's draft, once: the parameter leaves the
+    URL, so a reload keeps the visitor's own edits. A bad link is a message; the draft stays."""
+    from cnnkit.views.links import spec_from_link
+
+    value = st.query_params.get("exp")
+    if value is None:
+        return None
+    del st.query_params["exp"]
+    try:
+        spec = spec_from_link(value)
+    except CnnkitError as exc:
+        st.error(f"The experiment link could not be opened: {text.plain(exc)}. Your draft is unchanged.",
+                 icon="🔗")
+        return None
+    save_draft(spec)
+    st.success(f"Opened the linked experiment: {text.plain(spec.name or spec.preset or 'a custom network')}.",
+               icon="🔗")
+    return spec
+
+
+def app_base_url() -> str:
+    """This app's address as the visitor reached it, without the page (for links to it)."""
+    from urllib.parse import urlsplit
+
+    from cnnkit.views.links import DEFAULT_BASE_URL
+
+    parts = urlsplit(st.context.url or "")
+    if not parts.scheme or not parts.netloc:
+        return DEFAULT_BASE_URL
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rsplit('/', 1)[0]}/"
+
+
+def share_box(spec: ExperimentSpec, where=st) -> None:
+    """A link that opens `spec` as the draft of whoever opens it, ready to copy (in `where`: a
+    column or container; the page by default)."""
+    from cnnkit.views.links import experiment_url
+
+    with where.popover("🔗 Share this experiment", width="stretch"):
+        st.code(experiment_url(spec, app_base_url()), language=None, wrap_lines=True)
+        st.caption("Whoever opens the link gets this network and recipe as their own draft. It holds the "
+                   "settings, not trained weights: a run's zip (on Compare) carries those.")
 
 
 def save_draft(spec: ExperimentSpec) -> None:

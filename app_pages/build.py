@@ -129,6 +129,7 @@ st.divider()
 save, load = st.columns(2, gap="large")
 save.download_button("⬇️ Download the experiment (JSON)", spec.to_json(), file_name=f"{spec.name or 'experiment'}.json",
                      mime="application/json", key="build_download", on_click="ignore")
+ui.share_box(spec, save)
 upload = load.file_uploader("Load an experiment (JSON)", type=["json"], key="build_upload",
                             help="A file downloaded here or written by `python -m cnnkit`")
 if failed := ui.upload_once(upload, lambda data: replace(read_spec_upload(data), f"Loaded {text.plain(upload.name)}.")):

@@ -44,6 +44,7 @@ with form:
     st.markdown(f"#### {text.plain(draft.name or draft.preset or 'Custom network')} on {ds.name}")
     st.caption(" → ".join(layer.describe() for layer in draft.layers))
     ui.page_link("app_pages/build.py", "Edit the network on Build", "🧱")
+    ui.share_box(draft)
     top = st.container()  # the check and the Start button, filled in below the settings they need
     changes = ui.spec_fields(editing.TRAINING_FIELDS, draft)
     with_baseline = st.toggle("Train the dense baseline too", True, key="train_baseline",

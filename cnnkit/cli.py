@@ -1,4 +1,4 @@
-"""`python -m cnnkit …`: presets, summary, train, predict, runs, evaluate, download, reproduce, bench.
+"""`python -m cnnkit …`: presets, summary, share, train, predict, runs, evaluate, download, reproduce, bench.
 
 Bad input exits with status 2 and one line on stderr; no command prints a traceback unless
 CNNKIT_DEBUG=1. TensorFlow is imported only by the commands that train or run a model.
@@ -99,6 +99,16 @@ def cmd_presets(args) -> int:
     for r in rows:
         print(f"{r['name']:<{width}}  {r['dataset']:<13} {r['params']:>9,} params  {r['published']}")
         print(f"{'':<{width}}  source: {r['source']}")
+    return 0
+
+
+def cmd_share(args) -> int:
+    from cnnkit.views.links import experiment_url
+
+    spec = _store(args).get(args.run).spec if args.run else load_spec(args)
+    if spec is None:
+        raise UsageError(f"run {args.run} has no readable experiment")
+    print(experiment_url(spec, args.base_url))
     return 0
 
 
@@ -330,6 +340,16 @@ def build_parser() -> OneLineParser:
     p = sub.add_parser("summary", help="layer table: output shapes, params, receptive fields")
     spec_options(p, training=False)
     p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("share", help="a link that opens an experiment on the Build page")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--preset")
+    group.add_argument("--spec", help="experiment JSON file")
+    group.add_argument("--run", help="the experiment a run was trained with")
+    p.add_argument("--runs-dir", dest="runs_dir")
+    p.add_argument("--base-url", dest="base_url", default="http://localhost:8501/",
+                   help="where the app is served (default http://localhost:8501/)")
+    p.set_defaults(func=cmd_share)
 
     p = sub.add_parser("train", help="train a preset or spec, with a progress bar")
     spec_options(p, training=True)

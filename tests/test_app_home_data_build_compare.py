@@ -20,9 +20,10 @@ from streamlit.testing.v1 import AppTest
 
 from cnnkit.data.prepare import normalize, pixel_statistics, prepare
 from cnnkit.data.sources import load_raw
-from cnnkit.presets import get_preset
+from cnnkit.presets import PRESETS, get_preset
 from cnnkit.runs import jobs
 from cnnkit.runs.store import RunStore, read_json
+from cnnkit.shapes import summarize_spec
 from cnnkit.specs import ExperimentSpec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -383,3 +384,37 @@ def test_a_damaged_shared_draft_is_set_aside_with_a_message(runs_dir, content, w
     assert len(kept) == 1 and kept[0].read_text() == content
     again = app(BUILD).run()  # the next visitor gets the preset, and no warning
     assert not again.exception and not any("could not be read" in w.value for w in again.warning)
+
+
+# ---------------------------------------------------------------- an experiment by link (issue 11, part 2)
+
+
+def test_a_shared_link_opens_its_experiment_on_build_once(runs_dir):
+    from cnnkit.views.links import experiment_url, link_value
+
+    spec = PRESETS["kruse-conv"].experiment(baseline="matched").updated({"name": "Lesson 3"})
+    at = app(BUILD)
+    at.query_params["exp"] = link_value(spec)
+    at.run()
+    assert not at.exception
+    assert any("Opened the linked experiment: Lesson 3" in unmark(s.value) for s in at.success)
+    assert ExperimentSpec.from_dict(json.loads((runs_dir / "draft.json").read_text())) == spec  # the draft
+    totals = [m.value for m in at.metric if m.label == "Parameters"]
+    assert totals == [f"{summarize_spec(spec).total_params:,}"]
+    assert "exp" not in at.query_params  # a reload keeps the visitor's edits
+    # and the page offers the link of what it shows, to copy
+    assert experiment_url(spec, "http://localhost:8501/") in [c.value for c in at.code]
+
+
+@pytest.mark.parametrize("value, why", [
+    ("1.AAAA", "damaged"), ("9.eJyrVgIAAUABAA", "version '9'"), ("1." + "A" * 7000, "characters long")])
+def test_a_bad_link_leaves_the_draft_untouched(runs_dir, value, why):
+    at = app(BUILD).run()  # the default draft
+    before = (runs_dir / "draft.json").read_text() if (runs_dir / "draft.json").exists() else None
+    at = app(BUILD)
+    at.query_params["exp"] = value
+    at.run()
+    assert not at.exception
+    assert any("could not be opened" in unmark(e.value) and why in unmark(e.value) for e in at.error)
+    after = (runs_dir / "draft.json").read_text() if (runs_dir / "draft.json").exists() else None
+    assert after == before

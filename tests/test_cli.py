@@ -174,6 +174,20 @@ def test_evaluate_reproduces_the_training_metrics(trained, env):
     assert "baseline" not in out
 
 
+def test_share_prints_a_link_that_opens_the_same_experiment(trained, env):
+    from cnnkit.views.links import spec_from_link
+
+    result = cnnkit("share", "--preset", "kruse-conv", "--base-url", "https://class.example.org/", env=env)
+    assert result.returncode == 0, result.stderr
+    url = result.stdout.strip()
+    assert url.startswith("https://class.example.org/Build?exp=1.")
+    assert spec_from_link(url.split("?exp=", 1)[1]) == PRESETS["kruse-conv"].experiment()
+    result = cnnkit("share", "--run", trained["out"]["run_id"], "--runs-dir", trained["runs"], env=env)
+    assert result.returncode == 0, result.stderr
+    run_spec = json.loads((trained["runs"] / trained["out"]["run_id"] / "spec.json").read_text())
+    assert spec_from_link(result.stdout.strip().split("?exp=", 1)[1]).to_dict() == run_spec
+
+
 def test_evaluate_write_rebuilds_a_damaged_predictions_file(trained, env, tmp_path):
     # A kill once left predictions_cnn.npz empty and Inspect crashed on it (issue 12, item 5).
     import shutil

@@ -21,15 +21,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 from cnnkit import settings  # noqa: E402
 from cnnkit.lab.browser import VIEWPORT, StreamlitServer, launch_browser, wait_idle  # noqa: E402
+from cnnkit.presets import PRESETS  # noqa: E402
+from cnnkit.views.links import link_value  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
 TALL = {"width": 1440, "height": 2600}  # Streamlit scrolls inside its own container: full_page can't
+LESSON_LINK = link_value(PRESETS["kruse-conv"].experiment().updated({"name": "Lesson 3: two conv blocks"}))
 # page name → (URL path, what to wait for once it has painted, what to click before the shot)
 PAGES = {
     "home": ("", "text=Quick start", None),
     "data": ("Data", "text=Sample images", None),
     "build": ("Build", "text=Shapes and costs", "text=3 · Conv2D"),  # show one layer's editor
     "compare": ("Compare", "text=Accuracy against cost", None),
+    # a teacher's link opened: the experiment loaded, and its own link to copy
+    "share": (f"Build?exp={LESSON_LINK}", "text=Opened the linked experiment", "text=Share this experiment"),
 }
 
 
