@@ -91,7 +91,7 @@ def offer_workspace(offered: str) -> None:
 def runs_place(runs: RunStore) -> str:
     """Where the runs are, for a caption: the folder on a private server; on a public one (session
     workspaces) no server path, which would also show the visitor's workspace key."""
-    return "this session's workspace" if workspace_key() else f"`{text.plain(runs.root)}`"
+    return "this session's workspace" if workspace_key() else f"`{runs.root}`"  # the server's own setting
 
 
 def store() -> RunStore:
