@@ -361,3 +361,15 @@ def test_a_json_file_nested_too_deeply_is_a_value_error(tmp_path):
     path.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(ValueError, match="nested too deeply"):
         read_json(path)
+
+
+def test_a_process_reaped_between_the_two_checks_is_not_alive(monkeypatch):
+    # kill(0) succeeds on a zombie; if its parent reaps it before /proc/<pid>/stat is read, the
+    # entry is gone. That read as alive, and a SIGKILLed run stayed "running" (seen once in CI).
+    from cnnkit.runs import store as store_module
+
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    time.sleep(0.5)  # it has exited; nobody has reaped it yet
+    monkeypatch.setattr(store_module, "proc_stat_fields", lambda pid: None)  # reaped just then
+    assert not store_module.pid_alive(zombie.pid)
+    zombie.wait()

@@ -172,7 +172,9 @@ def pid_alive(pid: int | None, started: int | None = None) -> bool:
         return True
     fields = proc_stat_fields(pid)
     if not fields:
-        return True
+        # No /proc on this system: kill(0) is all we know. With /proc, its entry vanished after
+        # kill(0) succeeded: a zombie reaped in between (a killed worker once read as "running").
+        return not os.path.isdir("/proc/self")
     if started is not None and _start_ticks(fields) not in (None, started):
         return False  # the pid now belongs to another process
     return fields[0] != "Z"
