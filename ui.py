@@ -262,11 +262,10 @@ def canvas_png(canvas, side: int) -> bytes | None:
     """The PNG a streamlit-drawable-canvas result carries, or None before the first stroke.
     Its data URL is measured before it is base64-decoded (ValueError when it is too long for a
     `side`×`side` canvas): a forged message must not become a large allocation here either."""
-    from cnnkit.data.drawing import MAX_CANVAS_SCALE
+    from cnnkit.data.drawing import max_canvas_png_bytes
 
     url = getattr(canvas, "_image_data_url", None) or ""  # the component's own field (0.13)
-    longest = side * MAX_CANVAS_SCALE
-    if len(url) > (4 * longest * longest + 65_536) * 4 // 3 + 64:  # base64 of the largest PNG allowed
+    if len(url) > max_canvas_png_bytes(side, side) * 4 // 3 + 64:  # base64 of the largest PNG allowed
         raise ValueError(f"The drawing arrived as a {len(url):,}-character message; this canvas is "
                          f"{side}×{side}. Clear it and draw again.")
     return canvas.image_bytes

@@ -264,8 +264,7 @@ def cmd_evaluate(args) -> int:
     if not record.has_model("cnn"):
         raise UsageError(f"run {args.run} has no saved model ({record.status})")
     from cnnkit.data.prepare import prepare_data
-    from cnnkit.model.outputs import test_metrics
-    from cnnkit.model.predictor import load_predictor, reevaluate
+    from cnnkit.model.predictor import evaluate, reevaluate
 
     prepared = prepare_data(record.spec, args.data_dir)
     out = {"run_id": record.run_id, "data_source": prepared.source.describe()}
@@ -273,11 +272,9 @@ def cmd_evaluate(args) -> int:
         if not record.has_model(key):
             continue
         if args.write:  # also store the predictions (Inspect's confusion matrix reads them)
-            accuracy, loss, count = reevaluate(record, key, args.data_dir)
+            accuracy, loss, count = reevaluate(record, key, prepared=prepared)
         else:
-            predictor = load_predictor(record.model_path(key), record.spec.output if key == "cnn" else "softmax")
-            probs = predictor.probabilities(prepared.x_test)
-            accuracy, loss = test_metrics(probs.astype("float64"), prepared.y_test.astype("int64"))
+            _, accuracy, loss = evaluate(record, key, prepared)
             count = len(prepared.y_test)
         out[key] = {"test_accuracy": accuracy, "test_loss": loss, "test_images": count}
     _print_json(out)

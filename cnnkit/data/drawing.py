@@ -362,13 +362,20 @@ def canvas_size_problem(width: int, height: int, canvas_width: int, canvas_heigh
     return None
 
 
+def max_canvas_png_bytes(canvas_width: int, canvas_height: int) -> int:
+    """The most bytes a canvas's PNG may have: raw RGBA at the largest scale, and some slack (a PNG
+    is never much larger than its raw pixels)."""
+    max_side = MAX_CANVAS_SCALE * max(canvas_width, canvas_height)
+    return 4 * max_side * max_side + 65_536
+
+
 def load_canvas_png(data: bytes | None, canvas_width: int, canvas_height: int) -> np.ndarray:
     """The canvas component's PNG bytes → a uint8 array, with its size and bytes capped before
     decoding (ValueError with a message otherwise)."""
     if not data:
         raise ValueError("The canvas sent no image.")
     max_side = MAX_CANVAS_SCALE * max(canvas_width, canvas_height)
-    max_bytes = 4 * max_side * max_side + 65_536  # a PNG is never much larger than its raw RGBA
-    img = _open_image(read_bounded(data, max_bytes, "canvas image"), max_side * max_side, formats=("PNG",),
+    raw = read_bounded(data, max_canvas_png_bytes(canvas_width, canvas_height), "canvas image")
+    img = _open_image(raw, max_side * max_side, formats=("PNG",),
                       fits=lambda w, h: canvas_size_problem(w, h, canvas_width, canvas_height))
     return _to_array(img)

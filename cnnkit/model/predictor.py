@@ -25,17 +25,25 @@ def load_predictor(path: str | os.PathLike, output: str = "softmax"):
         return Predictor.from_file(path, output)
 
 
-def reevaluate(record, key: str, data_dir: str | None = None) -> tuple[float, float, int]:
-    """Run the saved `key` model ("cnn" or "baseline") on the run's test set again and store its
-    predictions, as training does: (test accuracy, test loss, test images). What Inspect offers
-    when a predictions file is missing or damaged; numpy only for the built-in layer types."""
-    from cnnkit.data.prepare import prepare_data
+def evaluate(record, key: str, prepared) -> tuple:
+    """The saved `key` model ("cnn" or "baseline") on `prepared`'s test images:
+    (probabilities (N, classes), test accuracy, test loss). Numpy only for the built-in layers."""
     from cnnkit.model.outputs import test_metrics
-    from cnnkit.runs.store import write_predictions
 
-    prepared = prepare_data(record.spec, data_dir)
     output = record.spec.output if key == "cnn" else "softmax"  # a baseline always ends in softmax
     probs = load_predictor(record.model_path(key), output).probabilities(prepared.x_test)
     accuracy, loss = test_metrics(probs.astype("float64"), prepared.y_test.astype("int64"))
+    return probs, accuracy, loss
+
+
+def reevaluate(record, key: str, data_dir: str | None = None, prepared=None) -> tuple[float, float, int]:
+    """`evaluate` on the run's test set, and store the predictions as training does: (test
+    accuracy, test loss, test images). What Inspect offers when a predictions file is missing or
+    damaged."""
+    from cnnkit.data.prepare import prepare_data
+    from cnnkit.runs.store import write_predictions
+
+    prepared = prepared or prepare_data(record.spec, data_dir)
+    probs, accuracy, loss = evaluate(record, key, prepared)
     write_predictions(record.path, key, probs, prepared.y_test, prepared.test_indices)
     return accuracy, loss, len(prepared.y_test)
