@@ -145,5 +145,5 @@ def test_damaged_file_is_a_clear_error(tmp_path):
     for name, data in (("truncated", good[: len(good) // 2]), ("text", b"not a zip at all")):
         path = tmp_path / f"{name}.keras"
         path.write_bytes(data)
-        with pytest.raises(RunError, match="damaged or not a Keras model"):
+        with pytest.raises(RunError, match="cannot be used: (the .keras file is truncated or damaged|this is not a .keras model)"):
             load_predictor(path)

@@ -21,11 +21,10 @@ from PIL import Image
 from cnnkit.data.catalog import get_dataset_info
 from cnnkit.data.drawing import preprocess_drawing
 from cnnkit.errors import CnnkitError, SpecError
+from cnnkit.model.keras_file import check_keras_archive, check_model_config
 from cnnkit.model.uploads import (
     MAX_SPEC_BYTES,
     UploadError,
-    check_keras_archive,
-    check_model_config,
     load_image_upload,
     load_uploaded_model,
     output_kind,

@@ -18,12 +18,12 @@ import io
 import json
 import os
 import re
-import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from cnnkit.errors import RunError
+from cnnkit.errors import RunError, UploadError
+from cnnkit.model.keras_file import read_keras_file
 from cnnkit.model.outputs import as_batch, probabilities, softmax
 
 SUPPORTED = ("InputLayer", "Rescaling", "Normalization", "Conv2D", "MaxPooling2D", "AveragePooling2D",
@@ -191,13 +191,20 @@ class LiteModel:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> LiteModel:
+        """A model file from a runs folder, through the same checks as an upload: the folder
+        may be an unpacked zip someone shared."""
+        from cnnkit.limits import Limits
+
+        limits = Limits.from_env()
         try:
-            with zipfile.ZipFile(path) as archive:
-                config = json.loads(archive.read("config.json"))
-                weights_bytes = archive.read("model.weights.h5")
-            return cls.from_parts(config, weights_bytes)
-        except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-            if isinstance(exc, (UnsupportedModel, FileNotFoundError)):
+            checked = read_keras_file(path, max_params=limits.max_params,
+                                      max_activation_mb=limits.max_activation_mb)
+        except UploadError as exc:
+            raise RunError(f"{os.path.basename(path)} cannot be used: {exc}") from None
+        try:
+            return cls.from_parts(checked.config, checked.weights)
+        except (KeyError, ValueError, TypeError, IndexError) as exc:
+            if isinstance(exc, UnsupportedModel):
                 raise
             raise RunError(f"{os.path.basename(path)} is damaged or not a Keras model file ({exc})") from None
 
