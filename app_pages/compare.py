@@ -35,7 +35,7 @@ def run_actions(store, record) -> None:
                 ui.show_error(exc)
     with rerun:
         st.caption("Same spec, same seed: a new run")
-        if st.button("🔁 Re-run", key="compare_rerun", disabled=record.spec is None):
+        if st.button("🔁 Re-run", key="compare_rerun", disabled=not record.rebuildable):
             new = ui.start_job(record.spec, "Could not start the re-run", name=f"{record.name} (re-run)")
             if new is not None:
                 st.session_state["train_run"] = st.session_state["compare_started"] = new.run_id

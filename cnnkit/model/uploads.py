@@ -74,18 +74,23 @@ def load_uploaded_model(data: Any, dataset_info, *, max_bytes: int = MAX_MODEL_B
     max_params = Limits.from_env().max_params if max_params is None else max_params
     raw, _ = check_upload(data, dataset_info, max_bytes=max_bytes, max_params=max_params)
 
-    from cnnkit.model.models import load_model  # TensorFlow loads here
+    model = load_keras_bytes(raw)
+    check_model_fits(model, dataset_info, max_params)
+    return model
+
+
+def load_keras_bytes(raw: bytes):
+    """Checked bytes → the Keras model (TensorFlow loads here), uncompiled, with safe_mode on."""
+    from cnnkit.model.models import load_model
 
     with tempfile.TemporaryDirectory(prefix="cnnkit-upload-") as folder:
         path = os.path.join(folder, "upload.keras")  # Keras wants the suffix
         with open(path, "wb") as handle:
             handle.write(raw)
         try:
-            model = load_model(path)
+            return load_model(path)
         except Exception as exc:  # Keras raises many types for a bad file; the person needs one message
             raise UploadError(f"Keras could not load the model: {brief(exc)}") from None
-    check_model_fits(model, dataset_info, max_params)
-    return model
 
 
 def check_model_fits(model, dataset_info, max_params: int) -> None:

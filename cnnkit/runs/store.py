@@ -221,6 +221,21 @@ class RunRecord:
         return self.spec.dataset.name if self.spec else None
 
     @property
+    def kind(self) -> str:
+        """"trained" here, or "imported" (a model trained elsewhere, brought in by `cnnkit import`)."""
+        return "imported" if self.meta.get("kind") == "imported" else "trained"
+
+    @property
+    def imported(self) -> dict:
+        value = self.meta.get("imported")
+        return value if self.kind == "imported" and isinstance(value, dict) else {}
+
+    @property
+    def rebuildable(self) -> bool:
+        """Whether the spec rebuilds this model (always for trained runs; imported: if every layer maps)."""
+        return self.spec is not None and (self.kind == "trained" or self.imported.get("rebuildable") is True)
+
+    @property
     def is_active(self) -> bool:
         return self.status in ACTIVE
 

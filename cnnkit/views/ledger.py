@@ -35,6 +35,11 @@ def architecture_label(spec: ExperimentSpec | None) -> str:
     return f"{preset.name}, edited ({made_of})" if preset else f"custom ({made_of})"
 
 
+def imported_label(record: RunRecord) -> str:
+    """What an imported run's model is: rebuildable (its layers map to cnnkit's) or not."""
+    return "imported, rebuildable" if record.rebuildable else "imported (not rebuildable)"
+
+
 def planned_params(record: RunRecord) -> int | None:
     """Parameters of the CNN: what training reported, else what the spec implies."""
     params = record.model_result("cnn").get("params")
@@ -51,15 +56,16 @@ def planned_params(record: RunRecord) -> int | None:
 def ledger_row(record: RunRecord) -> dict:
     spec, cnn, baseline = record.spec, record.model_result("cnn"), record.model_result("baseline")
     source = record.meta.get("data_source") or {}
-    epochs = f"{record.epochs_completed}/{spec.training.epochs}" if spec else "?"
+    imported = record.kind == "imported"
+    epochs = "–" if imported else f"{record.epochs_completed}/{spec.training.epochs}" if spec else "?"
     return {
         "name": record.name,
         "status": record.status,
         "dataset": record.dataset or "?",
         "data": ("SAMPLE" if source.get("is_sample") else "full") if source else "–",
-        "architecture": architecture_label(spec),
+        "architecture": imported_label(record) if imported else architecture_label(spec),
         "params": planned_params(record),
-        "optimizer": f"{spec.training.optimizer} {spec.training.learning_rate:g}" if spec else "?",
+        "optimizer": "–" if imported else f"{spec.training.optimizer} {spec.training.learning_rate:g}" if spec else "?",
         "epochs": epochs,
         "test accuracy": cnn.get("test_accuracy"),
         "baseline accuracy": baseline.get("test_accuracy"),

@@ -1,4 +1,5 @@
-"""`python -m cnnkit …`: presets, summary, share, train, predict, runs, evaluate, download, reproduce, bench.
+"""`python -m cnnkit …`: presets, summary, share, train, predict, runs, evaluate, download, reproduce, bench,
+import, export.
 
 Bad input exits with status 2 and one line on stderr; no command prints a traceback unless
 CNNKIT_DEBUG=1. TensorFlow is imported only by the commands that train or run a model.
@@ -390,6 +391,10 @@ def build_parser() -> OneLineParser:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--output", help="also write the markdown report to this file")
     p.set_defaults(func=cmd_bench)
+
+    from cnnkit.cli.models import add_commands
+
+    add_commands(sub)
     return parser
 
 
