@@ -7,7 +7,7 @@ import streamlit as st
 
 import ui
 from cnnkit.errors import CnnkitError
-from cnnkit.views import charts, ledger, text
+from cnnkit.views import charts, exports, ledger, text
 
 # --- Helpers: the actions on one run ---------------------------------------------------------
 
@@ -41,8 +41,9 @@ def run_actions(store, record) -> None:
                 st.session_state["train_run"] = st.session_state["compare_started"] = new.run_id
                 ui.rerun_with(f"Started {text.plain(new.name)}.", "compare_flash")
     with download:
-        st.caption("model.keras, baseline, spec, results")
-        st.download_button("⬇️ Download (zip)", functools.partial(ledger.run_zip_bytes, record.path),
+        st.caption("model.keras, baseline, spec, results, train.py")
+        st.download_button("⬇️ Download (zip)", functools.partial(ledger.run_zip_bytes, record.path,
+                                                                 exports.script_text(record)),
                            file_name=f"{record.run_id}.zip", mime="application/zip", key="compare_download",
                            on_click="ignore", disabled=not ledger.has_files(record.path))
 

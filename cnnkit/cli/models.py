@@ -40,6 +40,17 @@ def cmd_import(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from cnnkit.runs.store import RunStore
+    from cnnkit.views.exports import write_export
+
+    store = RunStore(args.runs_dir) if args.runs_dir else RunStore()
+    out = write_export(store.get(args.run), args.format, args.out, args.model)
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) if out.is_dir() else out.stat().st_size
+    print(f"wrote {out} ({size:,} bytes)")
+    return 0
+
+
 def add_commands(sub) -> None:
     p = sub.add_parser("import", help="bring a .keras model trained elsewhere in as an 'imported' run",
                        description="Check a .keras file (it is treated as hostile), evaluate it on the "
@@ -53,3 +64,14 @@ def add_commands(sub) -> None:
     p.add_argument("--data-dir", dest="data_dir", help="IDX files of the dataset (default: CNNKIT_DATA_DIR)")
     p.add_argument("--json", action="store_true", help="print only the JSON line")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("export", help="write a run's model as keras, python, savedmodel or onnx",
+                       description="keras: the float32 .keras file; python: a standalone Keras script "
+                                   "that rebuilds and trains the architecture; savedmodel: a TensorFlow "
+                                   "SavedModel folder; onnx: an ONNX file (via tf2onnx).")
+    p.add_argument("--run", required=True, help="the run id (see `cnnkit runs`)")
+    p.add_argument("--format", required=True, choices=("keras", "python", "savedmodel", "onnx"))
+    p.add_argument("--out", required=True, help="the file (a folder for savedmodel) to write")
+    p.add_argument("--model", choices=("cnn", "baseline"), default="cnn", help="which of the run's models")
+    p.add_argument("--runs-dir", dest="runs_dir", help="the runs folder (default: CNNKIT_RUNS_DIR)")
+    p.set_defaults(func=cmd_export)

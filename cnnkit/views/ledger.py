@@ -96,8 +96,9 @@ def best_metric(history: list[dict], model: str, preferred: str, fallback: str) 
     return preferred if epoch_curve(history, model, preferred)[0] else fallback
 
 
-def run_zip_bytes(run_dir: str | Path) -> bytes:
-    """The run's models and JSON files as one zip, in memory, under a folder named like the run."""
+def run_zip_bytes(run_dir: str | Path, script: str | None = None) -> bytes:
+    """The run's models and JSON files as one zip, in memory, under a folder named like the run;
+    with `script`, also the standalone training script (train.py) that rebuilds the model."""
     run_dir = Path(run_dir)
     present = [name for name in ZIP_FILES if (run_dir / name).is_file()]
     if not present:
@@ -108,6 +109,8 @@ def run_zip_bytes(run_dir: str | Path) -> bytes:
         for name in present:
             method = zipfile.ZIP_STORED if name.endswith(".keras") else zipfile.ZIP_DEFLATED
             archive.write(run_dir / name, f"{run_dir.name}/{name}", compress_type=method)
+        if script is not None:
+            archive.writestr(f"{run_dir.name}/train.py", script, compress_type=zipfile.ZIP_DEFLATED)
     return buffer.getvalue()
 
 
