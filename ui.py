@@ -11,6 +11,7 @@ the functions that need a model.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from pathlib import Path
 
@@ -398,8 +399,9 @@ def show_data_source(record: RunRecord) -> None:
     """Where a run's data came from; a bundled sample is flagged, never passed off as the real set."""
     source = record.meta.get("data_source") or {}
     summary = text.source_summary(source.get("description", ""))  # the note is long
+    verb = "Evaluated" if record.kind == "imported" else "Trained"
     if source.get("is_sample"):
-        st.warning(f"Trained on a **SAMPLE**: {summary}", icon="🧪")
+        st.warning(f"{verb} on a **SAMPLE**: {summary}", icon="🧪")
     elif source:
         st.caption(f"Data: {summary}")
 
@@ -536,3 +538,31 @@ def spec_fields(fields, spec, columns: int = 2) -> dict:
     from cnnkit.views.editing import spec_value
 
     return field_grid(fields, {field.name: spec_value(spec, field.name) for field in fields}, columns)
+
+
+# ---------------------------------------------------------------------------
+# Models page and Inspect: taking a run's model away
+
+
+def export_buttons(record: RunRecord, key: str) -> None:
+    """A download for each export format. keras and python are ready at once; savedmodel and
+    onnx take a `cnnkit export` process (~5 s), so they are prepared on a click, with a spinner."""
+    from cnnkit.views import exports
+
+    ready = st.session_state.setdefault("_exports", {})  # (run id, format) → bytes
+    for column, fmt in zip(st.columns(len(exports.FORMATS)), exports.FORMATS.values(), strict=True):
+        problem = exports.export_problem(record, fmt.name)
+        data = ready.get((record.run_id, fmt.name))
+        if fmt.name in ("keras", "python") or data is not None or problem:
+            column.download_button(
+                f"⬇️ {fmt.label}", data if data is not None else functools.partial(exports.export_bytes, record, fmt.name),
+                file_name=exports.export_filename(record, fmt.name), mime=fmt.mime, on_click="ignore",
+                disabled=problem is not None, help=problem or fmt.help, key=f"{key}_{fmt.name}")
+        elif column.button(f"⚙️ Prepare {fmt.label}", key=f"{key}_{fmt.name}_make", help=fmt.help):
+            with column, st.spinner(f"Exporting as {fmt.label} (a separate process)…"):
+                try:
+                    ready[(record.run_id, fmt.name)] = exports.export_bytes(record, fmt.name)
+                except CnnkitError as exc:
+                    show_error(exc, f"The {fmt.label} export failed")
+                    continue
+            st.rerun()

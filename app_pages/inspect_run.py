@@ -114,6 +114,8 @@ model = c2.radio("Model", analysis.inspectable_models(record), horizontal=True, 
 names = list(get_dataset_info(record.dataset).class_names)
 ui.show_data_source(record)
 preds = ui.test_predictions(record, model)
+with st.expander("⬇️ Take this model away (Keras, Python script, SavedModel, ONNX)"):
+    ui.export_buttons(record, "inspect_export")
 tab_results, tab_maps, tab_filters = st.tabs(["📊 Test results", "🧠 Feature maps", "🔍 Filters"],
                                              key="inspect_tab", on_change="rerun")
 
@@ -128,7 +130,7 @@ if tab_maps.open:
         feature_maps_tab(record, preds, names)
 if tab_filters.open:
     with tab_filters:
-        convs = analysis.conv_layer_names(record.spec)
+        convs = analysis.conv_layer_names(record)
         if not convs:
             st.info("This network has no convolution layers, so it has no filters to show.")
             st.stop()

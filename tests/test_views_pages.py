@@ -235,8 +235,12 @@ def test_inspectable_runs_models_and_conv_layers(tmp_path):
     record = run("a", path=tmp_path, has_model=lambda: False)
     assert analysis.inspectable_models(record) == ["baseline"]
     spec = ExperimentSpec((Conv2D(8, 3), MaxPool2D(2), Conv2D(8, 3), Flatten()))
-    assert analysis.conv_layer_names(spec) == ["conv2d_1", "conv2d_3"]
-    assert analysis.conv_layer_names(ExperimentSpec((Flatten(), Dense(8)))) == []
+    assert analysis.conv_layer_names(SimpleNamespace(kind="trained", spec=spec)) == ["conv2d_1", "conv2d_3"]
+    dense = SimpleNamespace(kind="trained", spec=ExperimentSpec((Flatten(), Dense(8))))
+    assert analysis.conv_layer_names(dense) == []
+    imported = SimpleNamespace(kind="imported", spec=ExperimentSpec(()), imported={"layers": [
+        {"name": "c1", "keras": "Conv2D"}, {"name": "add", "keras": "Add"}, {"name": "c2", "keras": "Conv2D"}]})
+    assert analysis.conv_layer_names(imported) == ["c1", "c2"]  # from the model file, not the spec
 
 
 def test_filters_figure():

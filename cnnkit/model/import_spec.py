@@ -27,6 +27,7 @@ from cnnkit.specs import (
     GlobalAvgPool,
     Layer,
     MaxPool2D,
+    text_problem,
 )
 
 NOT_REBUILDABLE = "imported (not rebuildable)"
@@ -75,6 +76,13 @@ class ImportedArchitecture:
     def __repr__(self) -> str:
         kind = "rebuildable" if self.rebuildable else f"not rebuildable: {self.why_not}"
         return f"ImportedArchitecture({len(self.layers)} layers, {kind})"
+
+
+def default_run_name(filename: str | None) -> str:
+    """"imported <file name>", or "imported model" when the name is not plain text."""
+    base = (filename or "").replace("\\", "/").rsplit("/", 1)[-1] or "model"
+    name = f"imported {base}"[:100]
+    return name if text_problem(name) is None else "imported model"
 
 
 def _square(value, name: str) -> int | None:

@@ -9,7 +9,6 @@ evaluated once and stored as for trained runs (the confusion matrix needs no Ten
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from typing import Any
@@ -21,7 +20,7 @@ from cnnkit.data.prepare import prepare_data
 from cnnkit.errors import RunError, UploadError
 from cnnkit.limits import Limits
 from cnnkit.model.callbacks import save_model_atomic
-from cnnkit.model.import_spec import INPUT_SCALES, read_architecture
+from cnnkit.model.import_spec import INPUT_SCALES, default_run_name, read_architecture
 from cnnkit.model.models import PREPROCESS_LAYER
 from cnnkit.model.predictor import evaluate
 from cnnkit.model.tf_import import keras  # TensorFlow, imported quietly
@@ -56,14 +55,6 @@ def wrap_for_raw_pixels(model: keras.Model, input_scale: str) -> keras.Model:
     return keras.Model(inputs, x, name=_unique("imported", taken))
 
 
-def _run_name(name: str | None, filename: str | None) -> str:
-    if name:
-        return name
-    base = os.path.basename(filename or "") or "model"
-    default = f"imported {base}"[:100]
-    return default if text_problem(default) is None else "imported model"
-
-
 def import_model(data: Any, dataset: str, *, input_scale: str = "unit", name: str | None = None,
                  filename: str | None = None, store: RunStore | None = None,
                  data_dir: str | None = None) -> RunRecord:
@@ -83,9 +74,9 @@ def import_model(data: Any, dataset: str, *, input_scale: str = "unit", name: st
     wrapped = wrap_for_raw_pixels(model, input_scale)
     spec = ExperimentSpec(layers=architecture.spec_layers, output=architecture.output,
                           dataset=DatasetSpec(name=dataset, normalization=architecture.normalization),
-                          name=_run_name(name, filename))
+                          name=name or default_run_name(filename))
     record = store.create(spec, name=spec.name, kind="imported", status="running", **this_process(), imported={
-        "file": _run_name(None, filename).removeprefix("imported "), "input": input_scale,
+        "file": default_run_name(filename).removeprefix("imported "), "input": input_scale,
         "rebuildable": architecture.rebuildable, "why_not_rebuildable": architecture.why_not,
         "layers": [row.to_dict() for row in architecture.layers]})
     try:

@@ -100,9 +100,12 @@ def inspectable_models(record) -> list[str]:
             or (key == "cnn" and record.has_model())]
 
 
-def conv_layer_names(spec) -> list[str]:
-    """The names of a spec's convolution layers ("conv2d_1", …): the ones with filters to show."""
-    return [row.name for row in summarize_spec(spec).layers if row.type == "conv2d"]
+def conv_layer_names(record) -> list[str]:
+    """The names of a run's convolution layers ("conv2d_1", …): the ones with filters to show.
+    An imported run's come from its model file (its spec may not describe its layers)."""
+    if record.kind == "imported":
+        return [row["name"] for row in record.imported.get("layers", []) if row.get("keras") == "Conv2D"]
+    return [row.name for row in summarize_spec(record.spec).layers if row.type == "conv2d"]
 
 
 def worst_cell(counts: np.ndarray) -> tuple[int, int]:

@@ -18,7 +18,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnnkit.errors import CnnkitError, RunError
+from cnnkit.errors import CnnkitError, RunError, UploadError
 from cnnkit.runs.store import MODEL_FILES, RunRecord
 from cnnkit.views.script import python_script
 
@@ -113,16 +113,22 @@ def export_bytes(record: RunRecord, fmt: str, key: str = "cnn") -> bytes:
         return (script_text(record) or "").encode("utf-8")
     with tempfile.TemporaryDirectory(prefix="cnnkit-export-") as folder:
         out = Path(folder) / ("savedmodel" if fmt == "savedmodel" else "model.onnx")
-        command = [sys.executable, "-m", "cnnkit", "export", "--run", record.run_id, "--runs-dir",
-                   str(record.path.parent), "--format", fmt, "--model", key, "--out", str(out)]
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=EXPORT_SECONDS)
-        except subprocess.TimeoutExpired:
-            raise RunError(f"the {fmt} export took more than {EXPORT_SECONDS} s and was stopped") from None
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-            raise RunError(f"the {fmt} export failed: {last[:300]}")
+        run_cnnkit(["export", f"--run={record.run_id}", f"--runs-dir={record.path.parent}", f"--format={fmt}",
+                    f"--model={key}", f"--out={out}"], EXPORT_SECONDS, f"{fmt} export", error=RunError)
         return _zip_folder(out) if fmt == "savedmodel" else out.read_bytes()
+
+
+def run_cnnkit(args: list[str], timeout: float, what: str, error: type[Exception] = UploadError):
+    """`python -m cnnkit ARGS` in a subprocess; its refusal (the one stderr line) as `error`."""
+    try:
+        done = subprocess.run([sys.executable, "-m", "cnnkit", *args], capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise error(f"the {what} took more than {timeout:g} s and was stopped") from None
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise error(last.removeprefix("error: ")[:400])
+    return done
 
 
 def _zip_folder(folder: Path) -> bytes:
