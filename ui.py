@@ -15,6 +15,7 @@ import functools
 import time
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 from cnnkit import settings
@@ -566,3 +567,38 @@ def export_buttons(record: RunRecord, key: str) -> None:
                     show_error(exc, f"The {fmt.label} export failed")
                     continue
             st.rerun()
+
+
+# ---------------------------------------------------------------------------
+# Draw: a photo or scan instead of the canvas
+
+
+def picture_reader(predictors: dict, names: list) -> None:
+    """An uploaded picture of one digit, through the canvas's preprocessing, shown step by step,
+    then what the model reads. The upload's size and pixel count are capped before decoding."""
+    from cnnkit.model.uploads import load_image_upload
+    from cnnkit.views import charts, demo
+
+    upload = st.file_uploader("A photo or scan of one handwritten digit (PNG, JPEG, BMP, GIF)",
+                              type=["png", "jpg", "jpeg", "bmp", "gif"], key="draw_upload")
+    if upload is None:
+        st.caption("Dark ink on light paper, or light on dark: the paper's level is taken from the border.")
+        return
+    try:
+        result, steps = demo.read_picture(load_image_upload(upload), predictors)
+    except (CnnkitError, ValueError) as exc:
+        st.error(f"{text.plain(upload.name)} could not be read: {text.plain(str(exc))}")
+        return
+    for column, (caption, image) in zip(st.columns(len(steps)), steps, strict=True):
+        scale = max(1, 140 // max(image.shape[:2]))  # small stages enlarged, crisp
+        column.image(charts.enlarge(np.round(image * 255).astype(np.uint8), scale), caption=caption,
+                     width="stretch", output_format="PNG")
+    if not result.ok:
+        st.info(demo.PICTURE_MESSAGES[result.drawing.status], icon="📷")
+        return
+    best, confidence = result.top("cnn")
+    readings = [f"CNN: **{names[best]}** ({confidence:.1%})"]
+    if "baseline" in result.probs:
+        other, other_confidence = result.top("baseline")
+        readings.append(f"dense baseline: **{names[other]}** ({other_confidence:.1%})")
+    st.markdown("The picture reads as — " + " · ".join(readings))

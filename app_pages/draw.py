@@ -121,6 +121,9 @@ with top_right:
 predictors = {"cnn": ui.load_predictor(record, "cnn")}
 if record.has_baseline and record.has_model("baseline"):
     predictors["baseline"] = ui.load_predictor(record, "baseline")
-drawing(predictors, record.run_id, list(get_dataset_info(record.dataset).class_names))
+names = list(get_dataset_info(record.dataset).class_names)
+drawing(predictors, record.run_id, names)
+with st.expander("📷 Or read a photo or scan of a digit"):
+    ui.picture_reader(predictors, names)
 st.caption("Draw one digit, large and centred, like MNIST's handwriting. The model sees the 28×28 "
            "version in the middle: cropped, scaled to 20 px and centred by its mass, as MNIST was made.")

@@ -273,6 +273,52 @@ def test_a_drawn_one_is_read_as_one_by_the_trained_cnn(prepared_env):
 # ---------------------------------------------------------------- trouble shows as a message
 
 
+def _png_bytes(array: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_a_photo_of_a_test_digit_is_read_step_by_step_as_the_model_reads_it(prepared_env):
+    from cnnkit.data.drawing import preprocess_drawing, shrink_picture
+    from cnnkit.model.predictor import load_predictor
+
+    digit = load_raw("mnist").x_test[0].reshape(28, 28)
+    photo = 220 - np.kron(digit, np.ones((16, 16), np.uint8)) * 0.8  # dark ink on light paper, 448 px
+    photo = np.pad(photo, 60, constant_values=220).astype(np.uint8)
+    at = app(DRAW, timeout=60).run()
+    at.file_uploader(key="draw_upload").set_value(("digit.png", _png_bytes(photo), "image/png")).run()
+    assert not at.exception and not at.error
+    captions = [caption for image in at.get("image") for caption in image.captions]
+    assert [c[:2] for c in captions if c[:1].isdigit()] == ["1.", "2.", "3.", "4.", "5."], captions
+    # The oracle: the run's own predictor on the same preprocessing, computed here.
+    expected = preprocess_drawing(shrink_picture(photo)).as_uint8().astype(np.float32)
+    best = int(load_predictor(prepared_env.model_path("cnn")).probabilities(expected)[0].argmax())
+    readings = [t for t in texts(at) if t.startswith("The picture reads as")]
+    assert readings and f"CNN: **{best}**" in readings[0], readings
+
+
+def test_a_picture_that_is_not_an_image_or_too_large_is_one_message(prepared_env):
+    at = app(DRAW, timeout=60).run()
+    at.file_uploader(key="draw_upload").set_value(("notes.png", b"not an image at all", "image/png")).run()
+    assert not at.exception
+    assert any(unmark(e.value).startswith("notes.png could not be read: ") for e in at.error)
+    import struct
+    import zlib
+
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", 60_000, 60_000, 8, 6, 0, 0, 0)  # 60,000² RGBA declared
+    def chunk(body: bytes) -> bytes:
+        return struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))
+
+    bomb = b"\x89PNG\r\n\x1a\n" + chunk(ihdr) + chunk(b"IDAT" + zlib.compress(b"\x00" * 64)) + chunk(b"IEND")
+    at.file_uploader(key="draw_upload").set_value(("bomb.png", bomb, "image/png")).run()
+    assert any("too many pixels" in unmark(e.value) for e in at.error), [e.value for e in at.error]
+
+
 def test_damaged_model_file_is_a_message_not_a_traceback(prepared, tmp_path, monkeypatch):
     import shutil
 

@@ -357,3 +357,53 @@ def test_a_canvas_message_that_is_not_a_png_is_refused():
         load_canvas_png(b"\x89PNG" + b"\x00" * 6_000_000, 280, 280)  # past 4×4 RGBA canvases
     with pytest.raises(ValueError, match="sent no image"):
         load_canvas_png(None, 280, 280)
+
+
+# ---------------------------------------------------------------- a photo instead of the canvas
+
+
+def _photo_of(digit: np.ndarray, scale: int = 20, paper: int = 215, seed: int = 0) -> np.ndarray:
+    """An MNIST digit as a phone photo would show it: dark ink on grey paper, big, noisy, in RGB."""
+    from PIL import Image as PILImage
+
+    big = np.asarray(PILImage.fromarray(digit).resize((28 * scale, 28 * scale), PILImage.Resampling.BICUBIC))
+    rng = np.random.default_rng(seed)
+    page = np.full((28 * scale + 200, 28 * scale + 300), paper, np.float64)
+    page[100:100 + 28 * scale, 150:150 + 28 * scale] -= big.astype(np.float64) * (paper - 30) / 255.0
+    page += rng.normal(0, 6, page.shape)
+    return np.repeat(np.clip(page, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def test_a_photo_of_an_mnist_digit_comes_back_as_that_digit():
+    # The oracle: MNIST digits are already cropped, scaled to 20 px and centred by mass, so the
+    # pipeline run on a big, inverted, noisy photo of one must give back (nearly) the digit.
+    from cnnkit.data.drawing import preprocess_steps, shrink_picture
+    from cnnkit.data.sources import load_raw
+
+    raw = load_raw("mnist")
+    for index in range(10):
+        digit = raw.x_test[index].reshape(28, 28)
+        photo = _photo_of(digit, seed=index)
+        assert photo.shape[0] > 560  # the photo is shrunk before it is read
+        small = shrink_picture(photo)
+        assert max(small.shape[:2]) == 560 and small.dtype == np.uint8
+        result, steps = preprocess_steps(small)
+        assert result.ok
+        assert [caption[:2] for caption, _ in steps] == ["1.", "2.", "3.", "4.", "5."]
+        np.testing.assert_array_equal(steps[-1][1], result.image)  # the last stage is what the model gets
+        assert max(steps[3][1].shape) == 20
+        correlation = np.corrcoef(result.image.ravel(), digit.ravel() / 255.0)[0, 1]
+        assert correlation > 0.85, (index, correlation)
+
+
+def test_blank_paper_is_no_digit_and_a_small_photo_is_not_shrunk():
+    from cnnkit.data.drawing import preprocess_steps, shrink_picture
+    from cnnkit.views import demo
+
+    noise = np.random.default_rng(0).normal(0, 2, (300, 400, 1))
+    blank = np.repeat(np.clip(200 + noise, 0, 255).astype(np.uint8), 3, axis=2)  # plain grey paper
+    result, steps = preprocess_steps(blank)
+    assert result.status == "filled" and len(steps) == 4  # the canvas's rule: uniform bright = painted over
+    read, _ = demo.read_picture(blank, {})
+    assert read.drawing.status == "empty"  # a picture's rule: uniform paper holds no digit
+    assert shrink_picture(blank).shape == blank.shape  # small enough already: filtered, not resized

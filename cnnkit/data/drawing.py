@@ -22,11 +22,11 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from cnnkit.files import read_bounded
 
-__all__ = ["DrawingResult", "preprocess_drawing", "load_image"]
+__all__ = ["DrawingResult", "preprocess_drawing", "preprocess_steps", "shrink_picture", "load_image"]
 
 # A pixel counts as ink above this level (in [0, 1]); low enough to keep
 # anti-aliased stroke edges, high enough to ignore JPEG noise after background removal.
@@ -258,6 +258,38 @@ def _normalise(ink: np.ndarray, bbox: tuple[int, int, int, int], size: int, box:
         # Every MNIST digit peaks at ~255; a faint or thin stroke gets the same contrast.
         field = field / peak
     return np.clip(field, 0.0, 1.0).astype(np.float32)
+
+
+def preprocess_steps(image, *, size: int = 28, box: int = 20) -> tuple[DrawingResult, list[tuple[str, np.ndarray]]]:
+    """`preprocess_drawing`, and its stages as (caption, float image in [0, 1]) to show one by
+    one: the picture in grey, its ink, the crop, the 20 px digit, the centred 28×28 field."""
+    result = preprocess_drawing(image, size=size, box=box)
+    lum, alpha = _split_channels(_as_float_image(image))
+    ink = _ink(lum, alpha)
+    steps = [("1. your picture, in grey", lum if alpha is None else lum * alpha),
+             ("2. the ink, bright on dark (paper removed)", ink)]
+    if result.bbox is not None:
+        top, left, bottom, right = result.bbox
+        small = _fit_box(ink[top:bottom, left:right], box)
+        steps += [("3. cropped to the ink", ink[top:bottom, left:right]),
+                  (f"4. scaled so its longer side is {box} px", small)]
+    if result.ok:
+        steps.append((f"5. centred by its mass in {size}×{size}: what the model sees", result.image))
+    return result, steps
+
+
+def shrink_picture(image: np.ndarray, max_side: int = 560) -> np.ndarray:
+    """A photo made ready for the canvas's steps: area-averaged down to `max_side` px on its
+    longer side (a 25-megapixel upload would take ~600 MB as float64), then a 3×3 median filter:
+    a photo's sensor noise leaves specks above the ink level all over the paper, and one speck
+    in a corner stretched the crop to the whole picture (the digit then came out a third of its size)."""
+    height, width = image.shape[:2]
+    picture = Image.fromarray(image)
+    if max(height, width) > max_side:
+        scale = max_side / max(height, width)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        picture = picture.resize(size, Image.Resampling.BOX)
+    return np.asarray(picture.filter(ImageFilter.MedianFilter(3)), dtype=np.uint8)
 
 
 def preprocess_drawing(image, *, size: int = 28, box: int = 20) -> DrawingResult:

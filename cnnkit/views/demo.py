@@ -14,7 +14,13 @@ import numpy as np
 
 from cnnkit import settings
 from cnnkit.data.catalog import DRAWABLE
-from cnnkit.data.drawing import DrawingResult, preprocess_drawing
+from cnnkit.data.drawing import (
+    MIN_CONTRAST,
+    DrawingResult,
+    preprocess_drawing,
+    preprocess_steps,
+    shrink_picture,
+)
 from cnnkit.specs import (
     Conv2D,
     DatasetSpec,
@@ -89,6 +95,24 @@ def read_drawing(image_data: np.ndarray | None, predictors: dict) -> DrawingPred
     pixels = drawing.as_uint8().astype(np.float32)   # the models take raw 0–255 pixels
     probs = {key: np.asarray(p.probabilities(pixels))[0] for key, p in predictors.items()}
     return DrawingPrediction(drawing, probs)
+
+
+PICTURE_MESSAGES = {
+    "empty": "No digit found: use a picture of one digit, dark on light paper (or light on dark).",
+    "too_small": "The digit is too small in the picture: crop it so the digit fills most of it.",
+    "filled": "Ink covers almost the whole picture: crop it to one digit on plain paper.",
+}
+
+
+def read_picture(image: np.ndarray, predictors: dict) -> tuple[DrawingPrediction, list[tuple[str, np.ndarray]]]:
+    """An uploaded photo or scan (uint8, any size) → the canvas's preprocessing, with its stages
+    to show, and the predictions of the 28×28 result."""
+    picture = shrink_picture(image)
+    drawing, steps = preprocess_steps(picture)
+    if float(np.ptp(steps[0][1])) < MIN_CONTRAST:
+        # Uniform paper: on the canvas uniform white means "painted over", in a photo "no digit".
+        return DrawingPrediction(DrawingResult("empty", PICTURE_MESSAGES["empty"], None, 0.0, None)), steps[:1]
+    return read_drawing(picture, predictors), steps
 
 
 def drawable_runs(records: list) -> dict:
