@@ -179,3 +179,19 @@ def test_an_imported_run_is_listed_like_a_trained_one(keras, tmp_path):
     assert row["architecture"].startswith("imported") and row["params"] == model.count_params()
     assert row["name"] == "imported m.keras" and row["dataset"] == "mnist"
     assert get_dataset_info(row["dataset"]).num_classes == 10
+
+
+def test_a_cnnkit_model_brought_back_is_rebuildable_with_its_normalization(tmp_path):
+    from cnnkit.model.importing import import_model
+    from cnnkit.model.models import build_model
+    from cnnkit.presets import get_preset
+
+    preset = get_preset("chollet-cnn")
+    assert preset.experiment().dataset.normalization == "standardize"
+    model = build_model(preset.layers, (28, 28, 1), 10, normalization="standardize",
+                        mean=np.full((28, 28, 1), 33.0), std=np.full((28, 28, 1), 78.0))
+    model.save(tmp_path / "chollet.keras")  # a run's model.keras takes raw pixels
+    record = import_model(tmp_path / "chollet.keras", "mnist", input_scale="raw", store=RunStore(tmp_path / "r"))
+    assert record.rebuildable, record.imported["why_not_rebuildable"]
+    assert record.spec.layers == preset.layers and record.spec.dataset.normalization == "standardize"
+    assert summarize_spec(record.spec).total_params == model.count_params()

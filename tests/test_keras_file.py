@@ -71,6 +71,11 @@ def _zoo(keras):
     yield keras.Sequential([keras.Input((32, 32, 3)), L.Conv2D(4, 3, dilation_rate=2, groups=1),
                             L.Conv2D(8, 1, groups=4), L.MaxPooling2D(2, strides=1, padding="same"),
                             L.GlobalAveragePooling2D(), L.Dense(10, activation="softmax")])
+    adapted = L.Normalization(axis=-1)
+    adapted.adapt(np.random.default_rng(0).random((8, 28, 28, 1)))
+    yield keras.Sequential([keras.Input((28, 28, 1)), adapted, L.Flatten(), L.Dense(10)])
+    given = L.Normalization(axis=(1, 2, 3), mean=np.zeros((28, 28, 1)), variance=np.ones((28, 28, 1)))
+    yield keras.Sequential([keras.Input((28, 28, 1)), given, L.Flatten(), L.Dense(10)])
     inputs = keras.Input((28, 28, 1))
     a = L.Conv2D(4, 3, padding="same")(inputs)
     b = L.Conv2D(4, 1)(inputs)
@@ -87,7 +92,9 @@ def _keras_shapes(model) -> dict[str, tuple]:
 def test_the_budget_equals_keras_for_every_preset_and_every_accepted_layer(keras):
     from cnnkit.model.models import build_model
 
-    models = [build_model(p.layers, get_dataset_info(p.dataset.name).input_shape, 10) for p in PRESETS.values()]
+    models = [build_model(p.layers, get_dataset_info(p.dataset.name).input_shape, 10, normalization="standardize",
+                          mean=np.zeros(get_dataset_info(p.dataset.name).input_shape),
+                          std=np.ones(get_dataset_info(p.dataset.name).input_shape)) for p in PRESETS.values()]
     for model in models + list(_zoo(keras)):
         budget = config_budget(_config(_save(model)), max_params=10**9, max_activation_floats=10**9)
         assert budget.total_params == model.count_params(), model.name

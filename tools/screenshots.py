@@ -4,7 +4,7 @@
     python tools/screenshots.py --runs-dir runs      # your own runs
     python tools/screenshots.py --pages home build   # only some pages
 
-Writes docs/screenshots/<page>.png at 1440×900 (a laptop screen). The server and the browser
+Writes docs/screenshots/<page>.png at 1440×900 (a laptop screen), or <page>-phone.png at 390×844. The server and the browser
 are started by cnnkit.lab.browser, the same harness as the browser test and the benchmarks.
 """
 
@@ -35,7 +35,10 @@ PAGES = {
     "compare": ("Compare", "text=Accuracy against cost", None),
     # a teacher's link opened: the experiment loaded, and its own link to copy
     "share": (f"Build?exp={LESSON_LINK}", "text=Opened the linked experiment", "text=Share this experiment"),
+    # an imported model: its accuracy, its layers as cnnkit reads them, and the export buttons
+    "models": ("Models", "text=Take a model away", None),
 }
+PHONE = {"width": 390, "height": 844}
 
 
 def train_demo_runs(runs_dir: Path) -> None:
@@ -46,9 +49,15 @@ def train_demo_runs(runs_dir: Path) -> None:
                         "--epochs", "3", "--validation-split", "0.1", "--baseline", "dense-128",
                         "--runs-dir", str(runs_dir)], cwd=ROOT, check=True, env={**os.environ, "CNNKIT_OFFLINE": "1"},
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # A model "from elsewhere" for the Models page: the first run's own file, which takes raw pixels.
+    first = sorted(p for p in runs_dir.iterdir() if (p / "model.keras").is_file())[0]
+    subprocess.run([sys.executable, "-m", "cnnkit", "import", str(first / "model.keras"), "--dataset", "mnist",
+                    "--input", "raw", "--name", "a notebook's CNN", "--runs-dir", str(runs_dir)], cwd=ROOT,
+                   check=True, env={**os.environ, "CNNKIT_OFFLINE": "1"}, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
 
 
-def shoot(names: list[str], runs_dir: Path, full_page: bool = False) -> list[Path]:
+def shoot(names: list[str], runs_dir: Path, full_page: bool = False, phone: bool = False) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
     OUT.mkdir(parents=True, exist_ok=True)
@@ -56,7 +65,7 @@ def shoot(names: list[str], runs_dir: Path, full_page: bool = False) -> list[Pat
     # The data folder this process was given (the pages show real data when there is some).
     with StreamlitServer(runs_dir, data_dir=settings.get().data_dir) as server, sync_playwright() as p:
         browser = launch_browser(p)
-        page = browser.new_page(viewport=TALL if full_page else VIEWPORT)
+        page = browser.new_page(viewport=PHONE if phone else TALL if full_page else VIEWPORT)
         for name in names:
             path, ready, click = PAGES[name]
             page.goto(f"{server.url}/{path}")
@@ -65,7 +74,7 @@ def shoot(names: list[str], runs_dir: Path, full_page: bool = False) -> list[Pat
             if click:
                 page.locator(click).first.click()
                 wait_idle(page)
-            target = OUT / f"{name}{'-full' if full_page else ''}.png"
+            target = OUT / f"{name}{'-full' if full_page else ''}{'-phone' if phone else ''}.png"
             page.screenshot(path=str(target))
             written.append(target)
         browser.close()
@@ -77,12 +86,13 @@ def main() -> int:
     parser.add_argument("--runs-dir", help="runs folder to show (default: a fresh one with two small runs)")
     parser.add_argument("--pages", nargs="*", choices=list(PAGES), default=list(PAGES))
     parser.add_argument("--full-page", action="store_true", help="a 2600 px tall window (to review the whole page), saved as <page>-full.png")
+    parser.add_argument("--phone", action="store_true", help="a 390×844 phone screen, saved as <page>-phone.png")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cnnkit-shots-") as tmp:
         runs_dir = Path(args.runs_dir) if args.runs_dir else Path(tmp) / "runs"
         if not args.runs_dir:
             train_demo_runs(runs_dir)
-        for path in shoot(args.pages, runs_dir, args.full_page):
+        for path in shoot(args.pages, runs_dir, args.full_page, args.phone):
             print(path.relative_to(ROOT))
     return 0
 

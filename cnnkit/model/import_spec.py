@@ -43,7 +43,7 @@ class ImportedLayer:
     output_shape: tuple[int, ...]
     params: int
     cnnkit: Layer | None
-    role: str = "layer"          # input / scaling / layer / output
+    role: str = "layer"          # input / scaling / standardize / layer / output
 
     def __repr__(self) -> str:
         return f"ImportedLayer({self.name}: {self.keras_class} → {self.described})"
@@ -54,6 +54,8 @@ class ImportedLayer:
             return "input"
         if self.role == "scaling":
             return "pixel scaling (x / 255)"
+        if self.role == "standardize":
+            return "per-pixel standardization (the training split's mean and std)"
         if self.role == "output":
             return "output (Dense over the classes)"
         return self.cnnkit.describe() if self.cnnkit is not None else NOT_REBUILDABLE
@@ -134,13 +136,17 @@ def _is_unit_scaling(kind: str, config: dict) -> bool:
             and offset in (0, 0.0))
 
 
+def _is_pixel_standardization(kind: str, config: dict) -> bool:
+    return kind == "Normalization" and config.get("axis") in ([1, 2, 3], (1, 2, 3)) and not config.get("invert")
+
+
 def read_architecture(config: dict, budget: ConfigBudget, num_classes: int, input_scale: str) -> ImportedArchitecture:
     """Map the checked config's layers to cnnkit's; `input_scale` is what the model expects."""
     entries = {entry.get("name") or entry["config"].get("name"): entry for entry in config["config"]["layers"]}
     rows: list[ImportedLayer] = []
     mapped: list[Layer] = []
     why_not = ""
-    scaled_inside = False
+    scaled_inside = standardized = False
     body = [b for b in budget.layers if b.class_name != "InputLayer"]
     output_index = _output_index(body, entries, num_classes)
     for layer in budget.layers:
@@ -152,6 +158,12 @@ def read_architecture(config: dict, budget: ConfigBudget, num_classes: int, inpu
         if position == 0 and _is_unit_scaling(layer.class_name, config_of):
             scaled_inside = True
             rows.append(ImportedLayer(layer.name, layer.class_name, layer.output_shape, 0, None, "scaling"))
+            continue
+        if position == 0 and input_scale == "raw" and _is_pixel_standardization(layer.class_name, config_of):
+            # cnnkit's "standardize": rebuilt, it takes the mean and std of its own training split
+            standardized = True
+            rows.append(ImportedLayer(layer.name, layer.class_name, layer.output_shape, layer.params, None,
+                                      "standardize"))
             continue
         if output_index is not None and position >= output_index:
             rows.append(ImportedLayer(layer.name, layer.class_name, layer.output_shape, layer.params, None, "output"))
@@ -169,7 +181,7 @@ def read_architecture(config: dict, budget: ConfigBudget, num_classes: int, inpu
         why_not = why_not or "the model is not a plain stack of layers (it branches)"
     if input_scale == "unit" and scaled_inside:
         why_not = why_not or "it divides by 255 itself, and was said to expect 0–1 inputs too"
-    normalization = "scale" if (input_scale == "unit") != scaled_inside else "none"
+    normalization = "standardize" if standardized else "scale" if (input_scale == "unit") != scaled_inside else "none"
     if not why_not:
         why_not = _params_problem(tuple(mapped), budget, num_classes, output)
     rebuildable = not why_not

@@ -211,7 +211,8 @@ def layer_budget(kind: str, config: dict, shapes: list[tuple[int, ...]], name: s
             return shape, 4 * size  # gamma, beta, moving mean, moving variance
         if kind == "LayerNormalization":
             return shape, size * ((config.get("scale", True) is not False) + (config.get("center", True) is not False))
-        return shape, 2 * size + 1  # mean, variance, count
+        # Given mean and variance live in the config (no weights); adapted ones are weights.
+        return shape, 0 if config.get("mean") is not None else 2 * size + 1  # mean, variance, count
     if kind == "PReLU":
         shared = set(_axes(config.get("shared_axes") or [], len(shape), name)) if config.get("shared_axes") else set()
         return shape, math.prod(1 if axis in shared else size for axis, size in enumerate(shape))

@@ -6,6 +6,8 @@
     dashboard   training with the live Train page open in a browser vs bare model.fit
     startup     `streamlit run` → home page rendered in a browser, then each page
     levers      (only when named) each speed lever of training on its own
+    hostile     (only when named) each hostile model file through `cnnkit import`: outcome, time,
+                peak memory; hostile-keras also hands each to Keras alone, for comparison
 
 One module per benchmark; `common` holds what they share (child processes, statistics, the
 report). The full benchmarks need the real datasets (--data-dir or CNNKIT_DATA_DIR) and skip
@@ -32,6 +34,7 @@ from cnnkit.lab.bench.common import (
     table,
 )
 from cnnkit.lab.bench.dashboard import bare_training_child, bench_dashboard, train_run_child
+from cnnkit.lab.bench.hostile import bench_hostile, bench_hostile_keras, hostile_files_child
 from cnnkit.lab.bench.latency import bench_latency, latency_child
 from cnnkit.lab.bench.levers import bench_levers, lever_child
 from cnnkit.lab.bench.memory import bench_memory, memory_child
@@ -39,10 +42,11 @@ from cnnkit.lab.bench.startup import bench_startup
 from cnnkit.lab.bench.throughput import bench_throughput, cnnkit_training, reference_training
 
 RUNNERS = {"throughput": bench_throughput, "latency": bench_latency, "memory": bench_memory,
-           "dashboard": bench_dashboard, "startup": bench_startup, "levers": bench_levers}
+           "dashboard": bench_dashboard, "startup": bench_startup, "levers": bench_levers,
+           "hostile": bench_hostile, "hostile-keras": bench_hostile_keras}
 CHILDREN = {"reference": reference_training, "cnnkit": cnnkit_training, "latency": latency_child,
             "memory": memory_child, "train_run": train_run_child, "bare": bare_training_child,
-            "lever": lever_child}
+            "lever": lever_child, "hostile_files": hostile_files_child}
 
 __all__ = ["BENCHES", "CHILDREN", "EXTRAS", "RUNNERS", "Options", "Section", "main", "median", "percentile",
            "run_child", "selected", "steady", "table"]
