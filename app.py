@@ -22,6 +22,7 @@ PAGES = [
     st.Page("app_pages/compare.py", title="Compare", icon="📈", url_path="Compare"),
     st.Page("app_pages/inspect_run.py", title="Inspect", icon="🔬", url_path="Inspect"),
     st.Page("app_pages/draw.py", title="Draw", icon="✏️", url_path="Draw"),
+    st.Page("app_pages/robustness.py", title="Robustness", icon="🧪", url_path="Robustness"),
     st.Page("app_pages/models.py", title="Models", icon="🧳", url_path="Models"),
 ]
 

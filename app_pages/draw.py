@@ -53,6 +53,7 @@ def drawing(predictors: dict, run_id: str, names: list) -> None:
         b1.button("🧹 Clear", key="draw_clear", on_click=clear_canvas)
         b2.slider("Brush width", 6, 40, 20, key="draw_brush")
         show_maps = st.toggle("Show the feature maps of the drawing", key="draw_show_maps")
+        show_strip = st.toggle("Shift, turn and zoom my drawing: CNN vs dense", key="draw_show_strip")
     try:  # the browser's PNG is hostile: its size is checked before anything is decoded
         png = ui.canvas_png(canvas, CANVAS_SIDE)
         st.session_state["draw_last"], fresh = demo.canvas_report(png, st.session_state.get("draw_stale"))
@@ -79,6 +80,8 @@ def drawing(predictors: dict, run_id: str, names: list) -> None:
             other, other_conf = result.top("baseline")
             st.markdown(f"Dense baseline: **{names[other]}** ({other_conf:.1%})")
         st.plotly_chart(probability_figure(result.probs, run_id, names), key="draw_probs")
+    if show_strip:
+        ui.transform_strip(result.drawing.as_uint8(), predictors, names)
     if show_maps:
         for name, maps in predictors["cnn"].feature_maps(result.drawing.as_uint8()):
             st.plotly_chart(charts.feature_maps_figure(name, maps), key=f"draw_map_{name}")

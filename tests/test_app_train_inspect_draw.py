@@ -330,7 +330,8 @@ def test_damaged_model_file_is_a_message_not_a_traceback(prepared, tmp_path, mon
     at = app(DRAW).run()
     assert not at.exception
     assert [unmark(e.value) for e in at.error] == [
-        "Could not load the model: model.keras is damaged or not a Keras model file (File is not a zip file)"]
+        "Could not load the model: model.keras cannot be used: the .keras file is truncated or damaged: its "
+        "zip directory cannot be read (was the upload or download interrupted?)"]
 
 
 def test_train_with_unavailable_data_explains_and_keeps_the_page(runs_dir):

@@ -377,3 +377,24 @@ def filters_figure(name: str, kernel: np.ndarray, input_channel: int | None = No
     tiles = kernel_channels(kernel, input_channel)
     return mosaic_figure(tile_channels(tiles, 64, 8, symmetric=True), name, symmetric=True, pixel=24,
                          max_height=700)
+
+
+def robustness_chart(title: str, unit: str, values: list, curves: list[dict],
+                     test_accuracy: dict | None = None) -> go.Figure:
+    """Accuracy against one transformation's strength: the CNN solid, the dense baseline dotted,
+    and each model's own test accuracy as a hollow marker at strength 0 (where the lines start)."""
+    fig = go.Figure()
+    for curve in curves:
+        key = "baseline" if curve.get("dashed") else "cnn"
+        fig.add_trace(go.Scatter(x=list(values), y=list(curve["values"]), name=plain_html(curve["label"]),
+                                 mode="lines+markers", line=dict(color=MODEL_COLORS[key], width=2,
+                                                                 dash="dot" if curve.get("dashed") else "solid")))
+        if test_accuracy and test_accuracy.get(key) is not None and 0 in values:
+            fig.add_trace(go.Scatter(x=[0], y=[test_accuracy[key]], mode="markers", showlegend=False,
+                                     name=f"{model_title(key)}: whole test split",
+                                     marker=dict(symbol="circle-open", size=14, color=MODEL_COLORS[key])))
+    fig.update_xaxes(title_text=f"strength ({unit.strip()})")
+    fig.update_yaxes(title_text="accuracy", tickformat=".0%", range=[0, 1.02])
+    fig = base_layout(fig, title, height=330)
+    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.25, xanchor="left", x=0))
+    return fig

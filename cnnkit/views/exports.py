@@ -14,7 +14,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,6 +131,23 @@ def run_cnnkit(args: list[str], timeout: float, what: str, error: type[Exception
         last = (done.stderr.strip().splitlines() or ["no message"])[-1]
         raise error(last.removeprefix("error: ")[:400])
     return done
+
+
+def stream_cnnkit(args: list[str], on_line: Callable[[str], None], timeout: float, what: str) -> None:
+    """`python -m cnnkit ARGS`, calling `on_line` with each stderr line as it comes (progress);
+    RunError with its last line if it fails, or when it runs past `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    with subprocess.Popen([sys.executable, "-m", "cnnkit", *args], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True) as proc:
+        last = ""
+        for line in proc.stderr:
+            last = line.strip() or last
+            on_line(last)
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise RunError(f"the {what} took more than {timeout:g} s and was stopped")
+        if proc.wait() != 0:
+            raise RunError(f"the {what} failed: {last.removeprefix('error: ')[:400] or 'no message'}")
 
 
 def _zip_folder(folder: Path) -> bytes:
