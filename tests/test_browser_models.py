@@ -29,7 +29,9 @@ def article_model(tmp_path_factory):
     from cnnkit.data.sources import load_raw
     from cnnkit.model.tf_import import keras
 
-    raw = load_raw("mnist")
+    with pytest.MonkeyPatch.context() as env:  # module fixtures run before conftest hides the real data
+        env.delenv("CNNKIT_DATA_DIR", raising=False)
+        raw = load_raw("mnist")  # the bundled sample, as the server (given no data dir) loads
     keras.utils.set_random_seed(3)
     model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(8, 3, activation="relu"),
                               keras.layers.MaxPooling2D(), keras.layers.Flatten(),

@@ -33,7 +33,9 @@ def trained(tmp_path_factory):
         "dataset": {"train_limit": 300, "test_limit": 100, "validation_split": 0.0},
         "training": {"epochs": 1, "batch_size": 64}, "name": "export me"})
     record = store.create(spec)
-    run_job(store, record.run_id)
+    with pytest.MonkeyPatch.context() as env:  # module fixtures run before conftest hides the real data
+        env.delenv("CNNKIT_DATA_DIR", raising=False)
+        run_job(store, record.run_id)
     return store.get(record.run_id)
 
 

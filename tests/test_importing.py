@@ -30,7 +30,9 @@ def keras():
 def mnist():
     from cnnkit.data.sources import load_raw
 
-    return load_raw("mnist")  # the bundled sample: tests never read ../shared
+    with pytest.MonkeyPatch.context() as env:  # module fixtures run before conftest hides the real data
+        env.delenv("CNNKIT_DATA_DIR", raising=False)
+        return load_raw("mnist")  # the bundled sample: tests never read ../shared
 
 
 def _article_model(keras, style: str):
