@@ -622,3 +622,62 @@ def transform_strip(image: np.ndarray, predictors: dict, names: list) -> None:
             column.markdown(f"{'CNN' if key == 'cnn' else 'dense'}: :{colour}[**{names[label]}**] {confidence:.0%}")
     st.caption("Green: the class the CNN reads in the untouched drawing; red: anything else. "
                "A shift strip moves the drawing right, one pixel a picture.")
+
+
+def explain_panel(image: np.ndarray, predictors: dict, names: list, key: str) -> None:
+    """Heatmaps of what the CNN and the dense baseline looked at on one 28×28 image, for the
+    class each predicts or for a class the person picks ("why not 1?"). numpy only."""
+    from cnnkit.views import charts, explain
+
+    models = {k: getattr(p, "model", None) for k, p in predictors.items()}
+    if models.get("cnn") is None or not hasattr(models["cnn"], "layers"):
+        st.info("Explanations run on cnnkit's numpy model, which cannot run this model's layers.")
+        return
+    left, right = st.columns(2)
+    method = left.radio("Method", explain.methods_for(models["cnn"]), horizontal=True, key=f"{key}_why_method",
+                        format_func=lambda m: explain.METHODS[m].title,
+                        help="Gradient × input is the default: it passed the deletion test best (docs/RESULTS.md)")
+    target = right.selectbox("For the class", [None, *range(len(names))], key=f"{key}_why_class",
+                             format_func=lambda c: "each model's own answer" if c is None else f"{names[c]} (why, or why not?)")
+    x = np.asarray(image, np.float32)[None, ..., None]
+    for column, (model_key, model) in zip(st.columns(len(models)), models.items(), strict=False):
+        title = "CNN" if model_key == "cnn" else "Dense baseline"
+        if model is None or (explain.METHODS[method].needs_maps and not explain.map_layers(model)):
+            column.caption(f"{title}: {explain.METHODS[method].title} needs conv maps, which a dense network "
+                           "has none of: pick a gradient method to compare.")
+            continue
+        probs = predictors[model_key].probabilities(x)[0]
+        cls = int(probs.argmax()) if target is None else int(target)
+        heat = explain.heatmaps(model, x, method, cls)[0]
+        column.image(charts.heat_overlay(image, heat), width=224, output_format="PNG",
+                     caption=f"{title}: heat for {names[cls]} ({probs[cls]:.0%})")
+    st.caption(explain.METHODS[method].help + " Red → yellow: more heat.")
+
+
+def explain_test_image(record: RunRecord, preds, raw, rows: list, names: list) -> None:
+    """Inspect: one image of the cell or of the mistakes above, with the model's heat for its
+    true class and for the class it predicted: what made it say that, and what it missed."""
+    from cnnkit.views import analysis, charts, explain
+
+    key = st.session_state.get("inspect_model", "cnn")
+    predictor = load_predictor(record, key)
+    model = getattr(predictor, "model", None)
+    if not rows or model is None or not hasattr(model, "layers"):
+        return
+    st.subheader("Why? One of these images, explained")
+    left, right = st.columns([2, 1])
+    unique = list(dict.fromkeys(int(r) for r in rows))
+    row = left.selectbox("Image", unique, key="inspect_why_row",
+                         format_func=lambda r: analysis.row_caption(preds, names, r))
+    method = right.selectbox("Method", explain.methods_for(model), key="inspect_why_method",
+                             format_func=lambda m: explain.METHODS[m].title)
+    image = raw.x_test[preds.test_indices[row]]
+    x = np.asarray(image, np.float32)[None]
+    true_class, predicted = int(preds.y_true[row]), int(preds.y_pred[row])
+    columns = st.columns(2)
+    for column, (cls, what) in zip(columns, [(true_class, "its true class"), (predicted, "what it predicted")],
+                                   strict=True):
+        heat = explain.heatmaps(model, x, method, cls)[0]
+        column.image(charts.heat_overlay(image[..., 0], heat, 6), width=168, output_format="PNG",
+                     caption=f"heat for {names[cls]} ({what}, {preds.probs[row, cls]:.0%})")
+    st.caption(explain.METHODS[method].help)

@@ -53,7 +53,8 @@ def drawing(predictors: dict, run_id: str, names: list) -> None:
         b1.button("🧹 Clear", key="draw_clear", on_click=clear_canvas)
         b2.slider("Brush width", 6, 40, 20, key="draw_brush")
         show_maps = st.toggle("Show the feature maps of the drawing", key="draw_show_maps")
-        show_strip = st.toggle("Shift, turn and zoom my drawing: CNN vs dense", key="draw_show_strip")
+        show_strip = st.toggle("Shift, turn, zoom my drawing", key="draw_show_strip")
+        show_why = st.toggle("Why? What each model looked at", key="draw_show_why")
     try:  # the browser's PNG is hostile: its size is checked before anything is decoded
         png = ui.canvas_png(canvas, CANVAS_SIDE)
         st.session_state["draw_last"], fresh = demo.canvas_report(png, st.session_state.get("draw_stale"))
@@ -80,6 +81,8 @@ def drawing(predictors: dict, run_id: str, names: list) -> None:
             other, other_conf = result.top("baseline")
             st.markdown(f"Dense baseline: **{names[other]}** ({other_conf:.1%})")
         st.plotly_chart(probability_figure(result.probs, run_id, names), key="draw_probs")
+    if show_why:
+        ui.explain_panel(result.drawing.as_uint8(), predictors, names, "draw")
     if show_strip:
         ui.transform_strip(result.drawing.as_uint8(), predictors, names)
     if show_maps:

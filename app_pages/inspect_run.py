@@ -56,6 +56,9 @@ def results_tab(record, preds, names) -> None:
     image_grid(analysis.cell_examples(preds, true_class, pred_class, limit=24), preds, raw, names)
     st.subheader("The most confident mistakes")
     image_grid(analysis.mistakes(preds, 16), preds, raw, names)
+    if raw is not None:
+        ui.explain_test_image(record, preds, raw, [*analysis.cell_examples(preds, true_class, pred_class, 24),
+                                                   *analysis.mistakes(preds, 16)], names)
 
 
 def feature_maps_tab(record, preds, names) -> None:

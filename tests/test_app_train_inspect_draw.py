@@ -195,6 +195,34 @@ def test_inspect_confusion_matrix_and_cell_images(prepared_env):
     assert all(f": {true_class} → {pred_class} " in c for c in captions)
 
 
+def test_inspect_explains_an_image_of_the_cell_for_its_true_and_predicted_class(prepared_env):
+    from cnnkit.model.lite import LiteModel
+    from cnnkit.views import explain
+
+    record = prepared_env
+    preds = load_predictions(record.path, "cnn")
+    at = app(INSPECT, timeout=60).run()
+    assert not at.exception and not at.error
+    row = at.selectbox(key="inspect_why_row").value
+    assert row == int(_worst_cell_rows(preds)[0])  # the first image of the worst cell
+    captions = [c for image in at.get("image") for c in image.captions if c.startswith("heat for")]
+    t, p = int(preds.y_true[row]), int(preds.y_pred[row])
+    assert captions == [f"heat for {t} (its true class, {preds.probs[row, t]:.0%})",
+                        f"heat for {p} (what it predicted, {preds.probs[row, p]:.0%})"]
+    at.selectbox(key="inspect_why_method").set_value("gradcam").run()
+    assert not at.exception
+    model = LiteModel.from_file(record.model_path("cnn"))
+    assert explain.default_cam_layer(model) in explain.map_layers(model)
+
+
+def _worst_cell_rows(preds):
+    from cnnkit.views import analysis
+
+    counts = analysis.confusion_matrix(preds.y_true, preds.y_pred, preds.num_classes)
+    true_class, pred_class = analysis.worst_cell(counts)
+    return analysis.cell_examples(preds, true_class, pred_class, 24)
+
+
 def test_inspect_baseline_and_feature_maps(prepared_env):
     at = app(INSPECT, timeout=60).run()
     at.radio(key="inspect_model").set_value("baseline").run()

@@ -171,6 +171,16 @@ def test_quick_train_then_draw_digits_in_a_real_browser(app_url, tmp_path):
             settle(page)
             page.screenshot(path=str(shots / "draw.png"))
 
+            # Why? The heatmaps of both models for the drawing, for the class each predicts.
+            last = prediction(page)
+            page.get_by_text("Why? What each model looked at").click()
+            page.get_by_text(re.compile(r"^CNN: heat for \d \(\d+%\)$")).wait_for(timeout=30_000)
+            settle(page)
+            caption = page.get_by_text(re.compile(r"^CNN: heat for \d")).first.inner_text()
+            assert caption.startswith(f"CNN: heat for {last} "), (caption, last)
+            assert page.get_by_text(re.compile(r"^Dense baseline: heat for \d")).count() == 1
+            page.screenshot(path=str(shots / "draw-why.png"))
+
             # A new tab of the same browser (its cache warm, as at a demo): from opening the page to
             # the first prediction, drawing as soon as the canvas is there. Playwright's simulated
             # stroke itself takes a while (one round trip per mouse step): that time is left out.

@@ -1,5 +1,5 @@
 """`python -m cnnkit …`: presets, summary, share, train, predict, runs, evaluate, download, reproduce, bench,
-import, export.
+import, export, robustness, explain.
 
 Bad input exits with status 2 and one line on stderr; no command prints a traceback unless
 CNNKIT_DEBUG=1. TensorFlow is imported only by the commands that train or run a model.
@@ -243,6 +243,41 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_explain(args) -> int:
+    from cnnkit.data.catalog import get_dataset_info
+    from cnnkit.model.lite import LiteModel, LitePredictor, UnsupportedModel
+    from cnnkit.views.explain import DEFAULT_METHOD, heatmaps, methods_for
+
+    record = _store(args).get(args.run)
+    if not record.has_model(args.model):
+        raise UsageError(f"run {args.run} has no saved {args.model} model ({record.status}): train it first")
+    info = get_dataset_info(record.dataset)
+    try:
+        model = LiteModel.from_file(record.model_path(args.model))
+    except UnsupportedModel as exc:
+        raise UsageError(f"explanations run on cnnkit's numpy model, which cannot run this one ({exc})") from None
+    method = args.method or DEFAULT_METHOD
+    if method not in methods_for(model):
+        raise UsageError(f"{method} needs conv maps, and the {args.model} model has none; use one of "
+                         f"{', '.join(methods_for(model))}")
+    if args.target is not None and not 0 <= args.target < info.num_classes:
+        raise UsageError(f"--target must be a class index from 0 to {info.num_classes - 1}")
+    results = []
+    for entry, pixels in (_image_for_model(path, info.input_shape) for path in args.images):
+        if pixels is not None:
+            x = pixels.reshape(1, *info.input_shape).astype("float32")
+            probs = LitePredictor(model, record.spec.output if args.model == "cnn" else "softmax").probabilities(x)[0]
+            best = int(probs.argmax())
+            target = best if args.target is None else args.target
+            heat = heatmaps(model, x, method, target)[0]
+            entry = {"predicted": info.class_names[best], "predicted_index": best, "method": method,
+                     "target": info.class_names[target], "target_index": target,
+                     "input": (x[0, ..., 0] / 255.0).round(4).tolist(), "heatmap": heat.round(4).tolist()}
+        results.append(entry)
+    _print_json(results[0] if len(results) == 1 else {"explanations": results})
+    return 0
+
+
 def cmd_runs(args) -> int:
     store = _store(args)
     records = store.list()
@@ -358,6 +393,17 @@ def build_parser() -> OneLineParser:
     p.add_argument("--runs-dir", dest="runs_dir")
     p.add_argument("images", nargs="+")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("explain", help="why a run's model read an image so: a heatmap per image (JSON)")
+    p.add_argument("--run", required=True)
+    p.add_argument("--runs-dir", dest="runs_dir")
+    p.add_argument("--model", choices=("cnn", "baseline"), default="cnn")
+    p.add_argument("--method", choices=("gradxinput", "saliency", "smoothgrad", "gradcam"),
+                   help="default: gradient × input, the most faithful by the deletion test")
+    p.add_argument("--target", type=int, help="explain this class (index) instead of the predicted one")
+    p.add_argument("--json", action="store_true", help="(the output is always JSON)")
+    p.add_argument("images", nargs="+")
+    p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("runs", help="list runs")
     p.add_argument("--runs-dir", dest="runs_dir")

@@ -398,3 +398,14 @@ def robustness_chart(title: str, unit: str, values: list, curves: list[dict],
     fig = base_layout(fig, title, height=330)
     fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.25, xanchor="left", x=0))
     return fig
+
+
+def heat_overlay(image: np.ndarray, heat: np.ndarray, factor: int = 8) -> np.ndarray:
+    """The 28×28 the model saw in grey, with the heat (0–1) laid over it in red → yellow, as an
+    enlarged RGB uint8 picture: where the heat is 0 the digit shows through unchanged."""
+    grey = np.asarray(image, np.float32) / 255.0 * 0.75
+    heat = np.clip(np.asarray(heat, np.float32), 0.0, 1.0)
+    colour = np.stack([np.ones_like(heat), heat, np.zeros_like(heat)], axis=-1)  # red, then yellow when hot
+    alpha = np.sqrt(heat)[..., None]  # faint heat still visible
+    rgb = (1 - alpha) * grey[..., None] + alpha * colour
+    return enlarge(np.round(rgb * 255).astype(np.uint8), factor)

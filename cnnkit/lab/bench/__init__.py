@@ -8,6 +8,7 @@
     levers      (only when named) each speed lever of training on its own
     hostile     (only when named) each hostile model file through `cnnkit import`: outcome, time,
                 peak memory; hostile-keras also hands each to Keras alone, for comparison
+    explain     (only when named) the deletion test of every explanation method, and its cost
 
 One module per benchmark; `common` holds what they share (child processes, statistics, the
 report). The full benchmarks need the real datasets (--data-dir or CNNKIT_DATA_DIR) and skip
@@ -34,6 +35,7 @@ from cnnkit.lab.bench.common import (
     table,
 )
 from cnnkit.lab.bench.dashboard import bare_training_child, bench_dashboard, train_run_child
+from cnnkit.lab.bench.explain import bench_explain, explain_child
 from cnnkit.lab.bench.hostile import bench_hostile, bench_hostile_keras, hostile_files_child
 from cnnkit.lab.bench.latency import bench_latency, latency_child
 from cnnkit.lab.bench.levers import bench_levers, lever_child
@@ -43,10 +45,11 @@ from cnnkit.lab.bench.throughput import bench_throughput, cnnkit_training, refer
 
 RUNNERS = {"throughput": bench_throughput, "latency": bench_latency, "memory": bench_memory,
            "dashboard": bench_dashboard, "startup": bench_startup, "levers": bench_levers,
-           "hostile": bench_hostile, "hostile-keras": bench_hostile_keras}
+           "hostile": bench_hostile, "hostile-keras": bench_hostile_keras, "explain": bench_explain}
 CHILDREN = {"reference": reference_training, "cnnkit": cnnkit_training, "latency": latency_child,
             "memory": memory_child, "train_run": train_run_child, "bare": bare_training_child,
-            "lever": lever_child, "hostile_files": hostile_files_child}
+            "lever": lever_child, "hostile_files": hostile_files_child,
+            "explain": explain_child}
 
 __all__ = ["BENCHES", "CHILDREN", "EXTRAS", "RUNNERS", "Options", "Section", "main", "median", "percentile",
            "run_child", "selected", "steady", "table"]
