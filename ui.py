@@ -681,3 +681,32 @@ def explain_test_image(record: RunRecord, preds, raw, rows: list, names: list) -
         column.image(charts.heat_overlay(image[..., 0], heat, 6), width=168, output_format="PNG",
                      caption=f"heat for {names[cls]} ({what}, {preds.probs[row, cls]:.0%})")
     st.caption(explain.METHODS[method].help)
+
+
+# ---------------------------------------------------------------------------
+# Train: data augmentation
+
+
+def augmentation_fields(draft: ExperimentSpec) -> dict:
+    """The augmentation settings (editing.AUGMENTATION_FIELDS) and a preview of what they do to
+    a few training images, drawn with numpy (the training itself uses Keras' layers)."""
+    from cnnkit.data.transforms import random_augment
+    from cnnkit.specs import AugmentationSpec
+    from cnnkit.views import charts, editing
+
+    with st.expander(f"🎲 Data augmentation: {draft.augmentation.describe()}"):
+        changes = spec_fields(editing.AUGMENTATION_FIELDS, draft)
+        try:
+            chosen = AugmentationSpec.from_dict({k.split(".", 1)[1]: v for k, v in changes.items()})
+        except CnnkitError as exc:
+            show_error(exc)
+            return changes
+        if chosen.active:
+            raw = raw_dataset(draft.dataset.name, data_dir())
+            images = raw.x_train[:12] if raw.x_train.ndim == 4 else raw.x_train[:12, ..., None]
+            shown = np.clip(random_augment(images, chosen, seed=draft.training.seed), 0, 255).astype(np.uint8)
+            grid = shown[..., 0] if shown.shape[-1] == 1 else shown
+            st.plotly_chart(charts.image_grid(grid, [""] * len(grid), cols=6, cell_px=80), key="train_aug_preview")
+            st.caption("A new draw every epoch: each training image is changed anew, validation and test images "
+                       "never. The saved model is not changed.")
+    return changes

@@ -387,6 +387,45 @@ class TrainingSpec:
         return lr
 
 
+MAX_SHIFT, MAX_ROTATION, MAX_ZOOM, MAX_NOISE = 0.5, 180.0, 0.5, 0.5
+
+
+@dataclass(frozen=True)
+class AugmentationSpec:
+    """Random changes to each training batch (never to validation or test images, nor inside
+    the saved model). All zero: off, and left out of the JSON."""
+
+    shift: float = 0.0             # up to this fraction of the height/width, each way
+    rotation: float = 0.0          # up to this many degrees, each way
+    zoom: float = 0.0              # scale by 1 ± up to this fraction
+    flip: bool = False             # mirror left-right half of the time (not for digits!)
+    noise: float = 0.0             # Gaussian noise, std as a fraction of the 0–255 range
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @property
+    def active(self) -> bool:
+        return any((self.shift, self.rotation, self.zoom, self.flip, self.noise))
+
+    def describe(self) -> str:
+        parts = [f"shift ±{self.shift:.0%}" if self.shift else "", f"rotate ±{self.rotation:g}°" if self.rotation else "",
+                 f"zoom ±{self.zoom:.0%}" if self.zoom else "", "flip" if self.flip else "",
+                 f"noise σ {self.noise:.0%}" if self.noise else ""]
+        return ", ".join(p for p in parts if p) or "none"
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "augmentation") -> AugmentationSpec:
+        _check_mapping(data, where, {f.name for f in fields(cls)})
+        return cls(
+            shift=read_float(data.get("shift", 0.0), f"{where}.shift", 0.0, MAX_SHIFT),
+            rotation=read_float(data.get("rotation", 0.0), f"{where}.rotation", 0.0, MAX_ROTATION),
+            zoom=read_float(data.get("zoom", 0.0), f"{where}.zoom", 0.0, MAX_ZOOM),
+            flip=read_bool(data.get("flip", False), f"{where}.flip"),
+            noise=read_float(data.get("noise", 0.0), f"{where}.noise", 0.0, MAX_NOISE),
+        )
+
+
 # ---------------------------------------------------------------------------
 # The whole experiment
 
@@ -400,11 +439,13 @@ class ExperimentSpec:
     baseline: str | None = None      # also train a dense baseline: "dense-128" or "matched" (same params)
     name: str | None = None
     preset: str | None = None        # the preset this spec started from, if any
+    augmentation: AugmentationSpec = field(default_factory=AugmentationSpec)
 
-    KEYS: ClassVar[tuple[str, ...]] = ("dataset", "layers", "training", "output", "baseline", "name", "preset")
+    KEYS: ClassVar[tuple[str, ...]] = ("dataset", "layers", "training", "output", "baseline", "name", "preset",
+                                       "augmentation")
 
     def to_dict(self) -> dict:
-        return {
+        data = {
             "dataset": self.dataset.to_dict(),
             "layers": [layer.to_dict() for layer in self.layers],
             "training": self.training.to_dict(),
@@ -413,6 +454,9 @@ class ExperimentSpec:
             "name": self.name,
             "preset": self.preset,
         }
+        if self.augmentation.active:  # off: absent, so specs written before it existed read the same
+            data["augmentation"] = self.augmentation.to_dict()
+        return data
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
@@ -429,6 +473,7 @@ class ExperimentSpec:
             baseline=None if baseline is None else read_choice(baseline, "baseline", BASELINES),
             name=read_optional_str(data.get("name"), "name"),
             preset=read_optional_str(data.get("preset"), "preset"),
+            augmentation=AugmentationSpec.from_dict(data.get("augmentation") or {}),
         )
 
     @classmethod
@@ -447,7 +492,7 @@ class ExperimentSpec:
         for key, value in changes.items():
             section, _, name = key.partition(".")
             if name:
-                data[section][name] = value
+                data.setdefault(section, {})[name] = value
             else:
                 data[key] = value
         return ExperimentSpec.from_dict(data)

@@ -81,3 +81,29 @@ def noise(images: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
         return x.copy()
     rng = np.random.default_rng(seed)
     return np.clip(x + rng.normal(0.0, sigma, x.shape).astype(np.float32), 0.0, 255.0)
+
+
+def random_augment(images: np.ndarray, augmentation, seed: int = 0) -> np.ndarray:
+    """A numpy rendering of a spec's augmentation (cnnkit.specs.AugmentationSpec), for the
+    preview grid: each image gets its own draw from the same ranges Keras' layers use in
+    training (shift ± a fraction of the size, rotation ± degrees, zoom 1 ± a fraction, a
+    left-right flip half of the time, Gaussian noise). Not the training pipeline itself."""
+    x = _batch(images)
+    rng = np.random.default_rng(seed)
+    out = np.empty_like(x)
+    height, width = x.shape[1:3]
+    for i in range(len(x)):
+        image = x[i:i + 1]
+        if augmentation.rotation:
+            image = rotate(image, float(rng.uniform(-augmentation.rotation, augmentation.rotation)))
+        if augmentation.zoom:
+            image = scale(image, float(1 + rng.uniform(-augmentation.zoom, augmentation.zoom)))
+        if augmentation.shift:
+            dy, dx = rng.uniform(-augmentation.shift, augmentation.shift, 2) * (height, width)
+            image = shift(image, int(round(dy)), int(round(dx)))
+        if augmentation.flip and rng.random() < 0.5:
+            image = image[:, :, ::-1]
+        if augmentation.noise:
+            image = noise(image, augmentation.noise * 255.0, seed=int(rng.integers(2**31)))
+        out[i] = image[0]
+    return out

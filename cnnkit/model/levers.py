@@ -46,6 +46,40 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def augmenter(augmentation, seed: int) -> keras.Sequential:
+    """Keras' own random layers for a spec's augmentation, black fill (never "reflect": it would
+    draw new strokes at the border), each seeded from the run's seed."""
+    layers = []
+    if augmentation.shift:
+        layers.append(keras.layers.RandomTranslation(augmentation.shift, augmentation.shift, fill_mode="constant",
+                                                     fill_value=0.0, seed=seed))
+    if augmentation.rotation:
+        layers.append(keras.layers.RandomRotation(augmentation.rotation / 360.0, fill_mode="constant",
+                                                  fill_value=0.0, seed=seed + 1))
+    if augmentation.zoom:
+        layers.append(keras.layers.RandomZoom(augmentation.zoom, fill_mode="constant", fill_value=0.0,
+                                              seed=seed + 2))
+    if augmentation.flip:
+        layers.append(keras.layers.RandomFlip("horizontal", seed=seed + 3))
+    if augmentation.noise:  # GaussianNoise takes a std of at most 1: it works on the 0–1 scale
+        layers += [keras.layers.Rescaling(1 / 255.0), keras.layers.GaussianNoise(augmentation.noise, seed=seed + 4),
+                   keras.layers.Rescaling(255.0)]
+    return keras.Sequential(layers, name="augmentation")
+
+
+def augment_dataset(ds: tf.data.Dataset, augmentation, seed: int) -> tf.data.Dataset:
+    """The training batches through `augmenter`, in the tf.data pipeline (the saved model stays
+    as it is: inference, the numpy predictor and the exported files never see it)."""
+    if not augmentation.active:
+        return ds
+    layers = augmenter(augmentation, seed)
+
+    def apply(images, labels):
+        return tf.clip_by_value(layers(images, training=True), 0.0, 255.0), labels
+
+    return ds.map(apply, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
 def stop_when_file_exists(ds: tf.data.Dataset, path) -> tf.data.Dataset:
     """The dataset, ending at the first element requested after `path` exists.
 

@@ -31,6 +31,7 @@ from cnnkit.model.callbacks import (
     time_limit_stop,
 )
 from cnnkit.model.levers import (
+    augment_dataset,
     build_compiled,
     configure_determinism,
     float32_twin,
@@ -84,6 +85,7 @@ def train_one(key: str, layers: tuple[Layer, ...], spec: ExperimentSpec, prepare
     model = build_compiled(key, layers, spec, prepared, steps_per_execution)
     train_ds = make_dataset(prepared.x_train, prepared.y_train, training.batch_size, shuffle=True,
                             seed=training.seed)
+    train_ds = augment_dataset(train_ds, spec.augmentation, training.seed)
     if writer is not None and model.steps_per_execution > 1:
         # callbacks run once per chunk of steps; the data itself checks for a stop before each batch
         train_ds = stop_when_file_exists(train_ds, writer.dir / "STOP")

@@ -22,11 +22,15 @@ from cnnkit.specs import (
     MAX_KERNEL,
     MAX_LAYERS,
     MAX_LEARNING_RATE,
+    MAX_NOISE,
+    MAX_ROTATION,
     MAX_SEED,
+    MAX_SHIFT,
     MAX_STRIDE,
     MAX_TRAIN_LIMIT,
     MAX_UNITS,
     MAX_VALIDATION_SPLIT,
+    MAX_ZOOM,
     MIN_TRAIN_LIMIT,
     NORMALIZATIONS,
     OPTIMIZERS,
@@ -127,6 +131,20 @@ TRAINING_FIELDS: tuple[Field, ...] = (
           key="train_val_split"),
     Field("dataset.normalization", "choice", "Normalization", choices=NORMALIZATIONS, key="train_norm",
           help="none: raw 0–255 · scale: /255 · standardize: (x − mean) / std of the training pixels"),
+)
+
+
+# Data augmentation (the spec's "augmentation"): all zero = off.
+AUGMENTATION_FIELDS: tuple[Field, ...] = (
+    Field("augmentation.shift", "float", "Shift (fraction of the size)", 0.0, MAX_SHIFT, step=0.05,
+          key="train_aug_shift", help="0.15 moves a 28-pixel digit up to about 4 px each way"),
+    Field("augmentation.rotation", "float", "Rotation (degrees)", 0.0, MAX_ROTATION, step=5.0, fmt="%g",
+          key="train_aug_rotation"),
+    Field("augmentation.zoom", "float", "Zoom (fraction)", 0.0, MAX_ZOOM, step=0.05, key="train_aug_zoom"),
+    Field("augmentation.noise", "float", "Noise (std, fraction of 255)", 0.0, MAX_NOISE, step=0.05,
+          key="train_aug_noise"),
+    Field("augmentation.flip", "bool", "Flip left-right", key="train_aug_flip",
+          help="Fine for clothes; wrong for digits (a mirrored 2 is no 2)"),
 )
 
 
