@@ -9,6 +9,7 @@
     hostile     (only when named) each hostile model file through `cnnkit import`: outcome, time,
                 peak memory; hostile-keras also hands each to Keras alone, for comparison
     explain     (only when named) the deletion test of every explanation method, and its cost
+    augmentation (only when named) shift augmentation's gain at 4 px and its training cost
 
 One module per benchmark; `common` holds what they share (child processes, statistics, the
 report). The full benchmarks need the real datasets (--data-dir or CNNKIT_DATA_DIR) and skip
@@ -21,6 +22,7 @@ This module only wires the benchmarks together: the runners by name, and the chi
 
 from __future__ import annotations
 
+from cnnkit.lab.bench.augmentation import augmentation_child, bench_augmentation
 from cnnkit.lab.bench.common import (
     BENCHES,
     EXTRAS,
@@ -45,11 +47,12 @@ from cnnkit.lab.bench.throughput import bench_throughput, cnnkit_training, refer
 
 RUNNERS = {"throughput": bench_throughput, "latency": bench_latency, "memory": bench_memory,
            "dashboard": bench_dashboard, "startup": bench_startup, "levers": bench_levers,
-           "hostile": bench_hostile, "hostile-keras": bench_hostile_keras, "explain": bench_explain}
+           "hostile": bench_hostile, "hostile-keras": bench_hostile_keras, "explain": bench_explain,
+           "augmentation": bench_augmentation}
 CHILDREN = {"reference": reference_training, "cnnkit": cnnkit_training, "latency": latency_child,
             "memory": memory_child, "train_run": train_run_child, "bare": bare_training_child,
             "lever": lever_child, "hostile_files": hostile_files_child,
-            "explain": explain_child}
+            "explain": explain_child, "augmentation": augmentation_child}
 
 __all__ = ["BENCHES", "CHILDREN", "EXTRAS", "RUNNERS", "Options", "Section", "main", "median", "percentile",
            "run_child", "selected", "steady", "table"]
