@@ -53,6 +53,9 @@ if not runs:
 record = ui.select_run("Run", runs, st.query_params.get("run"), key="robustness_run")
 st.query_params["run"] = record.run_id
 ui.show_data_source(record)
+if record.spec and record.spec.augmentation.active:
+    st.caption(f"Trained with data augmentation ({record.spec.augmentation.describe()}): compare it here with a "
+               "run of the same network without.")
 if not record.has_baseline:
     st.caption("This run has no dense baseline: only the CNN is measured. Train with a baseline to compare.")
 report = robustness.load_report(record.path)
