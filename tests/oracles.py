@@ -11,3 +11,20 @@ def spec_layers(model) -> list:
 
     return [layer for layer in model.layers
             if not isinstance(layer, keras.layers.InputLayer) and layer.name != PREPROCESS_LAYER]
+
+
+def trained_run(folder, spec_dict: dict):
+    """A finished run of `spec_dict` in `folder`, trained in this process on the bundled sample
+    (module fixtures run before conftest hides the real data, so this hides it itself)."""
+    import pytest
+
+    from cnnkit.model.training import run_job
+    from cnnkit.runs.store import RunStore
+    from cnnkit.specs import ExperimentSpec
+
+    store = RunStore(folder)
+    record = store.create(ExperimentSpec.from_dict(spec_dict))
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv("CNNKIT_DATA_DIR", raising=False)
+        run_job(store, record.run_id)
+    return store.get(record.run_id)

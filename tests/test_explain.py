@@ -14,8 +14,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from cnnkit.model.lite import LiteModel, LitePredictor
-from cnnkit.runs.store import RunStore
 from cnnkit.views import explain
+from tests.oracles import trained_run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,20 +23,11 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A small CNN + dense baseline, 2 epochs on the bundled sample (about 10 s here)."""
-    from cnnkit.model.training import run_job
-    from cnnkit.specs import ExperimentSpec
-
-    store = RunStore(tmp_path_factory.mktemp("runs"))
-    spec = ExperimentSpec.from_dict({
+    return trained_run(tmp_path_factory.mktemp("runs"), {
         "layers": [{"type": "conv2d", "filters": 16, "kernel_size": 3}, {"type": "maxpool2d"},
                    {"type": "conv2d", "filters": 32, "kernel_size": 3}, {"type": "maxpool2d"},
                    {"type": "flatten"}, {"type": "dense", "units": 64}],
         "training": {"epochs": 2, "batch_size": 64}, "baseline": "dense-128"})
-    record = store.create(spec)
-    with pytest.MonkeyPatch.context() as env:  # module fixtures run before conftest hides the real data
-        env.delenv("CNNKIT_DATA_DIR", raising=False)
-        run_job(store, record.run_id)
-    return store.get(record.run_id)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import pytest
 from cnnkit.errors import RunError
 from cnnkit.runs.store import RunStore
 from cnnkit.views import exports, ledger
+from tests.oracles import trained_run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,21 +23,11 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A finished run of a small CNN with BatchNorm (its moving statistics must survive export)."""
-    from cnnkit.model.training import run_job
-    from cnnkit.specs import ExperimentSpec
-
-    runs = tmp_path_factory.mktemp("runs")
-    store = RunStore(runs)
-    spec = ExperimentSpec.from_dict({
+    return trained_run(tmp_path_factory.mktemp("runs"), {
         "layers": [{"type": "conv2d", "filters": 4, "kernel_size": 3}, {"type": "batchnorm"},
                    {"type": "maxpool2d"}, {"type": "flatten"}, {"type": "dense", "units": 16}],
         "dataset": {"train_limit": 300, "test_limit": 100, "validation_split": 0.0},
         "training": {"epochs": 1, "batch_size": 64}, "name": "export me"})
-    record = store.create(spec)
-    with pytest.MonkeyPatch.context() as env:  # module fixtures run before conftest hides the real data
-        env.delenv("CNNKIT_DATA_DIR", raising=False)
-        run_job(store, record.run_id)
-    return store.get(record.run_id)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from PIL import Image
 from cnnkit.data.catalog import get_dataset_info
 from cnnkit.data.drawing import preprocess_drawing
 from cnnkit.errors import CnnkitError, SpecError
+from cnnkit.lab import hostile
 from cnnkit.model.keras_file import check_keras_archive, check_model_config
 from cnnkit.model.uploads import (
     MAX_SPEC_BYTES,
@@ -99,18 +100,7 @@ def custom_file(keras):
 
 def _rezip(raw: bytes, edit=None, extra: dict | None = None) -> bytes:
     """A copy of a .keras archive with config.json edited and/or extra members added."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(raw)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
-        for name in src.namelist():
-            data = src.read(name)
-            if name == "config.json" and edit is not None:
-                config = json.loads(data)
-                edit(config)
-                data = json.dumps(config).encode()
-            dst.writestr(name, data)
-        for name, data in (extra or {}).items():
-            dst.writestr(name, data)
-    return out.getvalue()
+    return hostile.rezip(raw, config=edit, extra=extra)
 
 
 def _layers(config):

@@ -17,8 +17,9 @@ import h5py
 import numpy as np
 
 
-def rezip(raw: bytes, *, config=None, weights: bytes | None = None) -> bytes:
-    """A copy of a .keras archive with config.json edited by `config(dict)` and/or new weights."""
+def rezip(raw: bytes, *, config=None, weights: bytes | None = None, extra: dict | None = None) -> bytes:
+    """A copy of a .keras archive with config.json edited by `config(dict)`, new weights and/or
+    `extra` members ({name: bytes}) added."""
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(raw)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
         for name in src.namelist():
@@ -29,6 +30,8 @@ def rezip(raw: bytes, *, config=None, weights: bytes | None = None) -> bytes:
                 data = json.dumps(parsed).encode()
             if name == "model.weights.h5" and weights is not None:
                 data = weights
+            dst.writestr(name, data)
+        for name, data in (extra or {}).items():
             dst.writestr(name, data)
     return out.getvalue()
 
