@@ -1,4 +1,4 @@
-"""Robustness: does the CNN still read a digit moved, turned, zoomed or noisy — and does the dense net?"""
+"""Robustness: does the CNN still read an image moved, turned, zoomed or noisy — and does the dense net?"""
 
 import streamlit as st
 
@@ -43,14 +43,15 @@ def show_report(record, report) -> None:
 ui.page("Robustness", "🧪")
 store = ui.store()
 st.title("🧪 Robustness lab")
-st.caption("The same test digits shifted (the mean of right, left, down and up; vacated pixels black), "
+st.caption("The same test images shifted (the mean of right, left, down and up; vacated pixels black), "
            "rotated, zoomed and made noisy, read by the run's CNN and its dense baseline.")
 runs = analysis.inspectable_runs([r for r in store.list() if r.status == "finished"])
 if not runs:
     st.info("No finished runs yet: train one (with a dense baseline, to compare), then come back.")
     ui.page_link("app_pages/train.py", "Go to Train", "🏋️")
     st.stop()
-record = ui.select_run("Run", runs, st.query_params.get("run"), key="robustness_run")
+with_baseline = next((i for i, r in runs.items() if r.has_baseline), None)  # the comparison is the point
+record = ui.select_run("Run", runs, st.query_params.get("run") or with_baseline, key="robustness_run")
 st.query_params["run"] = record.run_id
 ui.show_data_source(record)
 if record.spec and record.spec.augmentation.active:

@@ -179,7 +179,9 @@ def test_quick_train_then_draw_digits_in_a_real_browser(app_url, tmp_path):
             caption = page.get_by_text(re.compile(r"^CNN: heat for \d")).first.inner_text()
             assert caption.startswith(f"CNN: heat for {last} "), (caption, last)
             assert page.get_by_text(re.compile(r"^Dense baseline: heat for \d")).count() == 1
+            page.get_by_text(re.compile(r"^Dense baseline: heat for")).first.scroll_into_view_if_needed()
             page.screenshot(path=str(shots / "draw-why.png"))
+            page.get_by_text("Why? What each model looked at").click()  # off again: the pages below
 
             # A new tab of the same browser (its cache warm, as at a demo): from opening the page to
             # the first prediction, drawing as soon as the canvas is there. Playwright's simulated

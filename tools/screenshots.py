@@ -27,7 +27,8 @@ from cnnkit.views.links import link_value  # noqa: E402
 OUT = ROOT / "docs" / "screenshots"
 TALL = {"width": 1440, "height": 2600}  # Streamlit scrolls inside its own container: full_page can't
 LESSON_LINK = link_value(PRESETS["kruse-conv"].experiment().updated({"name": "Lesson 3: two conv blocks"}))
-# page name → (URL path, what to wait for once it has painted, what to click before the shot)
+# page name → (URL path, what to wait for once it has painted, what to click before the shot[, what
+# the click brings, to wait for])
 PAGES = {
     "home": ("", "text=Quick start", None),
     "data": ("Data", "text=Sample images", None),
@@ -37,6 +38,8 @@ PAGES = {
     "share": (f"Build?exp={LESSON_LINK}", "text=Opened the linked experiment", "text=Share this experiment"),
     # an imported model: its accuracy, its layers as cnnkit reads them, and the export buttons
     "models": ("Models", "text=Take a model away", None),
+    # the lab measured on the newest run (about 10 s), then its four charts
+    "robustness": ("Robustness", "text=Robustness lab", "text=Run the robustness lab", "text=Moved by 4 px"),
 }
 PHONE = {"width": 390, "height": 844}
 
@@ -67,12 +70,14 @@ def shoot(names: list[str], runs_dir: Path, full_page: bool = False, phone: bool
         browser = launch_browser(p)
         page = browser.new_page(viewport=PHONE if phone else TALL if full_page else VIEWPORT)
         for name in names:
-            path, ready, click = PAGES[name]
+            path, ready, click, *after = PAGES[name]
             page.goto(f"{server.url}/{path}")
             page.wait_for_selector(ready, timeout=60_000)
             wait_idle(page)
             if click:
                 page.locator(click).first.click()
+                if after:  # the click starts work (the robustness lab: ~10 s): until its result shows
+                    page.wait_for_selector(after[0], timeout=180_000)
                 wait_idle(page)
             target = OUT / f"{name}{'-full' if full_page else ''}{'-phone' if phone else ''}.png"
             page.screenshot(path=str(target))
