@@ -710,3 +710,26 @@ def augmentation_fields(draft: ExperimentSpec) -> dict:
             st.caption("A new draw every epoch: each training image is changed anew, validation and test images "
                        "never. The saved model is not changed.")
     return changes
+
+
+def health_panel(record: RunRecord) -> None:
+    """Train: the latest epoch's layer health of the CNN, as warnings with what to try and a table."""
+    from cnnkit.views import health
+
+    records = health.health_records(record.path, "cnn")
+    if not records:
+        return
+    latest = records[-1]
+    found = health.warnings_for(latest)
+    title = f"🩺 Health after epoch {latest.get('epoch')}: " + (f"{len(found)} warning(s)" if found else "fine")
+    with st.expander(title, expanded=bool(found)):
+        for warning in found:
+            st.warning(f"**{text.plain(warning.layer)}**: {warning.problem}. Try: {warning.suggestion}.")
+        st.dataframe(health.health_table(latest), hide_index=True, column_config={
+            "dead ReLU units": st.column_config.NumberColumn(format="percent"),
+            "gradient norm": st.column_config.NumberColumn(format="%.2e"),
+            "activation mean": st.column_config.NumberColumn(format="%.3f"),
+            "activation std": st.column_config.NumberColumn(format="%.3f")})
+        share = health.overhead(records, store().history(record.run_id))
+        st.caption("Measured on 256 fixed training images at each epoch's end"
+                   + (f"; it took {share:.1%} of the training time." if share is not None else "."))

@@ -20,6 +20,7 @@ def live_progress(run_id: str) -> None:
 @st.fragment(run_every=2.0)
 def live_curves(run_id: str) -> None:
     ui.show_curves(ui.store().get(run_id), "live")
+    ui.health_panel(ui.store().get(run_id))
 
 
 def results(record) -> None:
@@ -85,6 +86,7 @@ with view:
         live_progress(record.run_id)
         live_curves(record.run_id)
         st.stop()
+    ui.health_panel(record)
     if record.status == "finished":
         results(record)
         ui.show_data_source(record)

@@ -30,6 +30,7 @@ from cnnkit.model.callbacks import (
     clock,
     time_limit_stop,
 )
+from cnnkit.model.health import HealthMonitor
 from cnnkit.model.levers import (
     augment_dataset,
     build_compiled,
@@ -42,6 +43,7 @@ from cnnkit.model.outputs import probabilities, test_metrics
 from cnnkit.model.tf_import import keras  # TensorFlow, imported quietly
 from cnnkit.presets import DEFAULT_BASELINE, baseline_layers
 from cnnkit.runs.store import (
+    HEALTH_FILE,
     MODEL_FILES,
     RunStore,
     RunWriter,
@@ -98,6 +100,9 @@ def train_one(key: str, layers: tuple[Layer, ...], spec: ExperimentSpec, prepare
                         export=lambda trained: float32_twin(trained, key, layers, spec, prepared),
                         deadline=deadline)
     callbacks: list[keras.callbacks.Callback] = [report]
+    if writer is not None:  # after the report: its epoch time leaves the probe out
+        callbacks.append(HealthMonitor(writer.dir / HEALTH_FILE, key, prepared.x_train, prepared.y_train,
+                                       from_logits=key == "cnn" and spec.output == "logits"))
     if training.schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss" if val_ds is not None else "loss", factor=training.decay_rate,

@@ -8,6 +8,8 @@
         progress.json     where the job is now: phase, epoch, batch, images/s, ETA
         model.keras       the CNN, checkpointed after every epoch; baseline.keras for the baseline
         predictions_<model>.npz   test-set probabilities, for the confusion matrix without TensorFlow
+        health.jsonl      per epoch and layer: activation mean/std, dead ReLU units, gradient norm
+        robustness.json   the robustness lab's report, once it has been measured
         STOP              a stop request; the job ends within one batch when it sees it
         log.txt           the job's stdout/stderr
 
@@ -40,6 +42,7 @@ from cnnkit.sysinfo import proc_stat_fields
 ACTIVE = ("queued", "running")
 STATUSES = ("queued", "running", "finished", "stopped", "failed", "interrupted", "damaged")
 MODEL_FILES = {"cnn": "model.keras", "baseline": "baseline.keras"}
+HEALTH_FILE = "health.jsonl"  # one record per model and epoch: layer activations, dead units, gradients
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # always .fullmatch: "$" lets a "\n" through
 
 
