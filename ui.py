@@ -733,3 +733,42 @@ def health_panel(record: RunRecord) -> None:
         share = health.overhead(records, store().history(record.run_id))
         st.caption("Measured on 256 fixed training images at each epoch's end"
                    + (f"; it took {share:.1%} of the training time." if share is not None else "."))
+
+
+def lr_finder_panel(spec: ExperimentSpec) -> None:
+    """Train: the learning-rate finder on the draft (`cnnkit lrfind` in its own process, ~100
+    batches), the loss against the rate, and one click to use the suggested rate."""
+    import json
+    import tempfile
+
+    from cnnkit.views import charts
+    from cnnkit.views.exports import stream_cnnkit
+
+    found = st.session_state.get("_lr_found")
+    if st.button("🔎 Find a learning rate", key="train_lr_find",
+                 help="About 100 batches with the rate growing from 1e-7 to 10; the weights are thrown away"):
+        bar = st.progress(0.0, text="Starting (TensorFlow loads in its own process)…")
+
+        def line(text_line: str) -> None:
+            if text_line.startswith("lrfind: batch "):
+                done, total = map(int, text_line.removeprefix("lrfind: batch ").split("/"))
+                bar.progress(done / total, text=f"Batch {done} of at most {total}")
+
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as handle:
+            handle.write(spec.to_json())
+            handle.flush()
+            args = ["lrfind", f"--spec={handle.name}", "--json"] + ([f"--data-dir={data_dir()}"] if data_dir() else [])
+            try:
+                found = json.loads(stream_cnnkit(args, line, 600, "learning-rate finder").strip().splitlines()[-1])
+            except (CnnkitError, ValueError, IndexError) as exc:
+                show_error(exc, "The learning-rate finder failed")
+                return
+        st.session_state["_lr_found"] = found
+        bar.empty()
+    if not found:
+        return
+    st.plotly_chart(charts.lr_finder_chart(found["lrs"], found["losses"], found.get("suggested")), key="train_lr_chart")
+    if found.get("suggested") and st.button(f"Use {found['suggested']:.2g}", key="train_lr_use"):
+        save_draft(spec.updated({"training.learning_rate": float(f"{found['suggested']:.2g}")}))
+        st.session_state.pop("train_lr", None)  # the Learning rate field starts again from the draft
+        st.rerun()

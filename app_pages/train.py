@@ -49,6 +49,7 @@ with form:
     top = st.container()  # the check and the Start button, filled in below the settings they need
     changes = ui.spec_fields(editing.TRAINING_FIELDS, draft)
     changes.update(ui.augmentation_fields(draft))
+    ui.lr_finder_panel(draft)
     with_baseline = st.toggle("Train the dense baseline too", True, key="train_baseline",
                               help="Same data, seed and epochs: is the convolution worth it?")
     kind = st.radio("Baseline", ["dense-128", "matched"], index=int(draft.baseline == "matched"),

@@ -91,6 +91,35 @@ def cmd_robustness(args) -> int:
     return 0
 
 
+def cmd_lrfind(args) -> int:
+    import sys
+
+    from cnnkit.data.prepare import prepare_data
+    from cnnkit.presets import get_preset
+
+    if not 5 <= args.steps <= 1000:
+        raise UploadError(f"--steps must be from 5 to 1,000, got {args.steps}")
+    if args.spec:
+        from cnnkit.model.uploads import read_spec_upload  # bounded, checked like an upload
+
+        if not Path(args.spec).exists():
+            raise UploadError(f"{Path(args.spec).name} does not exist")
+        spec = read_spec_upload(Path(args.spec))
+    else:
+        spec = get_preset(args.preset).experiment()
+    prepared = prepare_data(spec, args.data_dir)
+    from cnnkit.model.lr_finder import find_lr  # TensorFlow loads here
+    from cnnkit.views.lr import suggest_lr
+
+
+    def progress(done: int, total: int) -> None:
+        print(f"lrfind: batch {done}/{total}", file=sys.stderr, flush=True)
+
+    result = find_lr(spec, prepared, args.steps, progress)
+    print(json.dumps({**result, "suggested": suggest_lr(result["lrs"], result["losses"])}))
+    return 0
+
+
 def add_commands(sub) -> None:
     p = sub.add_parser("import", help="bring a .keras model trained elsewhere in as an 'imported' run",
                        description="Check a .keras file (it is treated as hostile), evaluate it on the "
@@ -126,3 +155,15 @@ def add_commands(sub) -> None:
     p.add_argument("--limit", type=int, help="the first N test images (default 1,000)")
     p.add_argument("--json", action="store_true", help="(the last line is always the JSON report)")
     p.set_defaults(func=cmd_robustness)
+
+    p = sub.add_parser("lrfind", help="the learning-rate finder: loss against a growing rate, and a suggestion",
+                       description="Trains up to --steps batches with the rate growing from 1e-7 to 10, stops "
+                                   "when the loss blows up, restores the weights; the last line is JSON "
+                                   '{"lrs", "losses", "suggested"}.')
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--preset")
+    group.add_argument("--spec", help="experiment JSON file")
+    p.add_argument("--steps", type=int, default=100, help="batches at most (default 100)")
+    p.add_argument("--data-dir", dest="data_dir", help="IDX files of the dataset (default: CNNKIT_DATA_DIR)")
+    p.add_argument("--json", action="store_true", help="(the last line is always JSON)")
+    p.set_defaults(func=cmd_lrfind)

@@ -6,6 +6,8 @@ Each function takes plain data (numpy arrays, lists of history records) and retu
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -409,3 +411,16 @@ def heat_overlay(image: np.ndarray, heat: np.ndarray, factor: int = 8) -> np.nda
     alpha = np.sqrt(heat)[..., None]  # faint heat still visible
     rgb = (1 - alpha) * grey[..., None] + alpha * colour
     return enlarge(np.round(rgb * 255).astype(np.uint8), factor)
+
+
+def lr_finder_chart(lrs: list[float], losses: list[float], suggested: float | None) -> go.Figure:
+    """The learning-rate finder: smoothed loss against the rate (log scale), the suggestion marked."""
+    fig = go.Figure(go.Scatter(x=list(lrs), y=list(losses), mode="lines", name="loss",
+                               line=dict(color=MODEL_COLORS["cnn"], width=2)))
+    if suggested:
+        fig.add_vline(x=suggested, line=dict(color=MODEL_COLORS["baseline"], dash="dot"))
+        fig.add_annotation(x=math.log10(suggested), y=max(losses), text=f"suggested {suggested:.2g}",
+                           showarrow=False, yanchor="bottom", font=dict(color=MODEL_COLORS["baseline"]))
+    fig.update_xaxes(type="log", title_text="learning rate")
+    fig.update_yaxes(title_text="training loss (smoothed)")
+    return base_layout(fig, "Learning-rate finder", height=300)

@@ -133,12 +133,12 @@ def run_cnnkit(args: list[str], timeout: float, what: str, error: type[Exception
     return done
 
 
-def stream_cnnkit(args: list[str], on_line: Callable[[str], None], timeout: float, what: str) -> None:
+def stream_cnnkit(args: list[str], on_line: Callable[[str], None], timeout: float, what: str) -> str:
     """`python -m cnnkit ARGS`, calling `on_line` with each stderr line as it comes (progress);
-    RunError with its last line if it fails, or when it runs past `timeout` seconds."""
+    returns its stdout. RunError with its last line if it fails, or runs past `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    with subprocess.Popen([sys.executable, "-m", "cnnkit", *args], stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True) as proc:
+    with tempfile.TemporaryFile() as out, subprocess.Popen(
+            [sys.executable, "-m", "cnnkit", *args], stdout=out, stderr=subprocess.PIPE, text=True) as proc:
         last = ""
         for line in proc.stderr:
             last = line.strip() or last
@@ -148,6 +148,8 @@ def stream_cnnkit(args: list[str], on_line: Callable[[str], None], timeout: floa
                 raise RunError(f"the {what} took more than {timeout:g} s and was stopped")
         if proc.wait() != 0:
             raise RunError(f"the {what} failed: {last.removeprefix('error: ')[:400] or 'no message'}")
+        out.seek(0)
+        return out.read().decode("utf-8", "replace")
 
 
 def _zip_folder(folder: Path) -> bytes:
