@@ -772,3 +772,19 @@ def lr_finder_panel(spec: ExperimentSpec) -> None:
         save_draft(spec.updated({"training.learning_rate": float(f"{found['suggested']:.2g}")}))
         st.session_state.pop("train_lr", None)  # the Learning rate field starts again from the draft
         st.rerun()
+
+
+def test_image_grid(rows, preds, raw, names, key: str, columns: int = 8) -> None:
+    """Inspect: test images with true → predicted class and the confidence, eight to a row; the
+    🔍 under one picks it for the explanation below ("Why? One of these images, explained")."""
+    from cnnkit.views import analysis, charts
+
+    if raw is None or not len(rows):
+        st.caption("No images here." if raw is not None else "")
+        return
+    for start in range(0, len(rows), columns):
+        for column, row in zip(st.columns(columns), rows[start:start + columns], strict=False):
+            image = charts.enlarge(raw.x_test[preds.test_indices[row]][..., 0], 3)
+            column.image(image, caption=analysis.row_caption(preds, names, int(row)), width=84, output_format="PNG")
+            column.button("🔍 why?", key=f"inspect_{key}_why_{int(row)}", help="Explain this image below",
+                          on_click=st.session_state.update, kwargs={"inspect_why_row": int(row)})

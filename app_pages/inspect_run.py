@@ -9,16 +9,6 @@ from cnnkit.views import analysis, charts, text
 # --- Helpers: the test images, then one function per tab ------------------------------------
 
 
-def image_grid(rows, preds, raw, names) -> None:
-    """A grid of test images with true → predicted class and the model's confidence."""
-    if raw is None or not len(rows):
-        st.caption("No images here." if raw is not None else "")
-        return
-    images = [charts.enlarge(raw.x_test[preds.test_indices[r]][..., 0], 3) for r in rows]
-    captions = [analysis.row_caption(preds, names, r) for r in rows]  # "#row: true → predicted (p%)"
-    st.image(images, caption=captions, width=92, output_format="PNG")  # PNG: crisp, not JPEG-smeared
-
-
 def matching_dataset(dataset: str, preds):
     """The run's test images, or None (with a note) when this server loads other ones (the sample)."""
     raw = ui.load_dataset(dataset)
@@ -53,9 +43,9 @@ def results_tab(record, preds, names) -> None:
     raw = matching_dataset(record.dataset, preds)
     st.subheader(f"True {names[true_class]}, predicted {names[pred_class]}: "
                  f"{int(counts[true_class, pred_class]):,} images")
-    image_grid(analysis.cell_examples(preds, true_class, pred_class, limit=24), preds, raw, names)
+    ui.test_image_grid(analysis.cell_examples(preds, true_class, pred_class, limit=24), preds, raw, names, "cell")
     st.subheader("The most confident mistakes")
-    image_grid(analysis.mistakes(preds, 16), preds, raw, names)
+    ui.test_image_grid(analysis.mistakes(preds, 16), preds, raw, names, "mistakes")
     if raw is not None:
         ui.explain_test_image(record, preds, raw, [*analysis.cell_examples(preds, true_class, pred_class, 24),
                                                    *analysis.mistakes(preds, 16)], names)

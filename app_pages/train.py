@@ -87,7 +87,6 @@ with view:
         live_progress(record.run_id)
         live_curves(record.run_id)
         st.stop()
-    ui.health_panel(record)
     if record.status == "finished":
         results(record)
         ui.show_data_source(record)
@@ -109,6 +108,7 @@ with view:
             st.info(f"💡 {text.plain(record.meta['suggestion'])}")
     else:
         st.error(f"This run folder is damaged: {text.plain(record.problem)}")
+    ui.health_panel(record)
     if record.spec and record.status != "finished" and st.button(
             "🔁 Re-run with the same settings", key="train_rerun") and ui.start_run(record.spec):
         st.rerun()

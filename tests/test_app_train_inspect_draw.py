@@ -190,9 +190,13 @@ def test_inspect_confusion_matrix_and_cell_images(prepared_env):
     at.selectbox(key="inspect_true").set_value(true_class)
     at.selectbox(key="inspect_pred").set_value(pred_class).run()
     expected = set(np.flatnonzero((preds.y_true == true_class) & (preds.y_pred == pred_class)).tolist())
-    captions = [img.caption for img in at.get("image")[0].proto.imgs]
+    captions = [c for image in at.get("image") for c in image.captions][:len(expected)]  # the cell's grid first
     assert {int(c.split(":")[0][1:]) for c in captions} == expected          # "#row: true → pred (p%)"
     assert all(f": {true_class} → {pred_class} " in c for c in captions)
+    # the 🔍 under an image picks it for the explanation below
+    row = sorted(expected)[-1]
+    at.button(key=f"inspect_cell_why_{row}").click().run()
+    assert at.selectbox(key="inspect_why_row").value == row
 
 
 def test_inspect_explains_an_image_of_the_cell_for_its_true_and_predicted_class(prepared_env):
