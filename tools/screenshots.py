@@ -39,6 +39,7 @@ PAGES = {
     # an imported model: its accuracy, its layers as cnnkit reads them, and the export buttons
     "models": ("Models", "text=Take a model away", None),
     # the lab measured on the newest run (about 10 s), then its four charts
+    "inspect-why": ("Inspect", "text=Why? One of these images", None),  # the galleries and their 🔍
     "robustness": ("Robustness", "text=Robustness lab", "text=Run the robustness lab", "text=Moved by 4 px"),
 }
 PHONE = {"width": 390, "height": 844}
