@@ -16,25 +16,18 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnkit.limits import Limits
-from cnnkit.model.keras_file import read_keras_file
+from cnnkit.model.keras_file import read_model_file
 from cnnkit.model.models import load_model
-from cnnkit.model.tf_import import keras  # TensorFlow, imported quietly
 
 KERAS_FORMATS = ("savedmodel", "onnx")
-
-
-def load_checked(path: str | os.PathLike) -> keras.Model:
-    limits = Limits.from_env()
-    read_keras_file(path, max_params=limits.max_params, max_activation_mb=limits.max_activation_mb)
-    return load_model(path)
 
 
 def export_model(model_path: str | os.PathLike, fmt: str, out: str | os.PathLike) -> Path:
     """Write the model at `model_path` as `fmt` ("savedmodel": a folder, "onnx": a file) at `out`."""
     if fmt not in KERAS_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}")
-    model = load_checked(model_path)
+    read_model_file(model_path)
+    model = load_model(model_path)
     # Keras' ONNX export wants a model that has been called once (a loaded one has not).
     model(np.zeros((1, *model.inputs[0].shape[1:]), np.float32), training=False)
     out = Path(out)

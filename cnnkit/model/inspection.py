@@ -36,11 +36,9 @@ class Predictor:
     @classmethod
     def from_file(cls, path: str | os.PathLike, output: str = "softmax") -> Predictor:
         """Through the upload checks first: a runs folder may be an unpacked zip someone shared."""
-        from cnnkit.limits import Limits
-        from cnnkit.model.keras_file import read_keras_file
+        from cnnkit.model.keras_file import read_model_file
 
-        limits = Limits.from_env()
-        read_keras_file(path, max_params=limits.max_params, max_activation_mb=limits.max_activation_mb)
+        read_model_file(path)
         return cls(load_model(path), output)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:

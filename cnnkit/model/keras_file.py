@@ -302,6 +302,15 @@ class KerasFile:
         return f"KerasFile({self.config.get('class_name')}, {self.budget!r})"
 
 
+def read_model_file(path) -> KerasFile:
+    """A model file from a runs folder, through the upload checks with this server's caps
+    (CNNKIT_MAX_PARAMS, CNNKIT_MAX_ACTIVATION_MB): the folder may be an unpacked zip someone shared."""
+    from cnnkit.limits import Limits
+
+    limits = Limits.from_env()
+    return read_keras_file(path, max_params=limits.max_params, max_activation_mb=limits.max_activation_mb)
+
+
 def read_keras_file(data: Any, *, max_params: int, max_activation_mb: float,
                     max_bytes: int = MAX_MODEL_BYTES) -> KerasFile:
     """A path, bytes or file object → a checked KerasFile, or UploadError with the reason."""

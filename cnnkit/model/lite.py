@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cnnkit.errors import RunError, UploadError
-from cnnkit.model.keras_file import read_keras_file
+from cnnkit.model.keras_file import read_model_file
 from cnnkit.model.outputs import as_batch, probabilities, softmax
 
 SUPPORTED = ("InputLayer", "Rescaling", "Normalization", "Conv2D", "MaxPooling2D", "AveragePooling2D",
@@ -193,12 +193,8 @@ class LiteModel:
     def from_file(cls, path: str | os.PathLike) -> LiteModel:
         """A model file from a runs folder, through the same checks as an upload: the folder
         may be an unpacked zip someone shared."""
-        from cnnkit.limits import Limits
-
-        limits = Limits.from_env()
         try:
-            checked = read_keras_file(path, max_params=limits.max_params,
-                                      max_activation_mb=limits.max_activation_mb)
+            checked = read_model_file(path)
         except UploadError as exc:
             raise RunError(f"{os.path.basename(path)} cannot be used: {exc}") from None
         try:

@@ -21,8 +21,10 @@ def load_predictor(path: str | os.PathLike, output: str = "softmax"):
         from cnnkit.model.inspection import (
             Predictor,  # TensorFlow, only for models numpy cannot run
         )
+        from cnnkit.model.models import load_model
 
-        return Predictor.from_file(path, output)
+        # the numpy loader refused it only for a layer it lacks, after the file's checks passed
+        return Predictor(load_model(path), output)
 
 
 def evaluate(record, key: str, prepared) -> tuple:
