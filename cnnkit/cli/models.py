@@ -15,20 +15,14 @@ from cnnkit.specs import DATASET_NAMES
 
 
 def cmd_import(args) -> int:
-    from cnnkit.data.catalog import get_dataset_info
     from cnnkit.model.import_spec import NOT_REBUILDABLE
-    from cnnkit.model.uploads import check_upload
+    from cnnkit.model.importing import import_model  # checks the file before TensorFlow loads
     from cnnkit.runs.store import RunStore
 
     store = RunStore(args.runs_dir) if args.runs_dir else RunStore()
     path = Path(args.file)
     if not path.exists():
         raise UploadError(f"{path.name} does not exist")
-    # Every check that needs no TensorFlow first: a hostile file is refused in well under a
-    # second and ~100 MB, before TensorFlow's ~3 s and ~500 MB.
-    check_upload(path, get_dataset_info(args.dataset))
-    from cnnkit.model.importing import import_model
-
     record = import_model(path, args.dataset, input_scale=args.input, name=args.name, filename=path.name,
                           store=store, data_dir=args.data_dir)
     result = record.model_result("cnn")

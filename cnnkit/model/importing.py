@@ -5,13 +5,15 @@ source articles do, or raw 0–255). cnnkit's models take raw 0–255 pixels and
 the run's `model.keras` is the uploaded model behind a `preprocess` layer that does the same:
 Draw, Inspect and the numpy predictor then treat it like any trained run. The test split is
 evaluated once and stored as for trained runs (the confusion matrix needs no TensorFlow later).
+TensorFlow loads only once the file has passed every check that needs none, so a hostile file
+is refused in a fraction of a second.
 """
 
 from __future__ import annotations
 
 import shutil
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,14 +21,14 @@ from cnnkit.data.catalog import get_dataset_info
 from cnnkit.data.prepare import prepare_data
 from cnnkit.errors import RunError, UploadError
 from cnnkit.limits import Limits
-from cnnkit.model.callbacks import save_model_atomic
 from cnnkit.model.import_spec import INPUT_SCALES, default_run_name, read_architecture
-from cnnkit.model.models import PREPROCESS_LAYER
 from cnnkit.model.predictor import evaluate
-from cnnkit.model.tf_import import keras  # TensorFlow, imported quietly
 from cnnkit.model.uploads import brief, check_model_fits, check_upload, load_keras_bytes
 from cnnkit.runs.store import MODEL_FILES, RunRecord, RunStore, this_process, write_predictions
 from cnnkit.specs import DatasetSpec, ExperimentSpec, text_problem
+
+if TYPE_CHECKING:
+    from cnnkit.model.tf_import import keras
 
 
 def _unique(name: str, taken: set[str]) -> str:
@@ -40,6 +42,9 @@ def wrap_for_raw_pixels(model: keras.Model, input_scale: str) -> keras.Model:
     """The model behind a preprocess layer, so it takes 0–255 pixels like cnnkit's own. Its
     layers are replayed on the new input, not nested: feature maps, filters and the numpy
     predictor find them at the top level, branches included."""
+    from cnnkit.model.models import PREPROCESS_LAYER
+    from cnnkit.model.tf_import import keras  # TensorFlow, imported quietly
+
     taken = {layer.name for layer in model.layers}
     inputs = keras.Input(shape=tuple(model.inputs[0].shape[1:]), name=_unique("pixels", taken))
     scale = 1.0 / 255.0 if input_scale == "unit" else 1.0
@@ -69,6 +74,8 @@ def import_model(data: Any, dataset: str, *, input_scale: str = "unit", name: st
     limits = Limits.from_env()
     raw, checked = check_upload(data, info, max_params=limits.max_params)
     architecture = read_architecture(checked.config, checked.budget, info.num_classes, input_scale)
+    from cnnkit.model.callbacks import save_model_atomic  # TensorFlow loads here, the file checked
+
     model = load_keras_bytes(raw)
     check_model_fits(model, info, limits.max_params)
     wrapped = wrap_for_raw_pixels(model, input_scale)
