@@ -56,3 +56,11 @@ def read_bounded(data: Any, max_bytes: int, what: str = "file") -> bytes:
     if len(raw) > max_bytes:
         raise _too_large(what, f"more than {max_bytes:,}", max_bytes)
     return raw
+
+
+def read_upload(data: Any, max_bytes: int, what: str = "file") -> bytes:
+    """`read_bounded`, refusing an empty file: what every upload reader starts with."""
+    raw = read_bounded(data, max_bytes, what)
+    if not raw:
+        raise UploadError(f"the {what} is empty")
+    return raw

@@ -20,6 +20,7 @@ import io
 import json
 import math
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from cnnkit.errors import UploadError
-from cnnkit.files import read_bounded
+from cnnkit.files import read_upload
 from cnnkit.model.keras_config import ConfigBudget, config_budget
 
 MB = 1_000_000
@@ -86,6 +87,11 @@ def _kind_of(raw: bytes) -> str:
 
 def check_keras_archive(raw: bytes, *, max_uncompressed: int) -> dict:
     """Open the zip, check its members and its config.json; returns the parsed config."""
+    return _checked_archive(raw, max_uncompressed)[0]
+
+
+def _checked_archive(raw: bytes, max_uncompressed: int) -> tuple[dict, bytes]:
+    """The zip's checks, each member read once (which checks its CRC): (config, weights bytes)."""
     if not raw.startswith(ZIP_MAGIC):
         raise UploadError(f"this is not a .keras model: a .keras file is a zip archive, and this looks "
                           f"like {_kind_of(raw)}")
@@ -116,20 +122,25 @@ def check_keras_archive(raw: bytes, *, max_uncompressed: int) -> dict:
         if config_info.file_size > MAX_CONFIG_BYTES:
             raise UploadError(f"config.json is {config_info.file_size / MB:,.1f} MB; at most "
                               f"{MAX_CONFIG_BYTES / MB:g} MB")
-        try:
-            # testzip reads every member and checks its CRC: a truncated or altered file fails here.
-            bad = archive.testzip()
-            text = archive.read("config.json")
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
-            raise UploadError(f"the .keras file is truncated or damaged ({brief(exc)})") from None
-        if bad is not None:
-            raise UploadError(f"the .keras file is damaged: {bad!r} fails its checksum")
+        contents = {name: _read_member(archive, name) for name in names}
     try:
-        config = json.loads(text)
+        config = json.loads(contents["config.json"])
     except (ValueError, RecursionError) as exc:
         raise UploadError(f"config.json in the .keras file is not valid JSON ({brief(exc)})") from None
     check_model_config(config)
-    return config
+    return config, contents["model.weights.h5"]
+
+
+def _read_member(archive: zipfile.ZipFile, name: str) -> bytes:
+    """One member's bytes; reading checks its CRC, so a truncated or altered file fails here."""
+    try:
+        return archive.read(name)
+    except zipfile.BadZipFile as exc:
+        if "CRC" in str(exc):
+            raise UploadError(f"the .keras file is damaged: {name!r} fails its checksum") from None
+        raise UploadError(f"the .keras file is truncated or damaged ({brief(exc)})") from None
+    except (OSError, ValueError, EOFError, NotImplementedError, zlib.error) as exc:
+        raise UploadError(f"the .keras file is truncated or damaged ({brief(exc)})") from None
 
 
 def brief(exc: BaseException, limit: int = 200) -> str:
@@ -314,15 +325,11 @@ def read_model_file(path) -> KerasFile:
 def read_keras_file(data: Any, *, max_params: int, max_activation_mb: float,
                     max_bytes: int = MAX_MODEL_BYTES) -> KerasFile:
     """A path, bytes or file object → a checked KerasFile, or UploadError with the reason."""
-    raw = read_bounded(data, max_bytes, "model file")
-    if not raw:
-        raise UploadError("the model file is empty")
+    raw = read_upload(data, max_bytes, "model file")
     floats = WEIGHT_COPIES * max_params
-    config = check_keras_archive(raw, max_uncompressed=4 * floats + 2 * MAX_CONFIG_BYTES)
+    config, weights = _checked_archive(raw, 4 * floats + 2 * MAX_CONFIG_BYTES)
     # an evaluation batch of float32 activations within the deployment's activation cap
     budget = config_budget(config, max_params=max_params,
                            max_activation_floats=int(max_activation_mb * 1e6 / 4 / EVAL_BATCH))
-    with zipfile.ZipFile(io.BytesIO(raw)) as archive:
-        weights = archive.read("model.weights.h5")
     check_weights_file(weights, floats)
     return KerasFile(config, weights, budget)

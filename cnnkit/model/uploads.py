@@ -18,7 +18,7 @@ import tempfile
 from typing import Any
 
 from cnnkit.errors import UploadError
-from cnnkit.files import read_bounded
+from cnnkit.files import read_upload
 from cnnkit.model.keras_file import MAX_MODEL_BYTES, KerasFile, brief, read_keras_file
 from cnnkit.shapes import format_shape
 from cnnkit.specs import ExperimentSpec
@@ -29,16 +29,7 @@ MAX_IMAGE_BYTES = 5 * MB
 MAX_IMAGE_PIXELS = 25_000_000
 
 # ---------------------------------------------------------------------------
-# Bytes in
-
-
-def read_upload(data: Any, max_bytes: int, what: str = "file") -> bytes:
-    """Bytes from bytes, a file object (e.g. Streamlit's UploadedFile) or a path; never more
-    than max_bytes are read into memory, and an empty file is refused."""
-    raw = read_bounded(data, max_bytes, what)
-    if not raw:
-        raise UploadError(f"the {what} is empty")
-    return raw
+# .keras models
 
 
 def check_upload(data: Any, dataset_info, *, max_bytes: int = MAX_MODEL_BYTES,
