@@ -197,3 +197,13 @@ def test_a_cnnkit_model_brought_back_is_rebuildable_with_its_normalization(tmp_p
     assert record.rebuildable, record.imported["why_not_rebuildable"]
     assert record.spec.layers == preset.layers and record.spec.dataset.normalization == "standardize"
     assert summarize_spec(record.spec).total_params == model.count_params()
+
+
+def test_a_functional_model_written_as_a_stack_is_rebuildable(keras, tmp_path):
+    from cnnkit.model.importing import import_model
+
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Flatten()(keras.layers.Conv2D(4, 3, activation="relu")(inputs))
+    keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x)).save(tmp_path / "chain.keras")
+    record = import_model(tmp_path / "chain.keras", "mnist", store=RunStore(tmp_path / "runs"))
+    assert record.rebuildable and record.spec.layers == (Conv2D(4, 3), Flatten())

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 
 from cnnkit.errors import CnnkitError
-from cnnkit.model.keras_config import ConfigBudget
+from cnnkit.model.keras_config import ConfigBudget, history_names
 from cnnkit.shapes import format_shape, summarize
 from cnnkit.specs import (
     ACTIVATIONS,
@@ -219,9 +219,8 @@ def _is_chain(config: dict, budget: ConfigBudget) -> bool:
         return True
     names = [layer.name for layer in budget.layers]
     for previous, entry in zip(names, config["config"]["layers"][1:], strict=False):
-        nodes = entry.get("inbound_nodes") or []
-        text = str(nodes)
-        if len(nodes) != 1 or text.count("'keras_history'") != 1 or f"'{previous}'" not in text:
+        # the budget accepted the graph, so every entry has exactly one node
+        if [source for source, _ in history_names(entry["inbound_nodes"][0])] != [previous]:
             return False
     return True
 

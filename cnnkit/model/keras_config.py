@@ -258,7 +258,7 @@ def _declared_shape(value: Any) -> tuple[int, ...] | None:
     return ()  # not a plain shape (a list of shapes, strings...): never equal to a real one
 
 
-def _history_names(node: Any) -> Iterator[tuple[str, tuple[int, ...] | None]]:
+def history_names(node: Any) -> Iterator[tuple[str, tuple[int, ...] | None]]:
     """(layer name, declared shape) of every tensor a graph node reads."""
     stack = [node]
     while stack:
@@ -359,7 +359,7 @@ def _inputs(raw: dict, name: str, sequential: bool, previous: str | None, shapes
         raise UploadError(f"{_where(name)} is used {len(nodes) if isinstance(nodes, list) else 'an unknown number of'} "
                           f"times in the graph; each layer must be used exactly once")
     inputs = []
-    for source, declared in _history_names(nodes[0]):
+    for source, declared in history_names(nodes[0]):
         if source not in shapes:
             raise UploadError(f"{_where(name)} reads from '{source[:60]}', which is not an earlier layer")
         if declared is not None and declared != shapes[source]:
