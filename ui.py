@@ -742,7 +742,7 @@ def lr_finder_panel(spec: ExperimentSpec) -> None:
     import tempfile
 
     from cnnkit.views import charts
-    from cnnkit.views.exports import stream_cnnkit
+    from cnnkit.views.exports import run_cnnkit
 
     found = st.session_state.get("_lr_found")
     if st.button("🔎 Find a learning rate", key="train_lr_find",
@@ -759,7 +759,8 @@ def lr_finder_panel(spec: ExperimentSpec) -> None:
             handle.flush()
             args = ["lrfind", f"--spec={handle.name}", "--json"] + ([f"--data-dir={data_dir()}"] if data_dir() else [])
             try:
-                found = json.loads(stream_cnnkit(args, line, 600, "learning-rate finder").strip().splitlines()[-1])
+                stdout = run_cnnkit(args, 600, "learning-rate finder", on_line=line)
+                found = json.loads(stdout.strip().splitlines()[-1])
             except (CnnkitError, ValueError, IndexError) as exc:
                 show_error(exc, "The learning-rate finder failed")
                 return

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 import zipfile
@@ -121,3 +122,13 @@ def test_cnnkit_export_refuses_in_one_line(trained, tmp_path):
                            str(tmp_path / "x.py")], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "rebuilds the CNN" in done.stderr
+
+
+def test_the_subprocess_runner_returns_stdout_refuses_in_one_line_and_stops_at_its_timeout():
+    lines = []
+    out = exports.run_cnnkit(["presets", "--json"], 120, "listing", on_line=lines.append)
+    assert any(p["name"] == "chollet-cnn" for p in json.loads(out.strip().splitlines()[-1]))
+    with pytest.raises(RunError, match=r"^run 'no-such-run' does not exist"):
+        exports.run_cnnkit(["export", "--run", "no-such-run", "--format", "keras", "--out", "x"], 120, "export")
+    with pytest.raises(RunError, match="took more than 0 s and was stopped"):
+        exports.run_cnnkit(["presets"], 0, "listing")

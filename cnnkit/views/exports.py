@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import select
 import shutil
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnnkit.errors import CnnkitError, RunError, UploadError
+from cnnkit.errors import CnnkitError, RunError
 from cnnkit.runs.store import MODEL_FILES, RunRecord
 from cnnkit.views.script import python_script
 
@@ -116,38 +117,34 @@ def export_bytes(record: RunRecord, fmt: str, key: str = "cnn") -> bytes:
     with tempfile.TemporaryDirectory(prefix="cnnkit-export-") as folder:
         out = Path(folder) / ("savedmodel" if fmt == "savedmodel" else "model.onnx")
         run_cnnkit(["export", f"--run={record.run_id}", f"--runs-dir={record.path.parent}", f"--format={fmt}",
-                    f"--model={key}", f"--out={out}"], EXPORT_SECONDS, f"{fmt} export", error=RunError)
+                    f"--model={key}", f"--out={out}"], EXPORT_SECONDS, f"{fmt} export")
         return _zip_folder(out) if fmt == "savedmodel" else out.read_bytes()
 
 
-def run_cnnkit(args: list[str], timeout: float, what: str, error: type[Exception] = UploadError):
-    """`python -m cnnkit ARGS` in a subprocess; its refusal (the one stderr line) as `error`."""
-    try:
-        done = subprocess.run([sys.executable, "-m", "cnnkit", *args], capture_output=True, text=True,
-                              timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise error(f"the {what} took more than {timeout:g} s and was stopped") from None
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-        raise error(last.removeprefix("error: ")[:400])
-    return done
-
-
-def stream_cnnkit(args: list[str], on_line: Callable[[str], None], timeout: float, what: str) -> str:
-    """`python -m cnnkit ARGS`, calling `on_line` with each stderr line as it comes (progress);
-    returns its stdout. RunError with its last line if it fails, or runs past `timeout` seconds."""
+def run_cnnkit(args: list[str], timeout: float, what: str, *, error: type[Exception] = RunError,
+               on_line: Callable[[str], None] | None = None) -> str:
+    """`python -m cnnkit ARGS` in a subprocess; returns its stdout. `on_line` gets each stderr
+    line as it comes (progress); a failure raises `error` with the command's one-line refusal,
+    and a process still running after `timeout` seconds is killed (silent or not)."""
     deadline = time.monotonic() + timeout
     with tempfile.TemporaryFile() as out, subprocess.Popen(
             [sys.executable, "-m", "cnnkit", *args], stdout=out, stderr=subprocess.PIPE, text=True) as proc:
         last = ""
-        for line in proc.stderr:
-            last = line.strip() or last
-            on_line(last)
+        while True:
             if time.monotonic() > deadline:
                 proc.kill()
-                raise RunError(f"the {what} took more than {timeout:g} s and was stopped")
+                raise error(f"the {what} took more than {timeout:g} s and was stopped")
+            ready, _, _ = select.select([proc.stderr], [], [], 0.5)
+            if not ready:
+                continue
+            line = proc.stderr.readline()
+            if not line:  # the process closed stderr: it has ended
+                break
+            last = line.strip() or last
+            if on_line is not None:
+                on_line(last)
         if proc.wait() != 0:
-            raise RunError(f"the {what} failed: {last.removeprefix('error: ')[:400] or 'no message'}")
+            raise error((last or "no message").removeprefix("error: ")[:400])
         out.seek(0)
         return out.read().decode("utf-8", "replace")
 

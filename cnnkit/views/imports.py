@@ -34,5 +34,5 @@ def import_upload(data: bytes, filename: str | None, dataset: str, input_scale: 
                 f"--name={(name or '').strip() or default_run_name(filename)}", f"--runs-dir={runs_dir}", "--json"]
         if data_dir:
             args.append(f"--data-dir={data_dir}")
-        done = run_cnnkit(args, IMPORT_SECONDS, "import")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+        stdout = run_cnnkit(args, IMPORT_SECONDS, "import", error=UploadError)
+    return json.loads(stdout.strip().splitlines()[-1])

@@ -115,14 +115,14 @@ def compute_in_subprocess(run_id: str, runs_dir: str | Path, data_dir: str | Non
                           on_progress: Callable[[str, float], None]) -> None:
     """`cnnkit robustness` in its own process (TensorFlow stays out of the server); it stores
     the report in the run folder. `on_progress(what, fraction done)` as each strength is done."""
-    from cnnkit.views.exports import stream_cnnkit
+    from cnnkit.views.exports import run_cnnkit
 
     def line(text: str) -> None:
         if match := PROGRESS.match(text):
             on_progress(match.group(1), int(match.group(2)) / int(match.group(3)))
 
     args = ["robustness", f"--run={run_id}", f"--runs-dir={runs_dir}", f"--limit={limit}"]
-    stream_cnnkit(args + ([f"--data-dir={data_dir}"] if data_dir else []), line, LAB_SECONDS, "robustness lab")
+    run_cnnkit(args + ([f"--data-dir={data_dir}"] if data_dir else []), LAB_SECONDS, "robustness lab", on_line=line)
 
 
 def curves(report: dict, name: str) -> list[dict]:
