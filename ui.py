@@ -629,8 +629,8 @@ def explain_panel(image: np.ndarray, predictors: dict, names: list, key: str) ->
     class each predicts or for a class the person picks ("why not 1?"). numpy only."""
     from cnnkit.views import charts, explain
 
-    models = {k: getattr(p, "model", None) for k, p in predictors.items()}
-    if models.get("cnn") is None or not hasattr(models["cnn"], "layers"):
+    models = {k: explain.numpy_model(p) for k, p in predictors.items()}
+    if models.get("cnn") is None:
         st.info("Explanations run on cnnkit's numpy model, which cannot run this model's layers.")
         return
     left, right = st.columns(2)
@@ -660,9 +660,8 @@ def explain_test_image(record: RunRecord, preds, raw, rows: list, names: list) -
     from cnnkit.views import analysis, charts, explain
 
     key = st.session_state.get("inspect_model", "cnn")
-    predictor = load_predictor(record, key)
-    model = getattr(predictor, "model", None)
-    if not rows or model is None or not hasattr(model, "layers"):
+    model = explain.numpy_model(load_predictor(record, key))
+    if not rows or model is None:
         return
     st.subheader("Why? One of these images, explained")
     left, right = st.columns([2, 1])

@@ -133,3 +133,16 @@ def test_the_draw_panel_shows_both_models_heat_for_a_chosen_class(trained, digit
     at.radio(key="draw_why_method").set_value("gradcam").run()
     assert any("needs conv maps" in c.value for c in at.caption)  # the dense net has no maps
     assert len([c for element in at.get("image") for c in element.captions]) == 1
+
+
+def test_a_model_only_keras_can_run_gets_a_message_not_a_crash(trained, digits):
+    def page(cnn_path, image):
+        import ui
+        from cnnkit.model.inspection import Predictor
+
+        ui.explain_panel(image, {"cnn": Predictor.from_file(cnn_path)}, [str(d) for d in range(10)], "draw")
+
+    at = AppTest.from_function(page, args=(str(trained.model_path("cnn")), digits[0, ..., 0].astype(np.uint8)),
+                               default_timeout=60).run()
+    assert not at.exception
+    assert any("cannot run this model's layers" in i.value for i in at.info)

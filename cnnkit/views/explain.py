@@ -48,6 +48,14 @@ METHODS = {m.name: m for m in (
 DEFAULT_METHOD = "gradxinput"      # the most faithful by the deletion test (docs/RESULTS.md)
 
 
+def numpy_model(predictor):
+    """The numpy model behind a predictor (cnnkit.model.predictor.load_predictor), or None when
+    the model needed Keras (a layer numpy cannot run): the explanations need the numpy one."""
+    from cnnkit.model.lite import LitePredictor
+
+    return predictor.model if isinstance(predictor, LitePredictor) else None
+
+
 def methods_for(model) -> list[str]:
     """The methods that apply to a model: Grad-CAM only where there are maps."""
     return [name for name, m in METHODS.items() if not m.needs_maps or map_layers(model)]
