@@ -249,9 +249,15 @@ def _centre_in_field(small: np.ndarray, size: int) -> np.ndarray:
     return field
 
 
-def _normalise(ink: np.ndarray, bbox: tuple[int, int, int, int], size: int, box: int) -> np.ndarray:
+def _crop(ink: np.ndarray, bbox: tuple[int, int, int, int], box: int) -> tuple[np.ndarray, list]:
+    """The ink cropped to its box and scaled to `box` px, with the two as shown stages."""
     top, left, bottom, right = bbox
-    small = _fit_box(ink[top:bottom, left:right], box)
+    crop = ink[top:bottom, left:right]
+    small = _fit_box(crop, box)
+    return small, [("3. cropped to the ink", crop), (f"4. scaled so its longer side is {box} px", small)]
+
+
+def _normalise(small: np.ndarray, size: int) -> np.ndarray:
     field = _centre_in_field(small, size)
     peak = float(field.max())
     if peak > 0:
@@ -263,19 +269,11 @@ def _normalise(ink: np.ndarray, bbox: tuple[int, int, int, int], size: int, box:
 def preprocess_steps(image, *, size: int = 28, box: int = 20) -> tuple[DrawingResult, list[tuple[str, np.ndarray]]]:
     """`preprocess_drawing`, and its stages as (caption, float image in [0, 1]) to show one by
     one: the picture in grey, its ink, the crop, the 20 px digit, the centred 28×28 field."""
-    result = preprocess_drawing(image, size=size, box=box)
-    lum, alpha = _split_channels(_as_float_image(image))
-    ink = _ink(lum, alpha)
-    steps = [("1. your picture, in grey", lum if alpha is None else lum * alpha),
-             ("2. the ink, bright on dark (paper removed)", ink)]
-    if result.bbox is not None:
-        top, left, bottom, right = result.bbox
-        small = _fit_box(ink[top:bottom, left:right], box)
-        steps += [("3. cropped to the ink", ink[top:bottom, left:right]),
-                  (f"4. scaled so its longer side is {box} px", small)]
+    stages: list[tuple[str, np.ndarray]] = []
+    result = preprocess_drawing(image, size=size, box=box, stages=stages)
     if result.ok:
-        steps.append((f"5. centred by its mass in {size}×{size}: what the model sees", result.image))
-    return result, steps
+        stages.append((f"5. centred by its mass in {size}×{size}: what the model sees", result.image))
+    return result, stages
 
 
 def shrink_picture(image: np.ndarray, max_side: int = 560) -> np.ndarray:
@@ -292,8 +290,9 @@ def shrink_picture(image: np.ndarray, max_side: int = 560) -> np.ndarray:
     return np.asarray(picture.filter(ImageFilter.MedianFilter(3)), dtype=np.uint8)
 
 
-def preprocess_drawing(image, *, size: int = 28, box: int = 20) -> DrawingResult:
+def preprocess_drawing(image, *, size: int = 28, box: int = 20, stages: list | None = None) -> DrawingResult:
     """Canvas drawing (RGBA/RGB/gray, uint8 or float, any size) -> MNIST-style image.
+    `stages`, a list, collects the steps' images on the way (see preprocess_steps).
 
     Never raises on odd values (NaN, all zero, 1x1 ...): those get a status instead.
     Raises ValueError only when `image` is not an image at all (wrong shape) or
@@ -303,14 +302,22 @@ def preprocess_drawing(image, *, size: int = 28, box: int = 20) -> DrawingResult
         raise ValueError(f"Need 1 <= box <= size, got box={box}, size={size}.")
     lum, alpha = _split_channels(_as_float_image(image))
     ink = _ink(lum, alpha)
+    if stages is not None:
+        stages += [("1. your picture, in grey", lum if alpha is None else lum * alpha),
+                   ("2. the ink, bright on dark (paper removed)", ink)]
     mask = ink > INK_LEVEL
     bbox = _ink_bbox(mask) if mask.any() else None
     status = _status(mask, bbox)
     fraction = float(mask.mean())
     if status != "ok":
         shown_bbox = None if status == "empty" else bbox
+        if stages is not None and shown_bbox is not None:
+            stages += _crop(ink, shown_bbox, box)[1]
         return DrawingResult(status, MESSAGES[status], None, fraction, shown_bbox)
-    return DrawingResult("ok", "", _normalise(ink, bbox, size, box), fraction, bbox)
+    small, crop_stages = _crop(ink, bbox, box)
+    if stages is not None:
+        stages += crop_stages
+    return DrawingResult("ok", "", _normalise(small, size), fraction, bbox)
 
 
 # -------------------------------------------------------------------- uploads

@@ -89,7 +89,11 @@ def read_drawing(image_data: np.ndarray | None, predictors: dict) -> DrawingPred
     probabilities of every predictor. An empty or unreadable drawing predicts nothing."""
     if image_data is None:
         image_data = np.zeros((28, 28, 4), np.uint8)
-    drawing = preprocess_drawing(image_data)
+    return predict_drawing(preprocess_drawing(image_data), predictors)
+
+
+def predict_drawing(drawing: DrawingResult, predictors: dict) -> DrawingPrediction:
+    """Every predictor's probabilities for a preprocessed drawing (none when it is not ok)."""
     if not drawing.ok:
         return DrawingPrediction(drawing)
     pixels = drawing.as_uint8().astype(np.float32)   # the models take raw 0–255 pixels
@@ -112,7 +116,7 @@ def read_picture(image: np.ndarray, predictors: dict) -> tuple[DrawingPrediction
     if float(np.ptp(steps[0][1])) < MIN_CONTRAST:
         # Uniform paper: on the canvas uniform white means "painted over", in a photo "no digit".
         return DrawingPrediction(DrawingResult("empty", PICTURE_MESSAGES["empty"], None, 0.0, None)), steps[:1]
-    return read_drawing(picture, predictors), steps
+    return predict_drawing(drawing, predictors), steps
 
 
 def drawable_runs(records: list) -> dict:
