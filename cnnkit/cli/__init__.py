@@ -14,16 +14,13 @@ import time
 from pathlib import Path
 
 from cnnkit import settings
-from cnnkit.errors import CnnkitError, SpecError, UploadError, is_disk_full
+from cnnkit.cli.common import UsageError, load_spec, run_store
+from cnnkit.errors import CnnkitError, SpecError, is_disk_full
 from cnnkit.shapes import format_shape
 from cnnkit.specs import DATASET_NAMES
 from cnnkit.views.text import TerminalProgress
 
 EXIT_BAD_INPUT = 2
-
-
-class UsageError(Exception):
-    """Bad command-line input: exit 2 with one line."""
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -37,46 +34,6 @@ class OneLineParser(argparse.ArgumentParser):
 
 def _print_json(data) -> None:
     print(json.dumps(data, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)))
-
-
-def load_spec(args) -> ExperimentSpec:  # noqa: F821 - typing only
-    from cnnkit.presets import get_preset
-
-    if getattr(args, "spec", None):
-        # The upload's reader: bounded (a device or a FIFO is refused), BOM and encoding checked.
-        from cnnkit.model.uploads import read_spec_upload
-
-        path = Path(args.spec)
-        try:
-            spec = read_spec_upload(path)
-        except FileNotFoundError:
-            raise UsageError(f"cannot read spec file {path}: it does not exist") from None
-        except UploadError as exc:
-            raise UsageError(f"cannot read spec file {path.name}: {exc}") from None
-    elif getattr(args, "preset", None):
-        spec = get_preset(args.preset).experiment()
-    else:
-        raise UsageError("give --preset NAME or --spec FILE")
-    changes = {}
-    if getattr(args, "dataset", None):
-        changes["dataset.name"] = args.dataset
-    for option, key in (("epochs", "training.epochs"), ("batch_size", "training.batch_size"),
-                        ("optimizer", "training.optimizer"), ("lr", "training.learning_rate"),
-                        ("seed", "training.seed"), ("train_limit", "dataset.train_limit"),
-                        ("test_limit", "dataset.test_limit"), ("validation_split", "dataset.validation_split"),
-                        ("normalization", "dataset.normalization")):
-        value = getattr(args, option, None)
-        if value is not None:
-            changes[key] = value
-    if getattr(args, "baseline", None):
-        changes["baseline"] = args.baseline
-    return spec.updated(changes) if changes else spec
-
-
-def _store(args):
-    from cnnkit.runs.store import RunStore
-
-    return RunStore(args.runs_dir) if getattr(args, "runs_dir", None) else RunStore()
 
 
 # ---------------------------------------------------------------------------
@@ -106,7 +63,7 @@ def cmd_presets(args) -> int:
 def cmd_share(args) -> int:
     from cnnkit.views.links import experiment_url
 
-    spec = _store(args).get(args.run).spec if args.run else load_spec(args)
+    spec = run_store(args).get(args.run).spec if args.run else load_spec(args)
     if spec is None:
         raise UsageError(f"run {args.run} has no readable experiment")
     print(experiment_url(spec, args.base_url))
@@ -150,7 +107,7 @@ def cmd_train(args) -> int:
     from cnnkit.limits import check_spec
 
     check_spec(spec)
-    store = _store(args)
+    store = run_store(args)
     data_dir = args.data_dir
     if data_dir and not Path(data_dir).is_dir():
         raise UsageError(f"--data-dir {data_dir} is not a folder")
@@ -217,7 +174,7 @@ def _image_for_model(path: str, input_shape) -> tuple[dict, np.ndarray | None]: 
 
 
 def cmd_predict(args) -> int:
-    store = _store(args)
+    store = run_store(args)
     record = store.get(args.run)
     if not record.has_model("cnn"):
         raise UsageError(f"run {args.run} has no saved model ({record.status}): train it first")
@@ -248,7 +205,7 @@ def cmd_explain(args) -> int:
     from cnnkit.model.lite import LiteModel, LitePredictor, UnsupportedModel
     from cnnkit.views.explain import DEFAULT_METHOD, heatmaps, methods_for
 
-    record = _store(args).get(args.run)
+    record = run_store(args).get(args.run)
     if not record.has_model(args.model):
         raise UsageError(f"run {args.run} has no saved {args.model} model ({record.status}): train it first")
     info = get_dataset_info(record.dataset)
@@ -279,7 +236,7 @@ def cmd_explain(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    store = _store(args)
+    store = run_store(args)
     records = store.list()
     if args.json:
         _print_json([r.to_dict() for r in records])
@@ -295,7 +252,7 @@ def cmd_runs(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    store = _store(args)
+    store = run_store(args)
     record = store.get(args.run)
     if not record.has_model("cnn"):
         raise UsageError(f"run {args.run} has no saved model ({record.status})")

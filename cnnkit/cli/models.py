@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from cnnkit.cli.common import load_spec, run_store
 from cnnkit.errors import UploadError
 from cnnkit.specs import DATASET_NAMES
 
@@ -17,9 +18,8 @@ from cnnkit.specs import DATASET_NAMES
 def cmd_import(args) -> int:
     from cnnkit.model.import_spec import NOT_REBUILDABLE
     from cnnkit.model.importing import import_model  # checks the file before TensorFlow loads
-    from cnnkit.runs.store import RunStore
 
-    store = RunStore(args.runs_dir) if args.runs_dir else RunStore()
+    store = run_store(args)
     path = Path(args.file)
     if not path.exists():
         raise UploadError(f"{path.name} does not exist")
@@ -42,10 +42,9 @@ def cmd_import(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from cnnkit.runs.store import RunStore
     from cnnkit.views.exports import write_export
 
-    store = RunStore(args.runs_dir) if args.runs_dir else RunStore()
+    store = run_store(args)
     out = write_export(store.get(args.run), args.format, args.out, args.model)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) if out.is_dir() else out.stat().st_size
     print(f"wrote {out} ({size:,} bytes)")
@@ -58,10 +57,9 @@ def cmd_robustness(args) -> int:
     from cnnkit.data.prepare import prepare_data
     from cnnkit.errors import RunError
     from cnnkit.model.inspection import Predictor  # compiled inference: ~4× numpy's speed here
-    from cnnkit.runs.store import RunStore
     from cnnkit.views import robustness
 
-    store = RunStore(args.runs_dir) if args.runs_dir else RunStore()
+    store = run_store(args)
     record = store.get(args.run)
     if record.status != "finished" or not record.has_model("cnn") or record.spec is None:
         raise RunError(f"run {args.run} is {record.status}: the robustness lab needs a finished run")
@@ -89,18 +87,10 @@ def cmd_lrfind(args) -> int:
     import sys
 
     from cnnkit.data.prepare import prepare_data
-    from cnnkit.presets import get_preset
 
     if not 5 <= args.steps <= 1000:
         raise UploadError(f"--steps must be from 5 to 1,000, got {args.steps}")
-    if args.spec:
-        from cnnkit.model.uploads import read_spec_upload  # bounded, checked like an upload
-
-        if not Path(args.spec).exists():
-            raise UploadError(f"{Path(args.spec).name} does not exist")
-        spec = read_spec_upload(Path(args.spec))
-    else:
-        spec = get_preset(args.preset).experiment()
+    spec = load_spec(args)
     prepared = prepare_data(spec, args.data_dir)
     from cnnkit.model.lr_finder import find_lr  # TensorFlow loads here
     from cnnkit.views.lr import suggest_lr
