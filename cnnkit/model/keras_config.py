@@ -308,6 +308,7 @@ def config_budget(config: dict, *, max_params: int, max_activation_floats: int) 
     layers: list[LayerBudget] = []
     total_params = total_floats = 0
     previous: str | None = None
+    input_shape: tuple[int, ...] | None = None  # the first input layer's, or a Sequential's built shape
     for index, raw in enumerate(entries):
         kind, name, layer_config = _entry(raw)
         if name in shapes:
@@ -319,8 +320,11 @@ def config_budget(config: dict, *, max_params: int, max_activation_floats: int) 
             if sequential and index:
                 raise UploadError(f"the input layer '{name[:60]}' is not the first layer")
             output, params = _input_shape(raw, name), 0
+            input_shape = input_shape or output
         else:
             inputs = _inputs(raw, name, sequential, previous, shapes, body)
+            if previous is None:  # a Sequential without an input layer reads its built shape
+                input_shape = inputs[0]
             declared = _declared_shape((raw.get("build_config") or {}).get("input_shape")
                                        if isinstance(raw.get("build_config"), dict) else None)
             if declared is not None and len(inputs) == 1 and declared != inputs[0]:
@@ -339,8 +343,7 @@ def config_budget(config: dict, *, max_params: int, max_activation_floats: int) 
         shapes[name] = output
         layers.append(LayerBudget(name, kind, output, params))
         previous = name
-    return ConfigBudget(layers[0].output_shape if layers[0].class_name == "InputLayer" else _first_input(body, layers),
-                        tuple(layers), _output_name(body, sequential, previous))
+    return ConfigBudget(input_shape or (), tuple(layers), _output_name(body, sequential, previous))
 
 
 def _inputs(raw: dict, name: str, sequential: bool, previous: str | None, shapes: dict,
@@ -367,11 +370,6 @@ def _inputs(raw: dict, name: str, sequential: bool, previous: str | None, shapes
                               f"'{source[:60]}', which outputs {format_shape(shapes[source])}: the file was edited")
         inputs.append(shapes[source])
     return inputs
-
-
-def _first_input(body: dict, layers: list[LayerBudget]) -> tuple[int, ...]:
-    declared = _declared_shape(body.get("build_input_shape"))
-    return tuple(declared) if declared else ()
 
 
 def _output_name(body: dict, sequential: bool, last: str | None) -> str:
