@@ -613,7 +613,8 @@ def transform_strip(image: np.ndarray, predictors: dict, names: list) -> None:
                     format_func=lambda n: robustness.TRANSFORMS[n].title)
     probabilities = {key: predictor.probabilities for key, predictor in predictors.items()}
     strip = robustness.drawing_strip(image, name, probabilities)
-    truth = strip[[item["value"] for item in strip].index(0 if name != "scale" else 1.0)]["cnn"][0]
+    identity = robustness.TRANSFORMS[name].identity
+    truth = next(item["cnn"][0] for item in strip if item["value"] == identity)  # the untouched drawing
     for column, item in zip(st.columns(len(strip)), strip, strict=True):
         column.image(charts.enlarge(item["image"], 3), caption=item["label"], output_format="PNG", width="stretch")
         for key in probabilities:

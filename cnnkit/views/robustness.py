@@ -32,6 +32,7 @@ class Transform:
     unit: str
     values: tuple[float, ...]
     apply: Callable[[np.ndarray, float], list[np.ndarray]]  # images, strength → the variants averaged
+    identity: float = 0                                      # the strength that changes nothing
 
     def __repr__(self) -> str:
         return f"Transform({self.name}: {self.values[0]:g}…{self.values[-1]:g} {self.unit})"
@@ -52,7 +53,7 @@ TRANSFORMS = {t.name: t for t in (
     Transform("rotation", "Rotation", "°", (-45, -30, -15, 0, 15, 30, 45),
               lambda x, v: [transforms.rotate(x, v)]),
     Transform("scale", "Scale", "×", (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4),
-              lambda x, v: [transforms.scale(x, v)]),
+              lambda x, v: [transforms.scale(x, v)], identity=1.0),
     Transform("noise", "Gaussian noise", " σ", (0, 25, 50, 75, 100, 125),
               lambda x, v: [transforms.noise(x, v, seed=0)]),
 )}
