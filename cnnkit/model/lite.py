@@ -15,7 +15,6 @@ snake case, numbered per class in model order: `layers/conv2d`, `layers/conv2d_1
 from __future__ import annotations
 
 import io
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cnnkit.errors import RunError, UploadError
+from cnnkit.model.keras_config import history_names
 from cnnkit.model.keras_file import read_model_file
 from cnnkit.model.outputs import as_batch, probabilities, softmax
 
@@ -249,8 +249,8 @@ def _check_linear(layer_configs: list[dict]) -> None:
         nodes = entry.get("inbound_nodes")
         if nodes is None:
             continue  # Sequential configs have no explicit wiring
-        text = json.dumps(nodes)
-        if len(nodes) != 1 or f'"{previous["config"]["name"]}"' not in text:
+        sources = [source for source, _ in history_names(nodes[0])] if len(nodes) == 1 else []
+        if sources != [previous["config"]["name"]]:
             raise UnsupportedModel(f"layer {entry['config'].get('name')} is not a plain stack")
 
 
