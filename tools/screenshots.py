@@ -39,6 +39,9 @@ PAGES = {
     # an imported model: its accuracy, its layers as cnnkit reads them, and the export buttons
     "models": ("Models", "text=Take a model away", None),
     # the lab measured on the newest run (about 10 s), then its four charts
+    # the settings with augmentation open, the learning-rate finder, a finished run's results and health
+    "train-settings": ("Train", "text=Start training", "text=Data augmentation"),
+    "draw-canvas": ("Draw", "text=Draw a digit", None),
     "inspect-why": ("Inspect", "text=Why? One of these images", None),  # the galleries and their 🔍
     "robustness": ("Robustness", "text=Robustness lab", "text=Run the robustness lab", "text=Moved by 4 px"),
 }

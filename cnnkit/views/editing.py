@@ -136,15 +136,16 @@ TRAINING_FIELDS: tuple[Field, ...] = (
 
 # Data augmentation (the spec's "augmentation"): all zero = off.
 AUGMENTATION_FIELDS: tuple[Field, ...] = (
-    Field("augmentation.shift", "float", "Shift (fraction of the size)", 0.0, MAX_SHIFT, step=0.05,
-          key="train_aug_shift", help="0.15 moves a 28-pixel digit up to about 4 px each way"),
-    Field("augmentation.rotation", "float", "Rotation (degrees)", 0.0, MAX_ROTATION, step=5.0, fmt="%g",
-          key="train_aug_rotation"),
-    Field("augmentation.zoom", "float", "Zoom (fraction)", 0.0, MAX_ZOOM, step=0.05, key="train_aug_zoom"),
-    Field("augmentation.noise", "float", "Noise (std, fraction of 255)", 0.0, MAX_NOISE, step=0.05,
-          key="train_aug_noise"),
-    Field("augmentation.flip", "bool", "Flip left-right", key="train_aug_flip",
-          help="Fine for clothes; wrong for digits (a mirrored 2 is no 2)"),
+    Field("augmentation.shift", "float", "Shift", 0.0, MAX_SHIFT, step=0.05, key="train_aug_shift",
+          help="Up to this fraction of the size, each way: 0.15 moves a 28-pixel digit up to about 4 px"),
+    Field("augmentation.rotation", "float", "Rotation (°)", 0.0, MAX_ROTATION, step=5.0, fmt="%g",
+          key="train_aug_rotation", help="Up to this many degrees, each way"),
+    Field("augmentation.zoom", "float", "Zoom", 0.0, MAX_ZOOM, step=0.05, key="train_aug_zoom",
+          help="Scale by 1 ± up to this fraction"),
+    Field("augmentation.noise", "float", "Noise", 0.0, MAX_NOISE, step=0.05, key="train_aug_noise",
+          help="Gaussian noise; its standard deviation as a fraction of 255"),
+    Field("augmentation.flip", "bool", "Flip", key="train_aug_flip",
+          help="Mirror left-right half of the time: fine for clothes, wrong for digits (a mirrored 2 is no 2)"),
 )
 
 
