@@ -280,6 +280,18 @@ def test_divergence_rule():
     assert "NaN/infinite" in divergence(float("inf"), spec).reason
     assert "exploded to 1e+05" in divergence(1e5, spec).reason
     assert "try 0.05" in divergence(1e5, spec).suggestion
+    assert divergence(1e5, spec).suggestion == ("Lower the learning rate (it is 0.5; try 0.05), scale the pixels "
+                                                "(normalization 'scale') or add batch normalization.")
+
+
+def test_divergence_hint_leaves_out_what_the_run_already_does():
+    from cnnkit.model.callbacks import divergence_for
+
+    spec = TrainingSpec(learning_rate=0.5)
+    scaled = divergence_for(1e5, spec, normalization="scale").suggestion
+    assert "'scale'" not in scaled and scaled.endswith("or add batch normalization.")
+    both = divergence_for(1e5, spec, normalization="standardize", batch_norm=True).suggestion
+    assert both == "Lower the learning rate (it is 0.5; try 0.05)."
 
 
 def divergence(loss, spec):

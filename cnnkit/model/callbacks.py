@@ -16,6 +16,7 @@ from pathlib import Path
 
 from cnnkit import settings
 from cnnkit.model.tf_import import keras  # TensorFlow, imported quietly
+from cnnkit.runs.control import CommandReader, record_event
 from cnnkit.runs.store import RunWriter
 from cnnkit.specs import TrainingSpec
 
@@ -29,6 +30,9 @@ EXPLODED_LOSS = 1e4             # cross-entropy at chance is ~2.3; this is diver
 
 
 HOLD_POLL_SECONDS = 0.05
+
+
+PAUSE_POLL_SECONDS = 0.1        # a paused job checks for resume/stop/lr this often
 
 
 ProgressHook = Callable[[dict], None]
@@ -62,16 +66,20 @@ class Divergence:
         return f"Divergence({self.reason!r})"
 
 
-def divergence_for(loss: float, training: TrainingSpec) -> Divergence | None:
+def divergence_for(loss: float, training: TrainingSpec, normalization: str = "none",
+                   batch_norm: bool = False) -> Divergence | None:
+    """None while the loss is sane; else why, with remedies the run does not use already."""
     if math.isfinite(loss) and loss < EXPLODED_LOSS:
         return None
     what = "became NaN/infinite" if not math.isfinite(loss) else f"exploded to {loss:.3g}"
-    return Divergence(
-        reason=f"The training loss {what}: the model diverged.",
-        suggestion=(f"Lower the learning rate (it is {training.learning_rate:g}; try "
-                    f"{training.learning_rate / 10:g}), scale the pixels (normalization 'scale'), "
-                    f"or add batch normalization."),
-    )
+    remedies = [f"lower the learning rate (it is {training.learning_rate:g}; try {training.learning_rate / 10:g})"]
+    if normalization == "none":
+        remedies.append("scale the pixels (normalization 'scale')")
+    if not batch_norm:
+        remedies.append("add batch normalization")
+    listed = remedies[0] if len(remedies) == 1 else ", ".join(remedies[:-1]) + " or " + remedies[-1]
+    return Divergence(reason=f"The training loss {what}: the model diverged.",
+                      suggestion=listed[0].upper() + listed[1:] + ".")
 
 
 def hold_point() -> tuple[int, int] | None:
@@ -87,8 +95,14 @@ class LiveReport(keras.callbacks.Callback):
 
     def __init__(self, writer: RunWriter | None, model_key: str, training: TrainingSpec, num_train: int,
                  steps_per_epoch: int, hook: ProgressHook | None = None, save_path: str | None = None,
-                 export: Callable[[keras.Model], keras.Model] | None = None, deadline: float | None = None):
+                 export: Callable[[keras.Model], keras.Model] | None = None, deadline: float | None = None,
+                 commands: CommandReader | None = None, on_checkpoint: Callable[[keras.Model], None] | None = None,
+                 normalization: str = "none", batch_norm: bool = False):
         super().__init__()
+        self.remedies_in_use = {"normalization": normalization, "batch_norm": batch_norm}
+        self.commands = commands  # pause / resume / learning-rate commands from the pages or the CLI
+        self.on_checkpoint = on_checkpoint  # after each checkpoint (the optimizer's state is saved there)
+        self.learning_rate_override: float | None = None  # a live change replaces the schedule
         self.deadline = deadline  # clock() after which the job must stop (a server's cap)
         self.timed_out = False
         self.export = export or (lambda model: model)  # trained model → the model to save
@@ -98,6 +112,7 @@ class LiveReport(keras.callbacks.Callback):
         self.stopped = False
         self.divergence: Divergence | None = None
         self.epochs_completed = 0
+        self.batches_done = self.validation_batches = 0
         self.seconds_per_epoch: list[float] = []
         self.images_per_second: list[float] = []
         self._last_batch_record = self._last_progress = 0.0
@@ -114,6 +129,55 @@ class LiveReport(keras.callbacks.Callback):
         if self.timed_out or (self.writer is not None and self.writer.stop_requested()):
             self.stopped = True
             self.model.stop_training = True
+
+    def _event(self, event: str, done: int, **values) -> None:
+        record_event(self.writer.dir if self.writer else None, event, model=self.model_key,
+                     epoch=self.epoch + 1, batch=done, step=self.epoch * self.steps_per_epoch + done, **values)
+
+    def _learning_rate(self) -> float:
+        return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def _set_learning_rate(self, value: float, done: int) -> None:
+        before = self._learning_rate()
+        self.model.optimizer.learning_rate.assign(value)  # read by the next batch's update
+        self.learning_rate_override = value
+        self._event("lr", done, **{"from": before, "to": value})
+
+    def _steer(self, done: int) -> None:
+        """Apply the commands that arrived since the last batch."""
+        for command in self.commands.poll() if self.commands else ():
+            if command.action == "lr":
+                self._set_learning_rate(command.value, done)
+            elif command.action == "pause":
+                self._pause(done)
+
+    def _pause(self, done: int) -> None:
+        """Hold the model in memory until resume or stop; a new learning rate may come meanwhile.
+        The time paused is left out of the epoch's time and speed (the server's time limit still runs)."""
+        self._event("pause", done)
+        self._progress(epoch=self.epoch + 1, batch=done, paused=True, elapsed=time.perf_counter() - self.train_start)
+        began = time.perf_counter()
+        while not self.stopped:
+            time.sleep(PAUSE_POLL_SECONDS)
+            self._check_stop()
+            commands = self.commands.poll()
+            for command in commands:
+                if command.action == "lr":
+                    self._set_learning_rate(command.value, done)
+            if any(command.action == "resume" for command in commands):
+                break
+        paused = time.perf_counter() - began
+        self.epoch_start += paused
+        self.train_start += paused
+        self.last_batch_end += paused
+        if not self.stopped:
+            self._event("resume", done, paused_seconds=paused)
+
+    def _phase(self, phase: str) -> None:
+        """Say what the job does between batches (validating, saving the checkpoint), so the bar
+        never sits at the last batch without a word."""
+        self._progress(phase=phase, epoch=self.epoch + 1, batch=self.steps_per_epoch,
+                       elapsed=time.perf_counter() - self.train_start)
 
     def _progress(self, **values) -> None:
         progress = {"phase": "training", "model": self.model_key, "epochs": self.training.epochs,
@@ -139,8 +203,9 @@ class LiveReport(keras.callbacks.Callback):
         self.epoch = epoch
         self.epoch_start = time.perf_counter()
         self.last_batch_end = self.epoch_start
+        self.batches_done = 0
         self.iterations_at_epoch_start = self._iterations() if self.multi_step else 0
-        if self.training.schedule in ("step", "exponential", "cosine"):
+        if self.training.schedule in ("step", "exponential", "cosine") and self.learning_rate_override is None:
             self.model.optimizer.learning_rate.assign(self.training.learning_rate_at(epoch))
 
     def on_train_batch_end(self, batch, logs=None):
@@ -148,11 +213,11 @@ class LiveReport(keras.callbacks.Callback):
         self.last_batch_end = now
         self._check_stop()
         loss = float((logs or {}).get("loss", 0.0))
-        self.divergence = self.divergence or divergence_for(loss, self.training)
+        self.divergence = self.divergence or divergence_for(loss, self.training, **self.remedies_in_use)
         if self.divergence:
             self.model.stop_training = True
         done = self._iterations() - self.iterations_at_epoch_start if self.multi_step else batch + 1
-        done = min(done, self.steps_per_epoch)
+        done = self.batches_done = min(done, self.steps_per_epoch)
         elapsed = now - self.epoch_start
         rate = done * self.training.batch_size / max(elapsed, 1e-9)
         if now - self._last_batch_record >= BATCH_RECORD_SECONDS and self.writer is not None:
@@ -169,6 +234,8 @@ class LiveReport(keras.callbacks.Callback):
                            elapsed=now - self.train_start, eta_seconds=remaining * seconds_per_step)
         if self.hold_at == (self.epoch + 1, done):
             self._hold(done)
+        if not self.stopped:
+            self._steer(done)
 
     def _hold(self, done: int) -> None:
         """The test hook of `hold_point`: say where it holds, then wait for a stop (or a kill)."""
@@ -177,20 +244,37 @@ class LiveReport(keras.callbacks.Callback):
             time.sleep(HOLD_POLL_SECONDS)
             self._check_stop()
 
+    def on_test_begin(self, logs=None):
+        self.validation_batches = 0
+        self._check_stop()
+        if not self.stopped:
+            self._phase("validating")
+
+    def on_test_batch_end(self, batch, logs=None):
+        # fit validates even after a stop in the epoch's last batch: end that too, within a batch
+        self.validation_batches += 1
+        self._check_stop()
+        if self.stopped:
+            self.model.stop_evaluating = True
+
     def on_epoch_end(self, epoch, logs=None):
-        if self.multi_step and self._iterations() - self.iterations_at_epoch_start < self.steps_per_epoch:
-            self.stopped = True  # the data ended the epoch early: the STOP file appeared
+        if self.multi_step:
+            self.batches_done = self._iterations() - self.iterations_at_epoch_start
+        if self.divergence:
+            return
+        if self.batches_done < self.steps_per_epoch:
+            self.stopped = True  # the epoch ended early: a stop (in a multi-step net, the data saw it)
             self.model.stop_training = True
-        if self.stopped or self.divergence:
             return  # a partial epoch is not a finished one: history keeps only complete epochs
-        logs = logs or {}
+        # Every batch ran, the stop came at the end or during validation: the epoch counts, its
+        # interrupted validation does not.
+        logs = {key: value for key, value in (logs or {}).items() if not (self.stopped and key.startswith("val_"))}
         now = time.perf_counter()
         train_seconds = self.last_batch_end - self.epoch_start
         self.epochs_completed = epoch + 1
         self.seconds_per_epoch.append(now - self.epoch_start)
         self.images_per_second.append(self.num_train / max(train_seconds, 1e-9))
-        record = {"model": self.model_key, "epoch": epoch + 1,
-                  "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+        record = {"model": self.model_key, "epoch": epoch + 1, "learning_rate": self._learning_rate(),
                   "seconds": now - self.epoch_start, "images_per_second": self.images_per_second[-1],
                   "time": time.time()}
         for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
@@ -199,7 +283,10 @@ class LiveReport(keras.callbacks.Callback):
         if self.writer is not None:
             # Checkpoint first, then history: a listed epoch always has its model on disk.
             if self.save_path:
+                self._phase("saving the checkpoint")
                 save_model_atomic(self.export(self.model), self.save_path)
+                if self.on_checkpoint is not None:
+                    self.on_checkpoint(self.model)
             self.writer.append_epoch(record)
             self.writer.set_model_result(self.model_key, epochs_completed=self.epochs_completed)
         if self.hook is not None:

@@ -60,6 +60,8 @@ class HealthMonitor(keras.callbacks.Callback):
         return f"HealthMonitor({self.model_key}, {len(self.x)} probe images, {len(self.seconds)} epochs)"
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
+        if self.model.stop_training:
+            return  # a stop (or a diverged loss) ends the job now, not after a probe of a partial epoch
         started = time.perf_counter()
         rows = layer_health(self.model, self.x, self.y, self.from_logits)
         self.seconds.append(time.perf_counter() - started)

@@ -36,12 +36,15 @@ from cnnkit.model.levers import (
     build_compiled,
     configure_determinism,
     float32_twin,
+    is_float32,
     make_dataset,
     stop_when_file_exists,
 )
 from cnnkit.model.outputs import probabilities, test_metrics
+from cnnkit.model.resume import optimizer_path, restore, save_optimizer_state
 from cnnkit.model.tf_import import keras  # TensorFlow, imported quietly
 from cnnkit.presets import DEFAULT_BASELINE, baseline_layers
+from cnnkit.runs.control import CommandReader, record_event
 from cnnkit.runs.store import (
     HEALTH_FILE,
     MODEL_FILES,
@@ -57,6 +60,25 @@ from cnnkit.specs import ExperimentSpec, Layer
 EVAL_BATCH_SIZE = 256           # memory: 1,000 held 360 MB more activations (moroney-cnn)
 
 
+class Float32Export:
+    """The trained model → its float32 twin for each checkpoint. The twin is built once and then
+    only given the new weights: building it again at every epoch end cost the stop latency."""
+
+    def __init__(self, key: str, layers: tuple[Layer, ...], spec: ExperimentSpec, prepared):
+        self.key, self.layers, self.spec, self.prepared = key, layers, spec, prepared
+        self.twin: keras.Model | None = None
+
+    def __repr__(self) -> str:
+        return f"Float32Export({self.key}, built={self.twin is not None})"
+
+    def __call__(self, trained: keras.Model) -> keras.Model:
+        if is_float32(trained):
+            return trained
+        if self.twin is None:
+            self.twin = float32_twin(trained, self.key, self.layers, self.spec, self.prepared)
+        else:
+            self.twin.set_weights(trained.get_weights())
+        return self.twin
 
 
 @dataclass
@@ -68,6 +90,7 @@ class ModelOutcome:
     test_accuracy: float | None = None
     test_loss: float | None = None
     seconds: float = 0.0
+    evaluation_stopped: bool = False   # the stop came during the test evaluation itself
 
     def __repr__(self) -> str:
         return f"ModelOutcome({self.key}, {self.status}, acc={self.test_accuracy})"
@@ -77,14 +100,20 @@ class ModelOutcome:
         clearing the Keras session can free it before the next model is built."""
         self.model = None
         self.report.set_model(None)
+        self.report.export = None  # it holds the float32 twin
 
 
 def train_one(key: str, layers: tuple[Layer, ...], spec: ExperimentSpec, prepared, writer: RunWriter | None,
               hook: ProgressHook | None = None, steps_per_execution: int | None = None,
-              deadline: float | None = None) -> ModelOutcome:
+              deadline: float | None = None, commands: CommandReader | None = None,
+              initial_epoch: int = 0) -> ModelOutcome:
+    """Train one model for spec.training.epochs; from `initial_epoch` > 0 on, it continues the
+    run folder's checkpoint of that epoch with its optimizer state."""
     training = spec.training
-    configure_determinism(training.seed)
+    configure_determinism(training.seed + initial_epoch)  # a continuation draws fresh batches
     model = build_compiled(key, layers, spec, prepared, steps_per_execution)
+    if initial_epoch:
+        restore(model, writer.dir / MODEL_FILES[key], optimizer_path(writer.dir, key))
     train_ds = make_dataset(prepared.x_train, prepared.y_train, training.batch_size, shuffle=True,
                             seed=training.seed)
     train_ds = augment_dataset(train_ds, spec.augmentation, training.seed)
@@ -96,9 +125,12 @@ def train_one(key: str, layers: tuple[Layer, ...], spec: ExperimentSpec, prepare
         val_ds = make_dataset(prepared.x_val, prepared.y_val, EVAL_BATCH_SIZE, shuffle=False, seed=0)
     steps = math.ceil(len(prepared.x_train) / training.batch_size)
     save_path = str(writer.dir / MODEL_FILES[key]) if writer is not None else None
-    report = LiveReport(writer, key, training, len(prepared.x_train), steps, hook, save_path,
-                        export=lambda trained: float32_twin(trained, key, layers, spec, prepared),
-                        deadline=deadline)
+    export = Float32Export(key, layers, spec, prepared)
+    report = LiveReport(writer, key, training, len(prepared.x_train), steps, hook, save_path, export=export,
+                        deadline=deadline, commands=commands,
+                        on_checkpoint=lambda trained: save_optimizer_state(trained, optimizer_path(writer.dir, key)),
+                        normalization=spec.dataset.normalization,
+                        batch_norm=any(layer.type == "batchnorm" for layer in layers))
     callbacks: list[keras.callbacks.Callback] = [report]
     if writer is not None:  # after the report: its epoch time leaves the probe out
         callbacks.append(HealthMonitor(writer.dir / HEALTH_FILE, key, prepared.x_train, prepared.y_train,
@@ -111,16 +143,12 @@ def train_one(key: str, layers: tuple[Layer, ...], spec: ExperimentSpec, prepare
     with warnings.catch_warnings():
         # a dataset of unknown length (see stop_when_file_exists) ends every epoch this way
         warnings.filterwarnings("ignore", message="Your input ran out of data")
-        model.fit(train_ds, validation_data=val_ds, epochs=training.epochs, callbacks=callbacks, verbose=0,
-                  shuffle=False)  # the tf.data pipeline shuffles, seeded
+        model.fit(train_ds, validation_data=val_ds, epochs=training.epochs, initial_epoch=initial_epoch,
+                  callbacks=callbacks, verbose=0, shuffle=False)  # the tf.data pipeline shuffles, seeded
     outcome = ModelOutcome(key, "finished", report, model.count_params(), seconds=time.perf_counter() - start)
-    model = outcome.model = float32_twin(model, key, layers, spec, prepared)
-    if report.divergence:
-        outcome.status = "failed"
-        return outcome
-    if report.stopped:
-        outcome.status = "stopped"
-        return outcome
+    if report.stopped or report.divergence:
+        return _ended_early(outcome)
+    model = outcome.model = export(model)
 
     # Test metrics and the test-set probabilities (for the confusion matrix, without TF later).
     _progress(writer, hook, phase="evaluating", model=key)
@@ -128,7 +156,7 @@ def train_one(key: str, layers: tuple[Layer, ...], spec: ExperimentSpec, prepare
     raw = model.predict(make_dataset(prepared.x_test, prepared.y_test, EVAL_BATCH_SIZE, shuffle=False, seed=0),
                         verbose=0, callbacks=[stopper])
     if stopper.stopped:
-        outcome.status = "stopped"
+        outcome.status, outcome.evaluation_stopped = "stopped", True
         return outcome
     # float32, the model's own precision, and the metrics come from exactly the stored array:
     # float16 rounding made near-tied probabilities equal, so the argmax (and the accuracy the
@@ -139,6 +167,12 @@ def train_one(key: str, layers: tuple[Layer, ...], spec: ExperimentSpec, prepare
     if writer is not None:
         indices = prepared.test_indices if prepared.test_indices is not None else np.arange(len(prepared.y_test))
         write_predictions(writer.dir, key, probs, prepared.y_test, indices)
+    return outcome
+
+
+def _ended_early(outcome: ModelOutcome) -> ModelOutcome:
+    # No twin of the half-trained model: the checkpoint of the last finished epoch is what is kept.
+    outcome.status = "failed" if outcome.report.divergence else "stopped"
     return outcome
 
 
@@ -160,14 +194,18 @@ def jobs_for(spec: ExperimentSpec, info) -> list[tuple[str, tuple[Layer, ...]]]:
 
 def run_job(store: RunStore, run_id: str, *, data_dir: str | None = None, hook: ProgressHook | None = None,
             steps_per_execution: int | None = None) -> dict:
-    """Train the run's model (and baseline), writing everything into its folder. Returns run.json."""
+    """Train the run's model (and baseline), writing everything into its folder. Returns run.json.
+    A run that `jobs.extend` queued again continues each model from its checkpoint."""
     writer = RunWriter(store, run_id)
-    spec = store.get(run_id).spec
+    record = store.get(run_id)
+    spec, continuing = record.spec, bool(record.meta.get("continue_epochs"))
     writer.update(status="running", **this_process(), started=time.time())
     outcome_status, reason, suggestion = "finished", "", ""
     raise_after: Exception | None = None
     minutes = Limits.from_env().max_job_minutes
     deadline = clock() + 60 * minutes if minutes else None
+    commands = CommandReader(writer.dir)
+    prepared, test_after_stop = None, True
     try:
         if writer.stop_requested():
             raise StopRequested
@@ -180,19 +218,28 @@ def run_job(store: RunStore, run_id: str, *, data_dir: str | None = None, hook: 
                 raise StopRequested
             if deadline is not None and clock() > deadline:
                 raise time_limit_stop(minutes)
-            outcome = train_one(key, layers, spec, prepared, writer, hook, steps_per_execution, deadline)
+            earlier = record.model_result(key) if continuing and record.has_model(key) else {}
+            initial = int(earlier.get("epochs_completed") or 0)
+            if initial >= spec.training.epochs:
+                continue  # this model is there already (a baseline that ran further)
+            if initial:
+                record_event(writer.dir, "continue", model=key, epoch=initial, batch=0, step=None)
+            outcome = train_one(key, layers, spec, prepared, writer, hook, steps_per_execution, deadline,
+                                commands, initial)
             writer.set_model_result(
                 key, status=outcome.status, params=outcome.params, test_accuracy=outcome.test_accuracy,
-                test_loss=outcome.test_loss, seconds=outcome.seconds,
-                epochs_completed=outcome.report.epochs_completed,
-                seconds_per_epoch=outcome.report.seconds_per_epoch,
-                images_per_second=outcome.report.images_per_second,
+                test_loss=outcome.test_loss, seconds=float(earlier.get("seconds") or 0.0) + outcome.seconds,
+                tested_epoch=outcome.report.epochs_completed if outcome.test_accuracy is not None else None,
+                epochs_completed=max(initial, outcome.report.epochs_completed),
+                seconds_per_epoch=list(earlier.get("seconds_per_epoch") or []) + outcome.report.seconds_per_epoch,
+                images_per_second=list(earlier.get("images_per_second") or []) + outcome.report.images_per_second,
                 layers=[layer.to_dict() for layer in layers])
             outcome.release()
             keras.backend.clear_session()
             gc.collect()  # the model's graph is a reference cycle: free it now, not some time later
             release_free_memory()
             if outcome.status == "stopped":
+                test_after_stop = not outcome.evaluation_stopped  # the person stopped that very test
                 raise time_limit_stop(minutes) if outcome.report.timed_out else StopRequested()
             if outcome.status == "failed":
                 outcome_status = "failed"
@@ -200,6 +247,8 @@ def run_job(store: RunStore, run_id: str, *, data_dir: str | None = None, hook: 
                 break
     except StopRequested as stop:
         outcome_status, reason, suggestion = "stopped", stop.reason, stop.suggestion
+        if prepared is not None and test_after_stop:
+            test_checkpoints(store, run_id, prepared, writer, hook)
     except Exception as exc:  # the job must always leave a readable, final status behind
         outcome_status, reason = "failed", f"{type(exc).__name__}: {exc}"
         suggestion = suggestion_for(exc)
@@ -211,10 +260,32 @@ def run_job(store: RunStore, run_id: str, *, data_dir: str | None = None, hook: 
         raise_after = exc
     finally:
         _progress(writer, hook, phase="done")
-    meta = writer.update(status=outcome_status, reason=reason, suggestion=suggestion, finished=time.time())
+    meta = writer.update(status=outcome_status, reason=reason, suggestion=suggestion, finished=time.time(),
+                         continue_epochs=None)
     if raise_after is not None and settings.get().raise_errors:
         raise raise_after
     return meta
+
+
+def test_checkpoints(store: RunStore, run_id: str, prepared, writer: RunWriter, hook: ProgressHook | None) -> None:
+    """After a stop: test each model's last finished epoch (its checkpoint) that has no test
+    result of that epoch yet, so a stopped run can be inspected and compared. Numpy, in memory."""
+    from cnnkit.model.predictor import evaluate
+
+    record = store.get(run_id)
+    for key, result in record.models.items():
+        epoch = int(result.get("epochs_completed") or 0)
+        if not epoch or result.get("tested_epoch") == epoch or not record.has_model(key):
+            continue
+        _progress(writer, hook, phase="testing", model=key, epoch=epoch)
+        try:
+            probs, accuracy, loss = evaluate(record, key, prepared)
+        except Exception:  # a test that fails must not hide the stop; Inspect can evaluate again
+            traceback.print_exc()
+            continue
+        indices = prepared.test_indices if prepared.test_indices is not None else np.arange(len(prepared.y_test))
+        write_predictions(writer.dir, key, probs, prepared.y_test, indices)
+        writer.set_model_result(key, test_accuracy=accuracy, test_loss=loss, tested_epoch=epoch)
 
 
 def release_free_memory() -> None:

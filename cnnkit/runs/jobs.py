@@ -21,7 +21,14 @@ from pathlib import Path
 
 from cnnkit import settings
 from cnnkit.errors import RunError
-from cnnkit.runs.store import RunRecord, RunStore, pid_alive, process_started, this_process
+from cnnkit.runs.store import (
+    OPTIMIZER_FILE,
+    RunRecord,
+    RunStore,
+    pid_alive,
+    process_started,
+    this_process,
+)
 from cnnkit.runs.workspaces import server_root, session_folders
 from cnnkit.specs import ExperimentSpec
 
@@ -49,15 +56,71 @@ def _reap(process: subprocess.Popen) -> None:
     process.wait()
 
 
+class ActiveRunError(RunError):
+    """This workspace has a run queued or running, and the start did not say "queue another"."""
+
+    def __init__(self, active: list[RunRecord]):
+        self.active = active
+        names = ", ".join(f"'{record.name}'" for record in active[:3])
+        super().__init__(f"{names} {'is' if len(active) == 1 else 'are'} still {active[0].status}: open it, "
+                         f"or queue another on purpose")
+
+
 def start(store: RunStore, spec: ExperimentSpec, *, name: str | None = None, data_dir: str | None = None,
-          **meta) -> RunRecord:
+          queue_another: bool = True, **meta) -> RunRecord:
     """Create the run folder and start its worker process; returns at once. Refused (RunError,
-    saying what to stop) when this workspace or the server has as many jobs as it allows."""
+    saying what to stop) when this workspace or the server has as many jobs as it allows, and
+    (ActiveRunError) when this workspace has an active run unless `queue_another`: a second
+    click on Start must not bury the first run under a copy."""
     with start_lock(store):  # a click flood must not slip past the caps between count and create
         check_capacity(store)
+        active = [record for record in store.list() if record.is_active]
+        if active and not queue_another:
+            raise ActiveRunError(active)
         record = store.create(spec, name=name, **meta)
     launch(store, record.run_id, data_dir=data_dir)
     return store.get(record.run_id)
+
+
+def extend(store: RunStore, run_id: str, epochs: int, *, data_dir: str | None = None) -> RunRecord:
+    """Queue a finished or stopped run again to train `epochs` more epochs from its checkpoint,
+    with the optimizer's state. Its history continues; run.json lists the extension."""
+    from cnnkit.limits import check_spec
+
+    with start_lock(store):
+        record = store.get(run_id)
+        problem = continue_problem(record)
+        if problem:
+            raise RunError(f"run '{run_id}' cannot continue: {problem}")
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+            raise RunError(f"epochs: continue for at least 1 more epoch, not {epochs!r}")
+        check_capacity(store)
+        total = record.epochs_completed + epochs
+        spec = record.spec.updated({"training.epochs": total})  # validated: the spec's epoch cap holds
+        check_spec(spec)  # and this server's caps
+        (store.path(run_id) / "STOP").unlink(missing_ok=True)
+        extensions = list(record.meta.get("extensions") or [])
+        extensions.append({"from_epoch": record.epochs_completed, "epochs": epochs, "time": time.time()})
+        store.update(run_id, status="queued", pid=None, pid_started=None, requeued=time.time(),
+                     spec=spec.to_dict(), continue_epochs=epochs, extensions=extensions, reason="",
+                     suggestion="")
+    launch(store, run_id, data_dir=data_dir)
+    return store.get(run_id)
+
+
+def continue_problem(record: RunRecord) -> str | None:
+    """Why this run cannot train on, or None."""
+    if record.is_active:
+        return f"it is still {record.status}"
+    if record.kind == "imported":
+        return "it is an imported model (cnnkit did not train it, so it has no training state)"
+    if record.status not in ("finished", "stopped", "interrupted"):
+        return f"it is {record.status}"
+    if not record.epochs_completed or not record.has_model("cnn"):
+        return "no epoch finished, so there is no checkpoint to continue from (start it again instead)"
+    if not (record.path / OPTIMIZER_FILE.format("cnn")).is_file():
+        return "its checkpoint has no saved optimizer state (it was trained by an older cnnkit)"
+    return None
 
 
 @contextmanager

@@ -7,6 +7,8 @@
         batches.jsonl     throttled per-batch records for live curves (append-only)
         progress.json     where the job is now: phase, epoch, batch, images/s, ETA
         model.keras       the CNN, checkpointed after every epoch; baseline.keras for the baseline
+        optimizer_<model>.npz   the optimizer's state at that checkpoint (to continue training)
+        control.jsonl, events.jsonl   live commands (pause, resume, lr) and what the job did
         predictions_<model>.npz   test-set probabilities, for the confusion matrix without TensorFlow
         health.jsonl      per epoch and layer: activation mean/std, dead ReLU units, gradient norm
         robustness.json   the robustness lab's report, once it has been measured
@@ -42,6 +44,7 @@ from cnnkit.sysinfo import proc_stat_fields
 ACTIVE = ("queued", "running")
 STATUSES = ("queued", "running", "finished", "stopped", "failed", "interrupted", "damaged")
 MODEL_FILES = {"cnn": "model.keras", "baseline": "baseline.keras"}
+OPTIMIZER_FILE = "optimizer_{}.npz"  # beside each checkpoint: the optimizer's state, to continue training
 HEALTH_FILE = "health.jsonl"  # one record per model and epoch: layer activations, dead units, gradients
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # always .fullmatch: "$" lets a "\n" through
 
@@ -427,7 +430,7 @@ def _is_number(value: Any) -> bool:
 def _bad_meta_field(meta: dict) -> str | None:
     """The first run.json field whose type the pages cannot use (a hand-edited or foreign file)."""
     checks = {
-        "created": _is_number, "updated": _is_number, "finished": _is_number,
+        "created": _is_number, "updated": _is_number, "finished": _is_number, "requeued": _is_number,
         "pid": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**31,
         "pid_started": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63,
         "queue_position": lambda v: isinstance(v, int) and not isinstance(v, bool),
@@ -448,7 +451,7 @@ def _bad_meta_field(meta: dict) -> str | None:
 def _just_created(meta: dict) -> bool:
     # A run is "queued" for the instant between its folder being made and its process starting.
     return meta.get("status") == "queued" and not meta.get("pid") and time.time() - float(
-        meta.get("created") or 0) < 30
+        meta.get("requeued") or meta.get("created") or 0) < 30
 
 
 # ---------------------------------------------------------------------------
