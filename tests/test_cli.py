@@ -123,7 +123,7 @@ def test_train_json_reports_the_run(trained):
     assert len(out["seconds_per_epoch"]) == 1 and out["images_per_second"] > 0
     # stdout is for the JSON (no TensorFlow start-up noise); people read stderr
     assert trained["result"].stdout.strip().count("\n") == 0
-    assert f"run {out['run_id']}: test accuracy {out['test_accuracy']:.4f}" in trained["result"].stderr
+    assert f"CNN test accuracy: {out['test_accuracy']:.4f}" in trained["result"].stderr  # the plain lines
     run = json.loads((trained["runs"] / out["run_id"] / "run.json").read_text())
     assert run["models"]["cnn"]["test_accuracy"] == out["test_accuracy"]
     assert run["spec"]["dataset"]["train_limit"] == 300 and run["spec"]["training"]["epochs"] == 1

@@ -1,5 +1,6 @@
 """`python -m cnnkit …`: presets, summary, share, train, predict, runs, evaluate, download, reproduce, bench,
-import, export, robustness, explain.
+import, export, robustness, explain, lrfind (train in cli/training.py; import, export, robustness and
+lrfind in cli/models.py; the options several commands share in cli/common.py).
 
 Bad input exits with status 2 and one line on stderr; no command prints a traceback unless
 CNNKIT_DEBUG=1. TensorFlow is imported only by the commands that train or run a model.
@@ -8,32 +9,32 @@ CNNKIT_DEBUG=1. TensorFlow is imported only by the commands that train or run a 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from pathlib import Path
 
 from cnnkit import settings
-from cnnkit.cli.common import UsageError, load_spec, run_store
+from cnnkit.cli.common import (
+    EXIT_BAD_INPUT,
+    UsageError,
+    add_data_dir,
+    add_experiment_source,
+    add_runs_dir,
+    add_spec_options,
+    data_dir_of,
+    load_spec,
+    print_json,
+    run_store,
+    say_data_source,
+    terminal_text,
+)
 from cnnkit.errors import CnnkitError, SpecError, is_disk_full
 from cnnkit.shapes import format_shape
 from cnnkit.specs import DATASET_NAMES
-from cnnkit.views.text import TerminalProgress
-
-EXIT_BAD_INPUT = 2
 
 
 class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse prints usage + error; we want one clear line
         raise UsageError(f"{self.prog}: {message}")
-
-
-# ---------------------------------------------------------------------------
-# helpers
-
-
-def _print_json(data) -> None:
-    print(json.dumps(data, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)))
 
 
 # ---------------------------------------------------------------------------
@@ -51,7 +52,7 @@ def cmd_presets(args) -> int:
                      "params": params, "published": preset.published.text, "source": preset.source,
                      "notes": preset.notes})
     if args.json:
-        _print_json(rows)
+        print_json(rows)
         return 0
     width = max(len(r["name"]) for r in rows)
     for r in rows:
@@ -76,7 +77,7 @@ def cmd_summary(args) -> int:
     spec = load_spec(args)
     summary = summarize_spec(spec)
     if args.json:
-        _print_json({"layers": [{"name": r.name, "type": r.type, "output_shape": list(r.output_shape),
+        print_json({"layers": [{"name": r.name, "type": r.type, "output_shape": list(r.output_shape),
                                  "params": r.params, "receptive_field": r.receptive_field}
                                 for r in summary.layers],
                      "total_params": summary.total_params})
@@ -88,65 +89,6 @@ def cmd_summary(args) -> int:
         print(f"{r.name:<16}{format_shape(r.output_shape):<16}{r.params:>12,}{rf:>18}{r.macs:>14,}")
     print(f"total params: {summary.total_params:,}   multiply-adds per image: {summary.total_macs:,}")
     return 0
-
-
-def check_data(spec, data_dir: str | None) -> None:
-    """Data problems (no data, a subset larger than the bundled sample) are bad input: one line
-    and exit 2 here, not a failed run with a traceback from inside the job. load_raw caches the
-    arrays per process, so the job does not read them again."""
-    from cnnkit.data.prepare import prepare
-    from cnnkit.data.sources import load_raw
-
-    raw = load_raw(spec.dataset.name, data_dir)
-    prepare(raw, train_limit=spec.dataset.train_limit, test_limit=spec.dataset.test_limit,
-            validation_split=spec.dataset.validation_split, normalization="none", seed=spec.training.seed)
-
-
-def cmd_train(args) -> int:
-    spec = load_spec(args)
-    from cnnkit.limits import check_spec
-
-    check_spec(spec)
-    store = run_store(args)
-    data_dir = args.data_dir
-    if data_dir and not Path(data_dir).is_dir():
-        raise UsageError(f"--data-dir {data_dir} is not a folder")
-    check_data(spec, data_dir)
-    record = store.create(spec)
-    from cnnkit.worker import run_in_slot
-
-    meta = run_in_slot(store, record.run_id, data_dir=data_dir, hook=TerminalProgress())
-    record = store.get(record.run_id)
-    cnn = record.model_result("cnn")
-    source = meta.get("data_source") or {}
-    print(f"data: {source.get('description', 'unknown')}", file=sys.stderr)
-    if record.status != "finished":
-        print(f"run {record.run_id} {record.status}: {meta.get('reason', '')} {meta.get('suggestion', '')}".strip(),
-              file=sys.stderr)
-    else:
-        line = f"run {record.run_id}: test accuracy {cnn.get('test_accuracy', 0):.4f}, test loss {cnn.get('test_loss', 0):.4f}"
-        if record.has_baseline:
-            base = record.model_result("baseline")
-            line += f"; dense baseline {base.get('test_accuracy') or 0:.4f}"
-        print(line, file=sys.stderr)
-    if args.json:
-        history = {}
-        for entry in store.history(record.run_id):
-            if entry.get("model") != "cnn":
-                continue
-            for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-                if key in entry:
-                    history.setdefault(key, []).append(entry[key])
-        rates = cnn.get("images_per_second") or []
-        _print_json({"run_id": record.run_id, "status": record.status, "test_accuracy": cnn.get("test_accuracy"),
-                     "test_loss": cnn.get("test_loss"), "history": history,
-                     "seconds_per_epoch": cnn.get("seconds_per_epoch") or [],
-                     "images_per_second": rates[-1] if rates else None,
-                     "data_source": source.get("description", ""), "data_source_kind": source.get("kind"),
-                     "baseline": record.model_result("baseline") or None})
-    if record.status == "failed" and meta.get("reason", "").startswith("The disk is full"):
-        return EXIT_BAD_INPUT  # the machine's state, not a bug: one line above, no traceback
-    return 0 if record.status == "finished" else 1
 
 
 def _image_for_model(path: str, input_shape) -> tuple[dict, np.ndarray | None]:  # noqa: F821
@@ -195,7 +137,7 @@ def cmd_predict(args) -> int:
             entry.update(predicted=info.class_names[best], predicted_index=best, confidence=float(probs[best]),
                          probabilities={name: round(float(p), 6) for name, p in zip(info.class_names, probs, strict=False)})
         results.append(entry)
-    _print_json({"run_id": record.run_id, "dataset": info.name, "class_names": list(info.class_names),
+    print_json({"run_id": record.run_id, "dataset": info.name, "class_names": list(info.class_names),
                  "predictions": results})
     return 0
 
@@ -231,7 +173,7 @@ def cmd_explain(args) -> int:
                      "target": info.class_names[target], "target_index": target,
                      "input": (x[0, ..., 0] / 255.0).round(4).tolist(), "heatmap": heat.round(4).tolist()}
         results.append(entry)
-    _print_json(results[0] if len(results) == 1 else {"explanations": results})
+    print_json(results[0] if len(results) == 1 else {"explanations": results})
     return 0
 
 
@@ -239,15 +181,16 @@ def cmd_runs(args) -> int:
     store = run_store(args)
     records = store.list()
     if args.json:
-        _print_json([r.to_dict() for r in records])
+        print_json([r.to_dict() for r in records])
         return 0
     if not records:
         print(f"no runs in {store.root}")
         return 0
-    for r in records:
+    for r in records:  # one line each: names and problems are someone's text, made terminal-safe
         acc = "" if r.test_accuracy is None else f"{r.test_accuracy:.4f}"
+        problem = f"  ({terminal_text(r.problem, 200)})" if r.problem else ""
         print(f"{r.run_id:<45} {r.status:<11} {r.dataset or '?':<13} epochs {r.epochs_completed:<3} test acc {acc:<7} "
-              f"{r.problem}")
+              f"{terminal_text(r.name)}{problem}")
     return 0
 
 
@@ -259,7 +202,8 @@ def cmd_evaluate(args) -> int:
     from cnnkit.data.prepare import prepare_data
     from cnnkit.model.predictor import evaluate, reevaluate
 
-    prepared = prepare_data(record.spec, args.data_dir)
+    prepared = prepare_data(record.spec, data_dir_of(args))
+    say_data_source(prepared.source.describe())  # as train does: a SAMPLE result is never quiet
     out = {"run_id": record.run_id, "data_source": prepared.source.describe()}
     for key in ("cnn", "baseline"):
         if not record.has_model(key):
@@ -270,7 +214,7 @@ def cmd_evaluate(args) -> int:
             _, accuracy, loss = evaluate(record, key, prepared)
             count = len(prepared.y_test)
         out[key] = {"test_accuracy": accuracy, "test_loss": loss, "test_images": count}
-    _print_json(out)
+    print_json(out)
     return 0
 
 
@@ -300,98 +244,79 @@ def cmd_bench(args) -> int:
 
 
 def build_parser() -> OneLineParser:
+    """Every option has a help text (a test walks the parser); the shared ones come from cli.common."""
     parser = OneLineParser(prog="python -m cnnkit", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser,
+                                help="what to do (python -m cnnkit COMMAND -h for its options)")
 
     p = sub.add_parser("presets", help="list the classic presets")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON for programs instead of text")
     p.set_defaults(func=cmd_presets)
 
-    def spec_options(p, training: bool):
-        group = p.add_mutually_exclusive_group(required=True)
-        group.add_argument("--preset")
-        group.add_argument("--spec", help="experiment JSON file")
-        p.add_argument("--dataset", choices=DATASET_NAMES)
-        if training:
-            p.add_argument("--epochs", type=int)
-            p.add_argument("--batch-size", type=int, dest="batch_size")
-            p.add_argument("--optimizer")
-            p.add_argument("--lr", type=float)
-            p.add_argument("--seed", type=int)
-            p.add_argument("--train-limit", type=int, dest="train_limit")
-            p.add_argument("--test-limit", type=int, dest="test_limit")
-            p.add_argument("--validation-split", type=float, dest="validation_split")
-            p.add_argument("--normalization", choices=("none", "scale", "standardize"))
-            p.add_argument("--baseline", choices=("dense-128", "matched"), help="also train a dense baseline")
-            p.add_argument("--data-dir", dest="data_dir")
-            p.add_argument("--runs-dir", dest="runs_dir")
-        p.add_argument("--json", action="store_true")
-
     p = sub.add_parser("summary", help="layer table: output shapes, params, receptive fields")
-    spec_options(p, training=False)
+    add_spec_options(p, training=False)
     p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("share", help="a link that opens an experiment on the Build page")
-    group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--preset")
-    group.add_argument("--spec", help="experiment JSON file")
-    group.add_argument("--run", help="the experiment a run was trained with")
-    p.add_argument("--runs-dir", dest="runs_dir")
+    add_experiment_source(p).add_argument("--run", help="the experiment a run was trained with (a run id)")
+    add_runs_dir(p)
     p.add_argument("--base-url", dest="base_url", default="http://localhost:8501/",
                    help="where the app is served (default http://localhost:8501/)")
     p.set_defaults(func=cmd_share)
 
-    p = sub.add_parser("train", help="train a preset or spec, with a progress bar")
-    spec_options(p, training=True)
-    p.set_defaults(func=cmd_train)
+    from cnnkit.cli.training import add_command as add_train
+
+    add_train(sub)
 
     p = sub.add_parser("predict", help="predict image files with a trained run")
-    p.add_argument("--run", required=True)
-    p.add_argument("--runs-dir", dest="runs_dir")
-    p.add_argument("images", nargs="+")
+    p.add_argument("--run", required=True, help="the run id (see `cnnkit runs`)")
+    add_runs_dir(p)
+    p.add_argument("images", nargs="+", help="image files (PNG, JPEG, BMP, GIF): a digit, as a photo or drawing")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("explain", help="why a run's model read an image so: a heatmap per image (JSON)")
-    p.add_argument("--run", required=True)
-    p.add_argument("--runs-dir", dest="runs_dir")
-    p.add_argument("--model", choices=("cnn", "baseline"), default="cnn")
+    p.add_argument("--run", required=True, help="the run id (see `cnnkit runs`)")
+    add_runs_dir(p)
+    p.add_argument("--model", choices=("cnn", "baseline"), default="cnn", help="which of the run's models (default cnn)")
     p.add_argument("--method", choices=("gradxinput", "saliency", "smoothgrad", "gradcam"),
                    help="default: gradient × input, the most faithful by the deletion test")
     p.add_argument("--target", type=int, help="explain this class (index) instead of the predicted one")
     p.add_argument("--json", action="store_true", help="(the output is always JSON)")
-    p.add_argument("images", nargs="+")
+    p.add_argument("images", nargs="+", help="image files, read as `predict` reads them")
     p.set_defaults(func=cmd_explain)
 
-    p = sub.add_parser("runs", help="list runs")
-    p.add_argument("--runs-dir", dest="runs_dir")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("runs", help="list runs: id, status, dataset, epochs, test accuracy, name")
+    add_runs_dir(p)
+    p.add_argument("--json", action="store_true", help="print JSON for programs instead of text")
     p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("evaluate", help="re-evaluate a run's models on the test set")
-    p.add_argument("--run", required=True)
-    p.add_argument("--runs-dir", dest="runs_dir")
-    p.add_argument("--data-dir", dest="data_dir")
+    p.add_argument("--run", required=True, help="the run id (see `cnnkit runs`)")
+    add_runs_dir(p)
+    add_data_dir(p)
     p.add_argument("--write", action="store_true", help="store the predictions again (a damaged file)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("download", help="download a dataset into the Keras cache (needs internet)")
-    p.add_argument("dataset", choices=DATASET_NAMES)
+    p.add_argument("dataset", choices=DATASET_NAMES, help="the dataset to download")
     p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("reproduce", help="train the classic presets with their published recipes")
     p.add_argument("--preset", action="append", help="only this preset (repeatable)")
     p.add_argument("--quick", action="store_true", help="small subsets and 1 epoch: a smoke test")
-    p.add_argument("--data-dir", dest="data_dir")
-    p.add_argument("--runs-dir", dest="runs_dir")
+    add_data_dir(p)
+    add_runs_dir(p)
     p.add_argument("--precision", choices=("float32", "auto"), default="float32",
                    help="float32 (default) as the articles trained; auto: the app's bfloat16 speed-up")
     p.add_argument("--output", help="also write the markdown table to this file")
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("bench", help="benchmarks: training throughput, prediction latency, memory")
-    p.add_argument("which", nargs="*", default=["all"])
-    p.add_argument("--data-dir", dest="data_dir")
-    p.add_argument("--quick", action="store_true")
+    p.add_argument("which", nargs="*", default=["all"],
+                   help="all (the default: throughput, latency, memory, dashboard, startup) or names, "
+                        "also levers, hostile, hostile-keras, explain, augmentation (docs/PERFORMANCE.md)")
+    add_data_dir(p)
+    p.add_argument("--quick", action="store_true", help="fewer repeats and smaller sizes: a smoke test")
     p.add_argument("--output", help="also write the markdown report to this file")
     p.set_defaults(func=cmd_bench)
 

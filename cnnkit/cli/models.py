@@ -10,7 +10,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cnnkit.cli.common import load_spec, run_store
+from cnnkit.cli.common import (
+    add_data_dir,
+    add_experiment_source,
+    add_runs_dir,
+    load_spec,
+    run_store,
+)
 from cnnkit.errors import UploadError
 from cnnkit.specs import DATASET_NAMES
 
@@ -113,8 +119,8 @@ def add_commands(sub) -> None:
     p.add_argument("--input", choices=("unit", "raw"), default="unit",
                    help="the pixels the model expects: unit = 0–1 (x / 255, the default), raw = 0–255")
     p.add_argument("--name", help="the run's name (default: 'imported FILE')")
-    p.add_argument("--runs-dir", dest="runs_dir", help="the runs folder (default: CNNKIT_RUNS_DIR)")
-    p.add_argument("--data-dir", dest="data_dir", help="IDX files of the dataset (default: CNNKIT_DATA_DIR)")
+    add_runs_dir(p)
+    add_data_dir(p)
     p.add_argument("--json", action="store_true", help="print only the JSON line")
     p.set_defaults(func=cmd_import)
 
@@ -123,10 +129,11 @@ def add_commands(sub) -> None:
                                    "that rebuilds and trains the architecture; savedmodel: a TensorFlow "
                                    "SavedModel folder; onnx: an ONNX file (via tf2onnx).")
     p.add_argument("--run", required=True, help="the run id (see `cnnkit runs`)")
-    p.add_argument("--format", required=True, choices=("keras", "python", "savedmodel", "onnx"))
+    p.add_argument("--format", required=True, choices=("keras", "python", "savedmodel", "onnx"),
+                   help="what to write (see above)")
     p.add_argument("--out", required=True, help="the file (a folder for savedmodel) to write")
     p.add_argument("--model", choices=("cnn", "baseline"), default="cnn", help="which of the run's models")
-    p.add_argument("--runs-dir", dest="runs_dir", help="the runs folder (default: CNNKIT_RUNS_DIR)")
+    add_runs_dir(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("robustness", help="a run's CNN and baseline under shift, rotation, scale and noise",
@@ -134,8 +141,8 @@ def add_commands(sub) -> None:
                                    "directions), rotated ±45°, scaled 0.6–1.4× and with Gaussian noise; "
                                    "stored in the run folder for the Robustness page.")
     p.add_argument("--run", required=True, help="the run id (see `cnnkit runs`)")
-    p.add_argument("--runs-dir", dest="runs_dir", help="the runs folder (default: CNNKIT_RUNS_DIR)")
-    p.add_argument("--data-dir", dest="data_dir", help="IDX files of the dataset (default: CNNKIT_DATA_DIR)")
+    add_runs_dir(p)
+    add_data_dir(p)
     p.add_argument("--limit", type=int, help="the first N test images (default 1,000)")
     p.add_argument("--json", action="store_true", help="(the last line is always the JSON report)")
     p.set_defaults(func=cmd_robustness)
@@ -144,10 +151,8 @@ def add_commands(sub) -> None:
                        description="Trains up to --steps batches with the rate growing from 1e-7 to 10, stops "
                                    "when the loss blows up, restores the weights; the last line is JSON "
                                    '{"lrs", "losses", "suggested"}.')
-    group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--preset")
-    group.add_argument("--spec", help="experiment JSON file")
+    add_experiment_source(p)
     p.add_argument("--steps", type=int, default=100, help="batches at most (default 100)")
-    p.add_argument("--data-dir", dest="data_dir", help="IDX files of the dataset (default: CNNKIT_DATA_DIR)")
+    add_data_dir(p)
     p.add_argument("--json", action="store_true", help="(the last line is always JSON)")
     p.set_defaults(func=cmd_lrfind)
