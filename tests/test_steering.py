@@ -202,8 +202,8 @@ def test_restored_model_trains_on_exactly_as_the_one_in_memory(training, tmp_pat
     # The oracle: one more epoch from the checkpoint + saved optimizer state gives the same
     # weights as one more epoch of the model that never left memory (same data, no shuffle).
     from cnnkit.model import levers
-    from cnnkit.model.resume import restore, save_optimizer_state
     from cnnkit.model.callbacks import save_model_atomic
+    from cnnkit.model.resume import restore, save_optimizer_state
     from cnnkit.model.training import Float32Export
 
     spec = tiny_spec(train_limit=256, batch_size=32)
@@ -287,3 +287,41 @@ def test_a_second_start_is_refused_unless_queued_on_purpose(runs_dir, monkeypatc
     second = jobs.start(store, tiny_spec(), queue_another=True)
     assert len(store.list()) == 2 and second.run_id != first
     assert json.loads((store.path(first) / "run.json").read_text())["status"] == "running"
+
+
+# ---------------------------------------------------------------------------
+# The command line: cnnkit control, cnnkit train --continue
+
+
+def test_cli_control_sends_and_refuses_with_a_reason(runs_dir, capsys):
+    from cnnkit.cli import main
+
+    store = RunStore(runs_dir)
+    run_id = running(store, tiny_spec())
+    assert main(["control", "--run", run_id, "lr", "0.0005", "--runs-dir", str(runs_dir)]) == 0
+    assert "learning rate is 0.0005 from its next batch" in capsys.readouterr().out
+    assert main(["control", "--run", run_id, "lr", "--runs-dir", str(runs_dir)]) == 2
+    assert "lr needs the new learning rate" in capsys.readouterr().err
+    assert main(["control", "--run", run_id, "pause", "--runs-dir", str(runs_dir)]) == 0
+    sent = [json.loads(line) for line in (store.path(run_id) / control.CONTROL_FILE).read_text().splitlines()]
+    assert [(c["action"], c.get("value")) for c in sent] == [("lr", 0.0005), ("pause", None)]
+    store.update(run_id, status="stopped")
+    assert main(["control", "--run", run_id, "resume", "--runs-dir", str(runs_dir)]) == 2
+    assert "is stopped, so it cannot resume now" in capsys.readouterr().err
+
+
+def test_cli_train_continue_trains_more_epochs_of_the_same_run(training, runs_dir, capsys):
+    from cnnkit.cli import main
+
+    store = RunStore(runs_dir)
+    run_id = store.create(tiny_spec(epochs=1)).run_id
+    training.run_job(store, run_id)
+    assert main(["train", "--continue", run_id, "--epochs", "2", "--runs-dir", str(runs_dir)]) == 0
+    out = capsys.readouterr().out
+    assert f"run: {run_id}" in out and "status: finished" in out
+    assert [h["epoch"] for h in store.history(run_id)] == [1, 2, 3]
+    assert store.get(run_id).model_result("cnn")["tested_epoch"] == 3
+    assert main(["train", "--continue", run_id, "--epochs", "1", "--seed", "3", "--runs-dir", str(runs_dir)]) == 2
+    assert "only --epochs (how many more) applies, not --seed" in capsys.readouterr().err
+    assert main(["train", "--continue", run_id, "--runs-dir", str(runs_dir)]) == 2
+    assert "--continue needs --epochs N" in capsys.readouterr().err

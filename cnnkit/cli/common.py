@@ -100,10 +100,11 @@ def add_field_option(p, field: Field) -> None:
                        **given)
 
 
-def add_spec_options(p, training: bool) -> None:
+def add_spec_options(p, training: bool):
     """--preset/--spec, --dataset and --json; with `training`, every setting of the experiment
-    (TRAINING_FIELDS and OTHER_SPEC_OPTIONS), --runs-dir and --data-dir."""
-    add_experiment_source(p)
+    (TRAINING_FIELDS and OTHER_SPEC_OPTIONS), --runs-dir and --data-dir. Returns the
+    --preset/--spec group (train adds --continue to it)."""
+    group = add_experiment_source(p)
     p.add_argument("--dataset", dest="dataset.name", choices=DATASET_NAMES, default=argparse.SUPPRESS,
                    help="use this dataset instead of the experiment's")
     if training:
@@ -116,6 +117,7 @@ def add_spec_options(p, training: bool) -> None:
     p.add_argument("--json", action="store_true",
                    help="the result as one JSON line on stdout, for programs (the text goes to stderr)"
                    if training else "print JSON for programs instead of text")
+    return group
 
 
 SPEC_PATHS = ("dataset.name", *(field.name for field in TRAINING_FIELDS), *OTHER_SPEC_OPTIONS)

@@ -8,6 +8,9 @@ import sys
 
 from cnnkit.cli.common import (
     EXIT_BAD_INPUT,
+    SPEC_PATHS,
+    UsageError,
+    add_runs_dir,
     add_spec_options,
     data_dir_of,
     load_spec,
@@ -15,6 +18,7 @@ from cnnkit.cli.common import (
     run_store,
     say_data_source,
 )
+from cnnkit.runs.control import ACTIONS
 from cnnkit.views.text import TerminalProgress, model_title
 
 
@@ -23,8 +27,20 @@ def add_command(sub) -> None:
                        description="Every setting of the Train page is an option; what is not given "
                                    "comes from the preset or the spec file. Progress goes to stderr, the "
                                    "result to stdout.")
-    add_spec_options(p, training=True)
+    source = add_spec_options(p, training=True)
+    source.add_argument("--continue", dest="continue_run", metavar="RUN_ID",
+                        help="train a finished or stopped run --epochs more epochs from its last checkpoint, "
+                             "with the optimizer's state (its history goes on)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("control", help="steer a run while it trains: pause, resume, lr VALUE, stop",
+                       description="The job applies the command after its current batch; a new learning "
+                                   "rate replaces the schedule from then on.")
+    p.add_argument("--run", required=True, metavar="RUN_ID", help="the run to steer (see `cnnkit runs`)")
+    p.add_argument("action", choices=ACTIONS, help="pause, resume, lr (with a value) or stop")
+    p.add_argument("value", nargs="?", type=float, help="the new learning rate, for lr")
+    add_runs_dir(p)
+    p.set_defaults(func=cmd_control)
 
 
 def check_data(spec, data_dir: str | None) -> None:
@@ -75,15 +91,31 @@ def json_result(store, record, source: dict) -> dict:
             "baseline": record.model_result("baseline") or None}
 
 
-def cmd_train(args) -> int:
-    spec = load_spec(args)
-    from cnnkit.limits import check_spec
+def continued_run(args, store):
+    """The run of --continue, queued again for --epochs more epochs (no other setting applies)."""
+    from cnnkit.runs.jobs import requeue
 
-    check_spec(spec)
+    given = [path for path in SPEC_PATHS if hasattr(args, path) and path != "training.epochs"]
+    if given:
+        raise UsageError(f"--continue keeps the run's settings; only --epochs (how many more) applies, not "
+                         f"--{given[0].rpartition('.')[2].replace('_', '-')}")
+    if not hasattr(args, "training.epochs"):
+        raise UsageError("--continue needs --epochs N: how many more epochs to train")
+    return requeue(store, args.continue_run, getattr(args, "training.epochs"))
+
+
+def cmd_train(args) -> int:
     store = run_store(args)
     data_dir = data_dir_of(args)
-    check_data(spec, data_dir)
-    record = store.create(spec)
+    if args.continue_run:
+        record = continued_run(args, store)
+    else:
+        spec = load_spec(args)
+        from cnnkit.limits import check_spec
+
+        check_spec(spec)
+        check_data(spec, data_dir)
+        record = store.create(spec)
     from cnnkit.worker import run_in_slot
 
     meta = run_in_slot(store, record.run_id, data_dir=data_dir, hook=TerminalProgress())
@@ -97,3 +129,16 @@ def cmd_train(args) -> int:
     if record.status == "failed" and meta.get("reason", "").startswith("The disk is full"):
         return EXIT_BAD_INPUT  # the machine's state, not a bug: one line above, no traceback
     return 0 if record.status == "finished" else 1
+
+
+def cmd_control(args) -> int:
+    from cnnkit.runs.control import send
+
+    if (args.action == "lr") != (args.value is not None):
+        raise UsageError("lr needs the new learning rate (control --run R lr 0.0003); the others take no value")
+    command = send(run_store(args), args.run, args.action, args.value)
+    done = {"stop": "it ends within one batch and its last finished epoch is tested",
+            "pause": "it pauses after its current batch", "resume": "it goes on from where it paused",
+            "lr": f"the learning rate is {command.value:g} from its next batch" if command.value else ""}[command.action]
+    print(f"run {args.run}: {command.action} sent; {done}")
+    return 0

@@ -84,7 +84,15 @@ def start(store: RunStore, spec: ExperimentSpec, *, name: str | None = None, dat
 
 def extend(store: RunStore, run_id: str, epochs: int, *, data_dir: str | None = None) -> RunRecord:
     """Queue a finished or stopped run again to train `epochs` more epochs from its checkpoint,
-    with the optimizer's state. Its history continues; run.json lists the extension."""
+    with the optimizer's state, and start its worker. Its history continues; run.json lists the
+    extension."""
+    requeue(store, run_id, epochs)
+    launch(store, run_id, data_dir=data_dir)
+    return store.get(run_id)
+
+
+def requeue(store: RunStore, run_id: str, epochs: int) -> RunRecord:
+    """`extend` without starting the process (`cnnkit train --continue` trains in its own)."""
     from cnnkit.limits import check_spec
 
     with start_lock(store):
@@ -104,7 +112,6 @@ def extend(store: RunStore, run_id: str, epochs: int, *, data_dir: str | None = 
         store.update(run_id, status="queued", pid=None, pid_started=None, requeued=time.time(),
                      spec=spec.to_dict(), continue_epochs=epochs, extensions=extensions, reason="",
                      suggestion="")
-    launch(store, run_id, data_dir=data_dir)
     return store.get(run_id)
 
 

@@ -90,9 +90,9 @@ def error_text(exc: Exception, what: str = "") -> str:
 class TerminalProgress:
     """A one-line progress bar on stderr (a line per epoch when stderr is not a terminal)."""
 
-    def __init__(self, stream=sys.stderr):
-        self.stream = stream
-        self.tty = stream.isatty()
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr  # looked up now: a default bound at import outlives a redirect
+        self.tty = self.stream.isatty()
 
     def __repr__(self) -> str:
         return f"TerminalProgress(tty={self.tty})"
