@@ -138,7 +138,7 @@ def test_stop_while_paused_ends_the_job(training, runs_dir):
 
     meta = training.run_job(store, run_id, hook=hook)
     assert meta["status"] == "stopped"
-    assert [e["event"] for e in control.events(store, run_id)] == ["pause"]
+    assert [e["event"] for e in control.events(store, run_id)] == ["pause", "stop"]
     assert [h["epoch"] for h in store.history(run_id)] == [1]
 
 
@@ -325,3 +325,20 @@ def test_cli_train_continue_trains_more_epochs_of_the_same_run(training, runs_di
     assert "only --epochs (how many more) applies, not --seed" in capsys.readouterr().err
     assert main(["train", "--continue", run_id, "--runs-dir", str(runs_dir)]) == 2
     assert "--continue needs --epochs N" in capsys.readouterr().err
+
+
+def test_a_stopped_runs_test_ends_only_on_a_newer_stop(runs_dir):
+    import os
+
+    from cnnkit.runs.store import RunWriter
+
+    store = RunStore(runs_dir)
+    run_id = store.create(tiny_spec()).run_id
+    writer = RunWriter(store, run_id)
+    assert not writer.stop_requested() and not writer.stop_requested(after=0.0)
+    store.request_stop(run_id)
+    stop_file = store.path(run_id) / "STOP"
+    os.utime(stop_file, (1000.0, 1000.0))
+    assert writer.stop_requested() and not writer.stop_requested(after=2000.0)  # the stop that began it
+    store.request_stop(run_id)  # a second click touches it again
+    assert writer.stop_requested(after=2000.0)

@@ -291,19 +291,23 @@ class LiveReport(keras.callbacks.Callback):
             self.writer.set_model_result(self.model_key, epochs_completed=self.epochs_completed)
         if self.hook is not None:
             self.hook({"phase": "epoch_end", **record})
+        self._check_stop()  # a stop during the checkpoint: no health probe, no next epoch
 
 
 class StopEvaluation(keras.callbacks.Callback):
-    def __init__(self, writer: RunWriter | None):
+    """Ends a predict within one batch on a stop request; with `after`, only on a request newer
+    than that time.time() (the test of a run already stopped ends only on another Stop)."""
+
+    def __init__(self, writer: RunWriter | None, after: float | None = None):
         super().__init__()
-        self.writer = writer
+        self.writer, self.after = writer, after
         self.stopped = False
 
     def __repr__(self) -> str:
         return f"StopEvaluation(stopped={self.stopped})"
 
     def on_predict_batch_end(self, batch, logs=None):
-        if self.writer is not None and self.writer.stop_requested():
+        if self.writer is not None and self.writer.stop_requested(self.after):
             self.stopped = True
             self.model.stop_predicting = True
 

@@ -15,7 +15,7 @@ import numpy as np
 from cnnkit.errors import RunError
 from cnnkit.model.models import load_model
 from cnnkit.model.tf_import import keras  # TensorFlow, imported quietly
-from cnnkit.runs.store import OPTIMIZER_FILE, atomic_write_npz
+from cnnkit.runs.store import OPTIMIZER_FILE, atomic_write
 
 
 def optimizer_path(run_dir: Path, key: str) -> Path:
@@ -24,7 +24,9 @@ def optimizer_path(run_dir: Path, key: str) -> Path:
 
 def save_optimizer_state(model: keras.Model, path: Path) -> None:
     values = [np.asarray(keras.ops.convert_to_numpy(keras.ops.cast(v, "float32"))) for v in model.optimizer.variables]
-    atomic_write_npz(path, **{f"v{index:04d}": value for index, value in enumerate(values)})
+    # uncompressed: compressing a few MB of moments cost a second at each epoch's end
+    arrays = {f"v{index:04d}": value for index, value in enumerate(values)}
+    atomic_write(path, lambda handle: np.savez(handle, **arrays))
 
 
 def restore(model: keras.Model, checkpoint: Path, state: Path) -> None:

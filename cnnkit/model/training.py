@@ -45,6 +45,7 @@ from cnnkit.model.resume import optimizer_path, restore, save_optimizer_state
 from cnnkit.model.tf_import import keras  # TensorFlow, imported quietly
 from cnnkit.presets import DEFAULT_BASELINE, baseline_layers
 from cnnkit.runs.control import CommandReader, record_event
+from cnnkit.runs.control import events as events_of
 from cnnkit.runs.store import (
     HEALTH_FILE,
     MODEL_FILES,
@@ -150,29 +151,41 @@ def train_one(key: str, layers: tuple[Layer, ...], spec: ExperimentSpec, prepare
         return _ended_early(outcome)
     model = outcome.model = export(model)
 
-    # Test metrics and the test-set probabilities (for the confusion matrix, without TF later).
     _progress(writer, hook, phase="evaluating", model=key)
-    stopper = StopEvaluation(writer)
+    tested = test_model(model, key, spec, prepared, writer, StopEvaluation(writer))
+    if tested is None:
+        outcome.status, outcome.evaluation_stopped = "stopped", True
+        record_event(writer.dir if writer else None, "stop", phase="evaluating")
+        return outcome
+    outcome.test_accuracy, outcome.test_loss = tested
+    return outcome
+
+
+def test_model(model: keras.Model, key: str, spec: ExperimentSpec, prepared, writer: RunWriter | None,
+               stopper: StopEvaluation) -> tuple[float, float] | None:
+    """Test accuracy and loss on the test split, with the test-set probabilities stored (for the
+    confusion matrix, without TF later); None if `stopper` ended it."""
     raw = model.predict(make_dataset(prepared.x_test, prepared.y_test, EVAL_BATCH_SIZE, shuffle=False, seed=0),
                         verbose=0, callbacks=[stopper])
     if stopper.stopped:
-        outcome.status, outcome.evaluation_stopped = "stopped", True
-        return outcome
+        return None
     # float32, the model's own precision, and the metrics come from exactly the stored array:
     # float16 rounding made near-tied probabilities equal, so the argmax (and the accuracy the
     # confusion matrix shows) differed from the reported test accuracy.
-    probs = probabilities(np.asarray(raw, dtype=np.float64), spec.output).astype(np.float32)
-    outcome.test_accuracy, outcome.test_loss = test_metrics(probs.astype(np.float64),
-                                                            prepared.y_test.astype(np.int64))
+    probs = probabilities(np.asarray(raw, dtype=np.float64), spec.output if key == "cnn" else "softmax")
+    probs = probs.astype(np.float32)
+    accuracy, loss = test_metrics(probs.astype(np.float64), prepared.y_test.astype(np.int64))
     if writer is not None:
         indices = prepared.test_indices if prepared.test_indices is not None else np.arange(len(prepared.y_test))
         write_predictions(writer.dir, key, probs, prepared.y_test, indices)
-    return outcome
+    return accuracy, loss
 
 
 def _ended_early(outcome: ModelOutcome) -> ModelOutcome:
     # No twin of the half-trained model: the checkpoint of the last finished epoch is what is kept.
     outcome.status = "failed" if outcome.report.divergence else "stopped"
+    if outcome.report.stopped and outcome.report.writer is not None:
+        record_event(outcome.report.writer.dir, "stop", phase="training")  # the fit has returned
     return outcome
 
 
@@ -247,6 +260,8 @@ def run_job(store: RunStore, run_id: str, *, data_dir: str | None = None, hook: 
                 break
     except StopRequested as stop:
         outcome_status, reason, suggestion = "stopped", stop.reason, stop.suggestion
+        if "stop" not in (event.get("event") for event in events_of(writer.dir)):
+            record_event(writer.dir, "stop", phase="between models")
         if prepared is not None and test_after_stop:
             test_checkpoints(store, run_id, prepared, writer, hook)
     except Exception as exc:  # the job must always leave a readable, final status behind
@@ -269,23 +284,25 @@ def run_job(store: RunStore, run_id: str, *, data_dir: str | None = None, hook: 
 
 def test_checkpoints(store: RunStore, run_id: str, prepared, writer: RunWriter, hook: ProgressHook | None) -> None:
     """After a stop: test each model's last finished epoch (its checkpoint) that has no test
-    result of that epoch yet, so a stopped run can be inspected and compared. Numpy, in memory."""
-    from cnnkit.model.predictor import evaluate
+    result of that epoch yet, so a stopped run can be inspected and compared. Another Stop
+    (a newer STOP file) ends that too."""
+    from cnnkit.model.models import load_model
 
     record = store.get(run_id)
+    stopper = StopEvaluation(writer, after=time.time())
     for key, result in record.models.items():
         epoch = int(result.get("epochs_completed") or 0)
         if not epoch or result.get("tested_epoch") == epoch or not record.has_model(key):
             continue
         _progress(writer, hook, phase="testing", model=key, epoch=epoch)
         try:
-            probs, accuracy, loss = evaluate(record, key, prepared)
+            tested = test_model(load_model(record.model_path(key)), key, record.spec, prepared, writer, stopper)
         except Exception:  # a test that fails must not hide the stop; Inspect can evaluate again
             traceback.print_exc()
             continue
-        indices = prepared.test_indices if prepared.test_indices is not None else np.arange(len(prepared.y_test))
-        write_predictions(writer.dir, key, probs, prepared.y_test, indices)
-        writer.set_model_result(key, test_accuracy=accuracy, test_loss=loss, tested_epoch=epoch)
+        if tested is None:
+            return
+        writer.set_model_result(key, test_accuracy=tested[0], test_loss=tested[1], tested_epoch=epoch)
 
 
 def release_free_memory() -> None:

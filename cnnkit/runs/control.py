@@ -78,9 +78,11 @@ def send(store: RunStore, run_id: str, action: str, value: float | None = None) 
     return command
 
 
-def events(store: RunStore, run_id: str) -> list[dict]:
-    """What the job did with the commands, in order (plus the start of each continuation)."""
-    return read_jsonl(store.path(run_id) / EVENTS_FILE)
+def events(store: RunStore | Path, run_id: str | None = None) -> list[dict]:
+    """What the job did with the commands, in order (plus each stop and continuation): of a run
+    in `store`, or of the run folder `store` itself."""
+    folder = store.path(run_id) if isinstance(store, RunStore) else Path(store)
+    return read_jsonl(folder / EVENTS_FILE)
 
 
 def is_paused(store: RunStore, run_id: str) -> bool:

@@ -489,5 +489,10 @@ class RunWriter:
     def write_progress(self, progress: dict) -> None:
         atomic_write_json(self.dir / "progress.json", {**progress, "updated": time.time()})
 
-    def stop_requested(self) -> bool:
-        return (self.dir / "STOP").exists()
+    def stop_requested(self, after: float | None = None) -> bool:
+        """A STOP file exists (and, with `after`, was touched after that time.time())."""
+        try:
+            touched = (self.dir / "STOP").stat().st_mtime
+        except FileNotFoundError:
+            return False
+        return after is None or touched > after
