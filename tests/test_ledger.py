@@ -46,6 +46,15 @@ def test_row_of_a_finished_preset_run(tmp_path):
     assert row["data"] == "SAMPLE"
 
 
+def test_an_extended_run_says_so(tmp_path):
+    store = RunStore(tmp_path)
+    spec = get_preset("chollet-cnn").experiment().updated({"training.epochs": 8})
+    run_id = finished_run(store, spec, cnn={"epochs_completed": 8})
+    store.update(run_id, extensions=[{"from_epoch": 5, "epochs": 2}, {"from_epoch": 7, "epochs": 1}])
+    (row,) = ledger.ledger_rows(store.list())
+    assert row["epochs"] == "8/8 (extended +3)"
+
+
 def test_edited_preset_and_unstarted_run_params_come_from_the_spec(tmp_path):
     store = RunStore(tmp_path)
     spec = get_preset("chollet-cnn").experiment()

@@ -58,6 +58,10 @@ def ledger_row(record: RunRecord) -> dict:
     source = record.meta.get("data_source") or {}
     imported = record.kind == "imported"
     epochs = "–" if imported else f"{record.epochs_completed}/{spec.training.epochs}" if spec else "?"
+    extended = sum(int(part.get("epochs") or 0) for part in record.meta.get("extensions") or []
+                   if isinstance(part, dict))
+    if extended and not imported:
+        epochs += f" (extended +{extended})"  # continued from a checkpoint, not trained in one go
     return {
         "name": record.name,
         "status": record.status,
