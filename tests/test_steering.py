@@ -134,7 +134,13 @@ def test_stop_while_paused_ends_the_job(training, runs_dir):
     def hook(progress):
         if progress.get("phase") == "epoch_end" and progress["epoch"] == 1:
             control.send(store, run_id, "pause")
-            threading.Timer(0.5, store.request_stop, [run_id]).start()
+            threading.Thread(target=stop_once_paused, daemon=True).start()
+
+    def stop_once_paused():
+        deadline = time.monotonic() + 30
+        while not control.is_paused(store, run_id) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        store.request_stop(run_id)
 
     meta = training.run_job(store, run_id, hook=hook)
     assert meta["status"] == "stopped"

@@ -38,6 +38,11 @@ PAUSE_POLL_SECONDS = 0.1        # a paused job checks for resume/stop/lr this of
 ProgressHook = Callable[[dict], None]
 
 
+class EndTraining(Exception):
+    """Raised by LiveReport to leave model.fit at once on a stop: without it, fit still
+    validates the epoch (and traces the test function the first time: most of a second)."""
+
+
 class StopRequested(Exception):
     """The user asked the job to stop (STOP file or SIGTERM), or its time ran out."""
 
@@ -113,6 +118,7 @@ class LiveReport(keras.callbacks.Callback):
         self.divergence: Divergence | None = None
         self.epochs_completed = 0
         self.batches_done = self.validation_batches = 0
+        self.last_logs: dict = {}
         self.seconds_per_epoch: list[float] = []
         self.images_per_second: list[float] = []
         self._last_batch_record = self._last_progress = 0.0
@@ -236,6 +242,9 @@ class LiveReport(keras.callbacks.Callback):
             self._hold(done)
         if not self.stopped:
             self._steer(done)
+        self.last_logs = dict(logs or {})  # at the last batch: the epoch's training metrics
+        if self.stopped and not self.divergence:
+            self._leave()
 
     def _hold(self, done: int) -> None:
         """The test hook of `hold_point`: say where it holds, then wait for a stop (or a kill)."""
@@ -244,31 +253,43 @@ class LiveReport(keras.callbacks.Callback):
             time.sleep(HOLD_POLL_SECONDS)
             self._check_stop()
 
+    def _leave(self) -> None:
+        """On a stop: keep the epoch if all its batches ran (checkpoint and history, without a
+        validation), then leave fit."""
+        if self._epoch_trained():
+            self._finish_epoch(self.epoch, self.last_logs)
+        raise EndTraining
+
+    def _epoch_trained(self) -> bool:
+        if self.multi_step:
+            self.batches_done = self._iterations() - self.iterations_at_epoch_start
+        return self.batches_done >= self.steps_per_epoch
+
     def on_test_begin(self, logs=None):
         self.validation_batches = 0
         self._check_stop()
-        if not self.stopped:
-            self._phase("validating")
+        if self.stopped:
+            self._leave()  # a stop just before validation (or a multi-step epoch the data ended)
+        self._phase("validating")
 
     def on_test_batch_end(self, batch, logs=None):
-        # fit validates even after a stop in the epoch's last batch: end that too, within a batch
         self.validation_batches += 1
         self._check_stop()
         if self.stopped:
-            self.model.stop_evaluating = True
+            self._leave()
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.multi_step:
-            self.batches_done = self._iterations() - self.iterations_at_epoch_start
         if self.divergence:
             return
-        if self.batches_done < self.steps_per_epoch:
+        if not self._epoch_trained():
             self.stopped = True  # the epoch ended early: a stop (in a multi-step net, the data saw it)
             self.model.stop_training = True
             return  # a partial epoch is not a finished one: history keeps only complete epochs
-        # Every batch ran, the stop came at the end or during validation: the epoch counts, its
-        # interrupted validation does not.
-        logs = {key: value for key, value in (logs or {}).items() if not (self.stopped and key.startswith("val_"))}
+        self._finish_epoch(epoch, logs or {})
+        self._check_stop()  # a stop during the checkpoint: no health probe, no next epoch
+
+    def _finish_epoch(self, epoch: int, logs: dict) -> None:
+        """An epoch all of whose batches ran: its record, checkpoint and history."""
         now = time.perf_counter()
         train_seconds = self.last_batch_end - self.epoch_start
         self.epochs_completed = epoch + 1
@@ -291,7 +312,6 @@ class LiveReport(keras.callbacks.Callback):
             self.writer.set_model_result(self.model_key, epochs_completed=self.epochs_completed)
         if self.hook is not None:
             self.hook({"phase": "epoch_end", **record})
-        self._check_stop()  # a stop during the checkpoint: no health probe, no next epoch
 
 
 class StopEvaluation(keras.callbacks.Callback):

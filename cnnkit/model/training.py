@@ -23,6 +23,7 @@ from cnnkit.data.prepare import prepare_data
 from cnnkit.errors import DataError, is_disk_full
 from cnnkit.limits import Limits
 from cnnkit.model.callbacks import (
+    EndTraining,
     LiveReport,
     ProgressHook,
     StopEvaluation,
@@ -144,8 +145,11 @@ def train_one(key: str, layers: tuple[Layer, ...], spec: ExperimentSpec, prepare
     with warnings.catch_warnings():
         # a dataset of unknown length (see stop_when_file_exists) ends every epoch this way
         warnings.filterwarnings("ignore", message="Your input ran out of data")
-        model.fit(train_ds, validation_data=val_ds, epochs=training.epochs, initial_epoch=initial_epoch,
-                  callbacks=callbacks, verbose=0, shuffle=False)  # the tf.data pipeline shuffles, seeded
+        try:
+            model.fit(train_ds, validation_data=val_ds, epochs=training.epochs, initial_epoch=initial_epoch,
+                      callbacks=callbacks, verbose=0, shuffle=False)  # the tf.data pipeline shuffles, seeded
+        except EndTraining:
+            pass  # a stop: report.stopped says so
     outcome = ModelOutcome(key, "finished", report, model.count_params(), seconds=time.perf_counter() - start)
     if report.stopped or report.divergence:
         return _ended_early(outcome)
