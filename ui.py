@@ -37,6 +37,7 @@ def page(title: str, icon: str) -> None:
         st.error(f"This server is misconfigured: {text.plain(exc)}", icon="🛑")
         st.stop()
     workspace_key()  # before anything of the page: a link's workspace is asked about first
+    active_runs_panel()
 
 
 # ---------------------------------------------------------------------------
@@ -316,28 +317,62 @@ def load_predictor(record: RunRecord, key: str = "cnn"):
 # Starting and watching runs (Train, Compare, Draw)
 
 
-def start_job(spec: ExperimentSpec, failure: str, name: str | None = None) -> RunRecord | None:
+def start_job(spec: ExperimentSpec, failure: str, name: str | None = None,
+              queue_another: bool = True) -> RunRecord | None:
     """Check this server's caps and start the training process. If it cannot start: the reason
-    after `failure` ("Could not start the training: …"), and None."""
+    after `failure` ("Could not start the training: …"), and None. With queue_another=False a
+    run of this workspace that is still active refuses it (jobs.ActiveRunError), and the refusal
+    is kept for `start_offer`."""
     from cnnkit.limits import check_spec
-    from cnnkit.runs.jobs import start
+    from cnnkit.runs.jobs import ActiveRunError, start
 
     try:
         check_spec(spec)
-        return start(store(), spec, name=name, data_dir=data_dir())
+        return start(store(), spec, name=name, data_dir=data_dir(), queue_another=queue_another)
+    except ActiveRunError as exc:
+        st.session_state["start_offer"] = {"active": [r.run_id for r in exc.active], "spec": spec.to_dict()}
+        return None
     except (CnnkitError, OSError) as exc:
         show_error(exc, failure)
         return None
 
 
-def start_run(spec: ExperimentSpec, session_key: str = "train_run") -> RunRecord | None:
+def start_run(spec: ExperimentSpec, session_key: str = "train_run", queue_another: bool = False) -> RunRecord | None:
     """`start_job`, then remember the run in the session and the URL (?run=…), so a reload
-    re-attaches. Shows the reason and returns None if it cannot start."""
-    record = start_job(spec, "Could not start the training")
+    re-attaches. Shows the reason and returns None if it cannot start. A second Start while a
+    run trains is refused until the person chooses, in `start_offer`, to open it or queue another."""
+    record = start_job(spec, "Could not start the training", queue_another=queue_another)
     if record is not None:
-        st.session_state[session_key] = record.run_id
-        st.query_params["run"] = record.run_id
+        st.session_state.pop("start_offer", None)
+        open_run(record.run_id, session_key)
     return record
+
+
+def open_run(run_id: str, session_key: str = "train_run") -> None:
+    st.session_state[session_key] = run_id
+    st.query_params["run"] = run_id
+
+
+def start_offer(session_key: str = "train_run") -> None:
+    """After a refused Start: say which run is still active; Open it, or Queue another."""
+    offer = st.session_state.get("start_offer")
+    if not offer:
+        return
+    runs = store()
+    active = [run_id for run_id in offer["active"] if runs.exists(run_id) and runs.get(run_id).is_active]
+    if not active:
+        st.session_state.pop("start_offer", None)
+        return
+    record = runs.get(active[0])
+    st.warning(f"'{text.plain(record.name)}' is still {record.status}. Open it, or queue this one after it.")
+    left, right = st.columns(2)
+    if left.button("👀 Open it", key="start_offer_open", width="stretch"):
+        st.session_state.pop("start_offer", None)
+        open_run(record.run_id, session_key)
+        st.rerun()
+    if right.button("➕ Queue another", key="start_offer_queue", width="stretch") and start_run(
+            ExperimentSpec.from_dict(offer["spec"]), session_key, queue_another=True):
+        st.rerun()
 
 
 def show_progress(status) -> None:
@@ -357,26 +392,76 @@ def live_run(run_id: str, stop_key: str, stop_help: str | None = None) -> RunRec
     record = runs.get(run_id)
     if not record.is_active:
         st.rerun()
+    st.caption(f"{text.status_label(record.status)} · run `{record.run_id}`")  # redrawn: queued → running
     show_progress(live_status(record, runs.progress(run_id)))
-    if st.button("⏹️ Stop", key=stop_key, help=stop_help):
+    pause, rate, end = st.columns([1, 1.6, 1], vertical_alignment="bottom")
+    with pause:
+        steer_pause(runs, record)
+    with rate:
+        steer_learning_rate(runs, record)
+    if end.button("⏹️ Stop", key=stop_key, help=stop_help, width="stretch"):
         stop(runs, run_id)
         st.toast("Stopping…")
     return record
 
 
+def steer(runs: RunStore, record: RunRecord, action: str, value: float | None = None) -> None:
+    from cnnkit.runs.control import send
+
+    try:
+        send(runs, record.run_id, action, value)
+    except CnnkitError as exc:  # it ended (or was queued) between the drawing and the click
+        show_error(exc)
+
+
+def steer_pause(runs: RunStore, record: RunRecord) -> None:
+    from cnnkit.runs.control import is_paused
+
+    running = record.status == "running"
+    if running and is_paused(runs, record.run_id):
+        if st.button("▶️ Resume", key=f"resume_{record.run_id}", width="stretch"):
+            steer(runs, record, "resume")
+    elif st.button("⏸️ Pause", key=f"pause_{record.run_id}", width="stretch", disabled=not running,
+                   help="The model waits in memory after the current batch; Resume goes on from there"):
+        steer(runs, record, "pause")
+
+
+def steer_learning_rate(runs: RunStore, record: RunRecord) -> None:
+    from cnnkit.specs import MAX_LEARNING_RATE
+
+    history = runs.history(record.run_id)
+    current = history[-1].get("learning_rate") if history else record.spec.training.learning_rate
+    field, button = st.columns([1.4, 1], vertical_alignment="bottom")
+    value = field.number_input("New learning rate", min_value=1e-7, max_value=float(MAX_LEARNING_RATE),
+                               value=float(current or 0.001), format="%.6g", step=None,
+                               key=f"lr_{record.run_id}", disabled=record.status != "running",
+                               help="Takes effect from the next batch and replaces the schedule")
+    if button.button("Set", key=f"lr_set_{record.run_id}", disabled=record.status != "running", width="stretch"):
+        steer(runs, record, "lr", float(value))
+        st.toast(f"Learning rate → {value:g} from the next batch")
+
+
 def show_curves(record: RunRecord, key: str, metrics: tuple[str, ...] = ("loss", "accuracy")) -> None:
     """A run's live/final training curves (CNN and baseline overlaid), one chart per metric."""
+    from cnnkit.runs.control import events
     from cnnkit.views.charts import training_curves
     from cnnkit.views.monitor import steps_per_epoch
+    from cnnkit.views.steering import event_lines, mark_events
 
     runs = store()
     history, batches = runs.history(record.run_id), runs.batches(record.run_id)
+    steered = events(runs, record.run_id)
     if not history and not batches:
         st.caption("The curves start with the first batches.")
         return
     for metric, column in zip(metrics, st.columns(len(metrics)), strict=True):
-        column.plotly_chart(training_curves(history, batches, metric, steps_per_epoch(record)),
-                            key=f"{key}_{metric}")
+        figure = training_curves(history, batches, metric, steps_per_epoch(record))
+        if figure is None:  # a diverged run's NaN: no empty chart with a made-up axis
+            column.caption(f"Nothing to plot for the {metric}: the run recorded no finite value of it.")
+        else:
+            column.plotly_chart(mark_events(figure, steered, steps_per_epoch(record)), key=f"{key}_{metric}")
+    for line in event_lines(steered):
+        st.caption(line)
     st.caption("Thin lines: every few batches (Keras' running mean over the epoch so far) · dots: epoch "
                "ends · hollow dots, dashed: validation. Blue: the CNN, orange: the dense baseline.")
 
@@ -573,13 +658,15 @@ def export_buttons(record: RunRecord, key: str) -> None:
 # Draw: a photo or scan instead of the canvas
 
 
-def picture_reader(predictors: dict, names: list) -> None:
-    """An uploaded picture of one digit, through the canvas's preprocessing, shown step by step,
-    then what the model reads. The upload's size and pixel count are capped before decoding."""
+def picture_reader(predictors: dict, names: list, dataset: str = "mnist") -> None:
+    """An uploaded picture of one digit (or item of `dataset`), through the canvas's preprocessing,
+    shown step by step, then what the model reads and any reason to doubt it. The upload's size and
+    pixel count are capped before decoding."""
+    from cnnkit.data.drawing import subject
     from cnnkit.model.uploads import load_image_upload
     from cnnkit.views import charts, demo
 
-    upload = st.file_uploader("A photo or scan of one handwritten digit (PNG, JPEG, BMP, GIF)",
+    upload = st.file_uploader(f"{subject(dataset).photo.capitalize()} (PNG, JPEG, BMP, GIF)",
                               type=["png", "jpg", "jpeg", "bmp", "gif"], key="draw_upload")
     if upload is None:
         st.caption("Dark ink on light paper, or light on dark: the paper's level is taken from the border.")
@@ -602,6 +689,7 @@ def picture_reader(predictors: dict, names: list) -> None:
         other, other_confidence = result.top("baseline")
         readings.append(f"dense baseline: **{names[other]}** ({other_confidence:.1%})")
     st.markdown("The picture reads as — " + " · ".join(readings))
+    doubt_warning(result, names, dataset)
 
 
 def transform_strip(image: np.ndarray, predictors: dict, names: list) -> None:
@@ -789,3 +877,136 @@ def test_image_grid(rows, preds, raw, names, key: str, columns: int = 8) -> None
             column.image(image, caption=analysis.row_caption(preds, names, int(row)), width=84, output_format="PNG")
             column.button("🔍 why?", key=f"inspect_{key}_why_{int(row)}", help="Explain this image below",
                           on_click=st.session_state.update, kwargs={"inspect_why_row": int(row)})
+
+
+# ---------------------------------------------------------------------------
+# Steering: the active runs of this workspace, continuing a run, the learning-rate schedule
+
+
+def active_runs_panel() -> None:
+    """In the sidebar of every page while this workspace has a queued or running run: each with
+    its progress, Open (on Train) and Stop. Nothing, and no polling, when none is active."""
+    if any(record.is_active for record in store().list()):
+        with st.sidebar:
+            _active_runs()
+
+
+@st.fragment(run_every=2.0)
+def _active_runs() -> None:
+    from cnnkit.runs.jobs import stop
+    from cnnkit.views.monitor import live_status
+
+    runs = store()
+    active = [record for record in runs.list() if record.is_active]
+    st.markdown("**Active runs**")
+    if not active:
+        st.caption("None: every run has ended.")
+        return
+    for record in active:
+        status = live_status(record, runs.progress(record.run_id))
+        st.progress(min(max(float(status.fraction), 0.0), 1.0), text=f"{text.plain(record.name)}: {status.text}")
+        left, right = st.columns(2)
+        with left:
+            page_link("app_pages/train.py", "Open", "👀", query_params={"run": record.run_id})
+        if right.button("⏹️ Stop", key=f"active_stop_{record.run_id}", width="stretch"):
+            stop(runs, record.run_id)
+            st.toast(f"Stopping '{record.name}'…")
+
+
+def continue_panel(record: RunRecord) -> None:
+    """Train a finished or stopped run N more epochs from its checkpoint (or say why it cannot)."""
+    from cnnkit.runs.jobs import continue_problem, extend
+
+    problem = continue_problem(record)
+    if problem:
+        if record.kind == "trained" and record.epochs_completed:
+            st.caption(f"It cannot continue: {problem}.")
+        return
+    field, button = st.columns([1, 2], vertical_alignment="bottom")
+    epochs = field.number_input("More epochs", 1, 100, 1, key=f"continue_epochs_{record.run_id}")
+    if button.button(f"➕ Continue training for {epochs} more epoch{'s' if epochs != 1 else ''}",
+                     key=f"continue_{record.run_id}", help="From the last checkpoint, with the optimizer's "
+                     "state: the curves go on, and Compare shows the run as extended"):
+        try:
+            extend(store(), record.run_id, int(epochs), data_dir=data_dir())
+        except (CnnkitError, OSError) as exc:
+            show_error(exc, "Could not continue it")
+            return
+        open_run(record.run_id)
+        st.rerun()
+
+
+def schedule_chart(training, key: str) -> None:
+    """The learning rate each epoch starts with under these settings, before anything trains."""
+    from cnnkit.views.steering import schedule_figure, schedule_note
+
+    st.plotly_chart(schedule_figure(training), key=key, config={"displayModeBar": False})
+    if schedule_note(training):
+        st.caption(schedule_note(training))
+
+
+# ---------------------------------------------------------------------------
+# Draw: a reading of a drawing, and when not to trust it
+
+
+def doubt_warning(prediction, names: list, dataset: str) -> None:
+    """Under a reading of a drawing or a photo: why not to trust it, when there is a reason (the
+    CNN and the baseline disagree; the drawing is far from the training data: cnnkit.views.trust)."""
+    from cnnkit.views import trust
+
+    reasons = trust.doubts(prediction, names, dataset)
+    if reasons:
+        st.warning(text.plain(trust.warning(reasons)), icon="⚠️")
+
+
+def drawing_reading(result, names: list, dataset: str, run_id: str) -> None:
+    """What the models read in the canvas (a demo.DrawingPrediction that is ok): the CNN's class and
+    confidence, the baseline's, the doubts, and the probability bars. The chart is built once per
+    session and model and a stroke only swaps its bar heights (building a plotly figure costs
+    ~70 ms here, updating one well under 1 ms)."""
+    from cnnkit.views import charts
+
+    best, confidence = result.top("cnn")
+    st.markdown(f"## Prediction: {names[best]}")
+    st.markdown(f"CNN, **{confidence:.1%}** confident")
+    if "baseline" in result.probs:
+        other, other_confidence = result.top("baseline")
+        st.markdown(f"Dense baseline: **{names[other]}** ({other_confidence:.1%})")
+    doubt_warning(result, names, dataset)
+    figure_key = (run_id, tuple(result.probs))
+    if st.session_state.get("draw_fig_key") != figure_key:
+        st.session_state["draw_fig"] = charts.probability_bars(result.probs, names, height=250)
+        st.session_state["draw_fig_key"] = figure_key
+    st.plotly_chart(charts.update_bars(st.session_state["draw_fig"], result.probs), key="draw_probs")
+
+
+# ---------------------------------------------------------------------------
+# Build: the training recipe a draft keeps; widget keys that follow their options
+
+
+def recipe_note(draft: ExperimentSpec, where=st) -> None:
+    """The training recipe a draft keeps when it is not cnnkit's default (a preset's, an upload's,
+    one set on Train), said as kept, with a button back to the defaults (the layers stay)."""
+    from cnnkit.presets import PRESETS
+    from cnnkit.views.recipe import default_recipe, recipe_changes
+
+    changes = recipe_changes(draft)
+    if not changes:
+        return
+    preset = PRESETS.get(draft.preset or "")
+    kept = f"the preset {preset.title}'s" if preset and recipe_changes(preset.experiment()) == changes else "kept"
+    where.caption(f"**Your draft's training recipe** is {kept}: {' · '.join(changes)} (the rest: cnnkit's "
+                  "defaults). Train starts from it.")
+    if where.button("↺ Default recipe", key="build_recipe_reset",
+                    help="cnnkit's default training settings and data preparation; the layers stay"):
+        save_draft(default_recipe(draft))
+        rerun_with("The training recipe is cnnkit's default again.", "build_flash")
+
+
+def labelled_key(prefix: str, labels) -> str:
+    """A widget key that changes when its options' labels do. Streamlit keeps a keyed widget's state,
+    and in the browser its chips' text, as long as the key stays: options whose labels changed (a
+    renamed run) need a widget of their own, or the old names stay on screen."""
+    import hashlib
+
+    return f"{prefix}_{hashlib.sha1(chr(31).join(map(str, labels)).encode()).hexdigest()[:10]}"

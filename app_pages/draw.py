@@ -1,10 +1,11 @@
-"""Draw: a digit on a canvas → the 28×28 image the model sees → what the CNN (and its baseline) read."""
+"""Draw: a digit (or a piece of clothing, for a Fashion-MNIST run) on a canvas → the 28×28 image the
+model sees → what the CNN (and its baseline) read, and when not to trust it."""
 
 import streamlit as st
 
 import ui
 from cnnkit.data.catalog import get_dataset_info
-from cnnkit.data.drawing import load_canvas_png
+from cnnkit.data.drawing import drawing_message, load_canvas_png, subject
 from cnnkit.views import charts, demo, text
 
 # --- Helpers: the quick train while it runs, the canvas and what the models read -------------
@@ -26,24 +27,19 @@ def clear_canvas() -> None:
     st.session_state["draw_stale"] = st.session_state.get("draw_last")
 
 
-def probability_figure(probs: dict, run_id: str, names: list):
-    """The bar chart, built once per session and model; a stroke only swaps its bar heights
-    (building a plotly figure costs ~70 ms here, updating one well under 1 ms)."""
-    fig_key = (run_id, tuple(probs))
-    if st.session_state.get("draw_fig_key") != fig_key:
-        st.session_state["draw_fig"] = charts.probability_bars(probs, names, height=250)
-        st.session_state["draw_fig_key"] = fig_key
-    return charts.update_bars(st.session_state["draw_fig"], probs)
-
-
 @st.fragment
-def drawing(predictors: dict, run_id: str, names: list) -> None:
+def drawing(predictors: dict, run_id: str, names: list, dataset: str) -> None:
     """Only this part reruns on a stroke: canvas → 28×28 → predictions, nothing else."""
     # Importing it registers its component, which works only inside a running app.
     from streamlit_drawable_canvas import st_canvas
 
-    left, middle, right = st.columns([1.15, 0.85, 1.7], gap="medium")
+    # Side by side while they fit, else one under the other: in a column narrower than itself the
+    # canvas scrolled sideways. The line above it keeps the toolbar that fades in over its top
+    # edge off the Model selector.
+    row = st.container(horizontal=True, gap="medium")
+    left, middle, right = row.container(width=CANVAS_SIDE), row.container(width=200), row.container()
     with left:
+        st.markdown("**Your drawing**")
         clears = st.session_state.get("draw_clears", 0)
         canvas = st_canvas(stroke_width=st.session_state.get("draw_brush", 20), stroke_color="#FFFFFF",
                            background_color="#000000", height=CANVAS_SIDE, width=CANVAS_SIDE, drawing_mode="freedraw",
@@ -72,15 +68,9 @@ def drawing(predictors: dict, run_id: str, names: list) -> None:
             st.caption("…appears here when you draw.")
     with right:
         if not result.ok:
-            st.info(result.drawing.message, icon="✏️")
+            st.info(drawing_message(result.drawing.status, subject(dataset)), icon="✏️")
             return
-        best, confidence = result.top("cnn")
-        st.markdown(f"## Prediction: {names[best]}")
-        st.markdown(f"CNN, **{confidence:.1%}** confident")
-        if "baseline" in result.probs:
-            other, other_conf = result.top("baseline")
-            st.markdown(f"Dense baseline: **{names[other]}** ({other_conf:.1%})")
-        st.plotly_chart(probability_figure(result.probs, run_id, names), key="draw_probs")
+        ui.drawing_reading(result, names, dataset, run_id)
     if show_why:
         ui.explain_panel(result.drawing.as_uint8(), predictors, names, "draw")
     if show_strip:
@@ -94,7 +84,8 @@ def drawing(predictors: dict, run_id: str, names: list) -> None:
 
 ui.page("Draw", "✏️")
 store = ui.store()
-st.title("✏️ Draw a digit")
+title = st.empty()  # in the words of the chosen run's dataset, once it is chosen
+title.title(f"✏️ {subject('mnist').title}")
 records = store.list()
 runs = demo.drawable_runs(records)
 quick_id = demo.quick_train_id(records, st.session_state.get("draw_quick_run"))
@@ -127,9 +118,10 @@ with top_right:
 predictors = {"cnn": ui.load_predictor(record, "cnn")}
 if record.has_baseline and record.has_model("baseline"):
     predictors["baseline"] = ui.load_predictor(record, "baseline")
-names = list(get_dataset_info(record.dataset).class_names)
-drawing(predictors, record.run_id, names)
-with st.expander("📷 Or read a photo or scan of a digit"):
-    ui.picture_reader(predictors, names)
-st.caption("Draw one digit, large and centred, like MNIST's handwriting. The model sees the 28×28 "
-           "version in the middle: cropped, scaled to 20 px and centred by its mass, as MNIST was made.")
+names, about = list(get_dataset_info(record.dataset).class_names), subject(record.dataset)
+title.title(f"✏️ {about.title}")
+drawing(predictors, record.run_id, names, record.dataset)
+with st.expander(f"📷 Or read {about.photo}"):
+    ui.picture_reader(predictors, names, record.dataset)
+st.caption(f"{about.advice} The model sees the 28×28 version in the middle: cropped, scaled to 20 px and "
+           "centred by its mass, as MNIST was made.")

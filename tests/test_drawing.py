@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnkit.data.drawing import DrawingResult, load_canvas_png, load_image, preprocess_drawing
+from cnnkit.data.drawing import (
+    DrawingResult,
+    drawing_message,
+    load_canvas_png,
+    load_image,
+    preprocess_drawing,
+    subject,
+)
 
 # ------------------------------------------------------------------ helpers
 
@@ -223,6 +230,21 @@ def test_filled_canvas(canvas):
     _assert_refused(result, "filled")
     assert "filled" in result.message and "clear" in result.message
     assert result.ink_fraction > 0.85
+
+
+def test_the_messages_speak_of_what_the_chosen_runs_dataset_holds():
+    from cnnkit.data.catalog import DRAWABLE
+
+    assert {name: subject(name).title for name in DRAWABLE} == {
+        "mnist": "Draw a digit", "fashion_mnist": "Draw a piece of clothing"}
+    clothing = subject("fashion_mnist")
+    assert drawing_message("empty", clothing) == "Nothing drawn yet: draw an item in the box."
+    assert drawing_message("too_small", clothing) == ("The drawing is too small to read: draw the item bigger, "
+                                                      "filling most of the box.")
+    assert drawing_message("filled", clothing).endswith("draw a single item.")
+    assert all("digit" not in text.lower() for text in (*vars(clothing).values(),))
+    # a dataset without words of its own (none is drawable today) speaks of digits, like the result itself
+    assert drawing_message("empty", subject("cifar10")) == preprocess_drawing(np.zeros((28, 28))).message
 
 
 @pytest.mark.parametrize("shape", [(0, 5), (5,), (2, 2, 2, 2), (10, 10, 5), (10, 0, 3), ()])

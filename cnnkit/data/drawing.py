@@ -26,7 +26,8 @@ from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from cnnkit.files import read_bounded
 
-__all__ = ["DrawingResult", "preprocess_drawing", "preprocess_steps", "shrink_picture", "load_image"]
+__all__ = ["DrawingResult", "Subject", "drawing_message", "load_image", "preprocess_drawing", "preprocess_steps",
+           "shrink_picture", "subject"]
 
 # A pixel counts as ink above this level (in [0, 1]); low enough to keep
 # anti-aliased stroke edges, high enough to ignore JPEG noise after background removal.
@@ -42,11 +43,45 @@ MIN_CONTRAST = 0.1
 
 ALLOWED_FORMATS = ("PNG", "JPEG", "BMP", "GIF")
 
+# {one}, {a_one}: what the drawing should be of, in the chosen run's dataset's words (Subject).
 MESSAGES = {
-    "empty": "Nothing drawn yet: draw a digit in the box.",
-    "filled": "The canvas is (almost) completely filled: clear it and draw a single digit.",
-    "too_small": "The drawing is too small to read: draw the digit bigger, filling most of the box.",
+    "empty": "Nothing drawn yet: draw {a_one} in the box.",
+    "filled": "The canvas is (almost) completely filled: clear it and draw a single {one}.",
+    "too_small": "The drawing is too small to read: draw the {one} bigger, filling most of the box.",
 }
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What a drawing for a dataset's models is of, in words: the page's title and hints follow
+    the chosen run's dataset ("Draw a digit", "Draw a piece of clothing")."""
+
+    one: str       # "digit": "draw the digit bigger"
+    a_one: str     # "a digit": "draw a digit in the box"
+    many: str      # "digits": "the training digits"
+    title: str     # the page's title
+    photo: str     # what the photo reader reads
+    advice: str    # how to draw one so the model can read it
+
+
+SUBJECTS = {
+    "mnist": Subject("digit", "a digit", "digits", "Draw a digit", "a photo or scan of one handwritten digit",
+                     "Draw one digit, large and centred, like MNIST's handwriting."),
+    "fashion_mnist": Subject("item", "an item", "items", "Draw a piece of clothing",
+                             "a photo of one piece of clothing, a shoe or a bag on plain ground",
+                             "Draw one item — a T-shirt, trousers, a dress, a sandal, a bag… — large and "
+                             "centred, filled in as a silhouette like Fashion-MNIST's photos."),
+}
+
+
+def subject(dataset: str) -> Subject:
+    """The words for what a drawing for `dataset` is of (a digit for any dataset without its own)."""
+    return SUBJECTS.get(dataset, SUBJECTS["mnist"])
+
+
+def drawing_message(status: str, about: Subject = SUBJECTS["mnist"]) -> str:
+    """What to do about a drawing that could not be read (status "empty", "filled", "too_small")."""
+    return MESSAGES[status].format(one=about.one, a_one=about.a_one)
 
 # ITU-R BT.601 luma weights, the same PIL uses for convert("L").
 _LUMA = np.array([0.299, 0.587, 0.114])
@@ -313,7 +348,7 @@ def preprocess_drawing(image, *, size: int = 28, box: int = 20, stages: list | N
         shown_bbox = None if status == "empty" else bbox
         if stages is not None and shown_bbox is not None:
             stages += _crop(ink, shown_bbox, box)[1]
-        return DrawingResult(status, MESSAGES[status], None, fraction, shown_bbox)
+        return DrawingResult(status, drawing_message(status), None, fraction, shown_bbox)
     small, crop_stages = _crop(ink, bbox, box)
     if stages is not None:
         stages += crop_stages
