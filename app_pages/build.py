@@ -11,7 +11,7 @@ from cnnkit.model.uploads import read_spec_upload
 from cnnkit.presets import PRESETS
 from cnnkit.shapes import format_shape
 from cnnkit.specs import LAYER_TYPES, OUTPUTS, ExperimentSpec
-from cnnkit.views import editing, text
+from cnnkit.views import editing, recipe, text
 
 # --- Helpers: a structural change, one layer's editor, the live table --------------------------
 
@@ -33,8 +33,9 @@ def layer_box(draft: ExperimentSpec, layers: tuple, i: int, rev: int) -> tuple:
         *buttons, note = st.columns([1, 1, 1, 2], vertical_alignment="center")
         note.caption("" if fields else f"{editing.TYPE_TITLES[layer.type]} has no parameters.")
         for column, (action, label) in zip(buttons, editing.LAYER_ACTIONS.items(), strict=True):
-            if column.button(label, key=f"build_{action}_{rev}_{i}", width="stretch",
-                             disabled=not editing.action_allowed(layers, i, action)):
+            # the arrow alone: "↑ Up" was cut to "↑ …" in the narrow column; the words are the help
+            if column.button(label.split()[0], key=f"build_{action}_{rev}_{i}", help=f"{label} (layer {i + 1})",
+                             width="stretch", disabled=not editing.action_allowed(layers, i, action)):
                 replace(editing.with_layers(draft, editing.rearrange(layers, i, action)))
     return layers
 
@@ -55,7 +56,7 @@ def shapes_and_costs(spec: ExperimentSpec) -> None:
             st.error(f"**Over this server's limits.** {text.plain(exc)}", icon="🚫")
     if rows:
         st.dataframe(pd.DataFrame(editing.shape_table(rows, summary)), hide_index=True, key="build_table",
-                     column_config={"params": ui.COUNT_COLUMN, "multiply-adds": ui.COUNT_COLUMN})
+                     height="content", column_config={"params": ui.COUNT_COLUMN, "multiply-adds": ui.COUNT_COLUMN})
         st.caption("Receptive field: the input patch one unit of the layer sees (stride: how far apart "
                    "neighbouring units look). After Flatten every unit sees the whole image.")
     if summary is not None:
@@ -76,18 +77,17 @@ ui.show_flash("build_flash")
 with st.container(border=True):
     pick, about = st.columns([1, 2.2], gap="large")
     names = list(PRESETS)
-    chosen = pick.selectbox("Preset", names, index=names.index(draft.preset) if draft.preset in PRESETS else 0,
-                            format_func=lambda n: f"{PRESETS[n].title} ({n})", key="build_preset")
-    preset = PRESETS[chosen]
+    preset = PRESETS[pick.selectbox("Preset", names, index=names.index(draft.preset) if draft.preset in PRESETS else 0,
+                                    format_func=lambda n: f"{PRESETS[n].title} ({n})", key="build_preset")]
     b1, b2 = pick.columns(2)
     if b1.button("Load preset", type="primary", key="build_load", width="stretch"):
         replace(preset.experiment(baseline=draft.baseline or "dense-128"), f"Loaded preset {preset.title}.")
     if b2.button("From scratch", key="build_scratch", width="stretch",
-                 help="Conv2D → MaxPool → Flatten → Dense: the smallest CNN, to grow from"):
-        replace(editing.from_scratch(draft), "Started a new network from scratch.")
+                 help="Conv2D → MaxPool → Flatten → Dense, the smallest CNN, with cnnkit's default recipe"):
+        replace(editing.from_scratch(recipe.default_recipe(draft)), "Started a new network from scratch.")
     about.markdown(editing.preset_about(preset))
-    if preset.notes:
-        about.caption(preset.notes)
+    about.caption(preset.notes or "")
+    ui.recipe_note(draft, about)
 
 # --- The experiment's frame and its layers, then the live table of the edited spec
 editor, table = st.columns([1, 1.4], gap="large")

@@ -48,6 +48,11 @@ def run_actions(store, record) -> None:
                            on_click="ignore", disabled=not ledger.has_files(record.path))
 
 
+def run_chip(record, name: str) -> str:
+    """A run in a picker (text.run_label) under the name the page gives it (distinct where names repeat)."""
+    return name + text.run_label(record).removeprefix(record.name)
+
+
 # --- The page ---------------------------------------------------------------------------------
 
 ui.page("Compare", "📈")
@@ -62,39 +67,52 @@ if not records:
     ui.page_link("app_pages/train.py", "Go to Train", "🏋️")
     st.stop()
 by_id = {r.run_id: r for r in records}
+names = charts.distinct_names({r.run_id: r.name for r in records})  # two runs of one name: + their id's tail
+chips = {run_id: run_chip(record, names[run_id]) for run_id, record in by_id.items()}
 
-# --- The ledger -------------------------------------------------------------------------------
+# --- The ledger: what fits a laptop's width; the optimizer, the baseline's size and time and the run
+# id from the table's 👁 menu (all of them scrolled to, the ledger was cut off on the right) ------
 table = pd.DataFrame(ledger.ledger_rows(records))
 table["status"] = table["status"].map(text.status_label)
 pct = st.column_config.NumberColumn(format="percent")
-st.dataframe(table, hide_index=True, key="compare_table", column_config={
-    "test accuracy": pct, "baseline accuracy": pct, "params": ui.COUNT_COLUMN, "baseline params": ui.COUNT_COLUMN,
-    "time (s)": st.column_config.NumberColumn(format="%.1f"),
-    "baseline time (s)": st.column_config.NumberColumn(format="%.1f"),
-    "data": st.column_config.TextColumn(help="SAMPLE: trained on the bundled sample, not the full dataset"),
-    "problem": st.column_config.TextColumn(width="large")})
-st.caption(f"{len(records)} runs in {ui.runs_place(store)} · time: seconds the CNN trained (the baseline's "
-           f"apart) · accuracy on the test split")
+columns = {"name": st.column_config.TextColumn(pinned=True), "test accuracy": pct, "baseline accuracy": pct,
+           "params": ui.COUNT_COLUMN, "time (s)": st.column_config.NumberColumn(format="%.1f"),
+           "data": st.column_config.TextColumn(help="SAMPLE: trained on the bundled sample, not the full dataset"),
+           "problem": st.column_config.TextColumn(width="medium") if table["problem"].astype(bool).any() else None,
+           **dict.fromkeys(("optimizer", "baseline params", "baseline time (s)", "run_id"))}
+st.dataframe(table, hide_index=True, key="compare_table", column_config=columns)
+st.caption(f"{len(records)} runs in {ui.runs_place(store)} · time: seconds the CNN trained · accuracy on the test "
+           "split · more columns in the table's 👁 menu")
 
 # --- Curves of chosen runs --------------------------------------------------------------------
 st.subheader("Curves")
-with_history = [r.run_id for r in records if store.history(r.run_id)]
+histories = {r.run_id: store.history(r.run_id) for r in records}
+with_history = [run_id for run_id, history in histories.items() if history]
 if not with_history:
     st.info("No run has finished an epoch yet: curves appear here after the first one.")
 else:
     c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
-    chosen = c1.multiselect("Runs to overlay", with_history, default=with_history[:3], key="compare_runs",
-                            format_func=lambda i: text.run_label(by_id[i]), max_selections=len(charts.RUN_COLORS))
+    kept = [i for i in st.session_state.get("_compare_chosen", with_history[:3]) if i in with_history]
+    chosen = st.session_state["_compare_chosen"] = c1.multiselect(  # a rename is a new widget: its chips
+        "Runs to overlay", with_history, default=kept, format_func=chips.get, max_selections=len(charts.RUN_COLORS),
+        key=ui.labelled_key("compare_runs", map(chips.get, with_history)))
     validation = c2.radio("Curves of", ["validation", "training"], horizontal=True,
                           key="compare_split") == "validation"
     baselines = c3.toggle("Dense baselines", True, key="compare_baselines", help="dotted, in the run's colour")
     left, right = st.columns(2)
     for metric, column in (("accuracy", left), ("loss", right)):
         curves = [{**curve, "color": charts.run_color(n)} for n, run_id in enumerate(chosen)
-                  for curve in ledger.run_curves(by_id[run_id].name, store.history(run_id), metric, validation,
-                                                 baselines)]
-        column.plotly_chart(charts.overlay_curves(curves, metric, metric, percent=metric == "accuracy"),
-                            key=f"compare_curves_{metric}")
+                  for curve in ledger.run_curves(names[run_id], histories[run_id], metric, validation, baselines)]
+        figure = charts.overlay_curves(curves, metric, metric, percent=metric == "accuracy")
+        if figure is None:
+            column.caption(f"Nothing to plot for the {metric}: "
+                           + ("the chosen runs recorded no finite value of it." if chosen else "pick runs above."))
+        else:
+            column.plotly_chart(figure, key=f"compare_curves_{metric}")
+    if no_split := [names[i] for i in chosen if validation and ledger.best_metric(histories[i], "cnn", "val_loss", "loss")
+                    == "loss"]:
+        st.caption(f"No validation split in {', '.join(map(text.plain, no_split))}: its training curves are "
+                   "shown instead, marked (train).")
 
 # --- Accuracy against cost --------------------------------------------------------------------
 points = ledger.scatter_points(records)
@@ -107,8 +125,10 @@ if points:
 
 # --- One run: rename, delete, re-run, download ------------------------------------------------
 st.subheader("One run")
-run_id = st.selectbox("Run", list(by_id), format_func=lambda i: f"{text.run_label(by_id[i])} · {i}",
-                      key="compare_selected")
+ids, kept_id = list(by_id), st.session_state.get("_compare_one")
+run_id = st.session_state["_compare_one"] = st.selectbox(  # the same: a renamed run's label, a new widget
+    "Run", ids, index=ids.index(kept_id) if kept_id in by_id else 0, format_func=lambda i: f"{chips[i]} · {i}",
+    key=ui.labelled_key("compare_selected", chips.values()))
 record = by_id[run_id]
 if record.problem:
     st.warning(f"{text.status_label(record.status)}: {text.plain(record.problem)}")

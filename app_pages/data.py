@@ -44,8 +44,9 @@ ui.show_dataset_source(raw.source)
 # --- A grid of images -------------------------------------------------------------------------
 st.subheader("Sample images")
 c1, c2, c3, c4 = st.columns([3, 1, 1, 1], vertical_alignment="bottom")
+# one widget per dataset: with one key, the browser kept the last dataset's class chips ("0–9" on Fashion-MNIST)
 shown = c1.multiselect("Classes", list(range(info.num_classes)), default=list(range(info.num_classes)),
-                       format_func=lambda k: info.class_names[k], key="data_classes")
+                       format_func=lambda k: info.class_names[k], key=f"data_classes_{name}")
 split = c2.radio("Split", ["train", "test"], horizontal=True, key="data_split")
 st.session_state.setdefault("data_seed", 0)  # the widget's value lives in the session (see below)
 seed = c3.number_input("Seed", 0, 1_000_000, key="data_seed")

@@ -81,4 +81,4 @@ with machine_col:
     else:
         st.markdown("⚪ No GPU found: training runs on the CPU (fine for these small images).")
     with st.expander("Library versions"):
-        st.table({name: [version] for name, version in sysinfo.versions().items()})
+        st.table({"version": sysinfo.versions()})  # a row per library: the narrow column fits two columns

@@ -4,7 +4,7 @@ import streamlit as st
 
 import ui
 from cnnkit.data.catalog import get_dataset_info
-from cnnkit.views import analysis, charts, text
+from cnnkit.views import analysis, charts, explain, text
 
 # --- Helpers: the test images, then one function per tab ------------------------------------
 
@@ -36,13 +36,11 @@ def results_tab(record, preds, names) -> None:
                                   format_func=names.__getitem__, key="inspect_true")
         pred_class = st.selectbox("Predicted as", range(len(names)), index=worst[1],
                                   format_func=names.__getitem__, key="inspect_pred")
-        st.plotly_chart(charts.class_accuracy_bars(analysis.per_class_accuracy(counts), names),
-                        key="inspect_class_acc")
+        st.plotly_chart(charts.class_accuracy_bars(analysis.per_class_accuracy(counts), names), key="inspect_class_acc")
     left.plotly_chart(charts.confusion_heatmap(counts, names, (true_class, pred_class)), key="inspect_cm",
                       on_select=lambda: select_cell(names), selection_mode="points")
     raw = matching_dataset(record.dataset, preds)
-    st.subheader(f"True {names[true_class]}, predicted {names[pred_class]}: "
-                 f"{int(counts[true_class, pred_class]):,} images")
+    st.subheader(f"True {names[true_class]}, predicted {names[pred_class]}: {int(counts[true_class, pred_class]):,} images")
     ui.test_image_grid(analysis.cell_examples(preds, true_class, pred_class, limit=24), preds, raw, names, "cell")
     st.subheader("The most confident mistakes")
     ui.test_image_grid(analysis.mistakes(preds, 16), preds, raw, names, "mistakes")
@@ -86,6 +84,16 @@ def filters_tab(record, convs: list[str]) -> None:
     c2.plotly_chart(charts.filters_figure(name, kernel, channel), key="inspect_filters")
 
 
+def dense_weights_tab(record) -> None:
+    """A dense model has no filters: its first layer's weights, one per pixel, are pictures too."""
+    dense = next(layer for layer in explain.numpy_model(ui.load_predictor(record, "baseline")).layers
+                 if layer.class_name == "Dense")  # a baseline is Flatten → Dense: numpy runs it
+    shape, units = get_dataset_info(record.dataset).input_shape, dense.weights[0].shape[1]
+    st.caption(f"A dense network has no convolution filters. Each of its first layer's {units} units weighs every pixel: "
+               f"its {shape[0]}×{shape[1]} weights (red +, blue −) are the pattern it looks for, in that one place only.")
+    st.plotly_chart(charts.dense_weights_figure(dense.name, dense.weights[0], shape), key="inspect_dense_weights")
+
+
 # --- The page ---------------------------------------------------------------------------------
 
 ui.page("Inspect", "🔬")
@@ -124,7 +132,9 @@ if tab_maps.open:
 if tab_filters.open:
     with tab_filters:
         convs = analysis.conv_layer_names(record)
-        if not convs:
+        if model == "baseline":
+            dense_weights_tab(record)
+        elif not convs:
             st.info("This network has no convolution layers, so it has no filters to show.")
-            st.stop()
-        filters_tab(record, convs)
+        else:
+            filters_tab(record, convs)

@@ -98,6 +98,16 @@ def test_home_counts_the_prepared_runs(runs):
     assert any("finished 1" in t and "damaged 1" in t for t in texts(at))
 
 
+def test_home_versions_are_a_row_each(runs_dir):
+    # one row with a column per library was cut off on the right of its narrow column
+    from cnnkit import sysinfo
+
+    at = app(HOME).run()
+    (table,) = at.table
+    assert table.value.index.tolist() == list(sysinfo.versions())
+    assert table.value.iloc[:, 0].tolist() == list(sysinfo.versions().values())
+
+
 def test_home_paints_without_importing_tensorflow(runs_dir):
     # A fresh interpreter: this pytest process may have imported TensorFlow already.
     code = ("import sys; from streamlit.testing.v1 import AppTest; "
@@ -128,10 +138,10 @@ def test_data_page_shows_the_sample_flagged_and_its_statistics(runs_dir):
 
 def test_data_class_filter_and_reshuffle(runs_dir):
     at = app(DATA).run()
-    at.multiselect(key="data_classes").set_value([3]).run()
+    classes_widget(at).set_value([3]).run()
     grid = charts(at)[0]
     assert {a["text"] for a in grid["layout"]["annotations"]} == {"3"}
-    before = [a["text"] for a in charts(at.multiselect(key="data_classes").set_value([3, 7]).run())[0]
+    before = [a["text"] for a in charts(classes_widget(at).set_value([3, 7]).run())[0]
               ["layout"]["annotations"]]
     at.button(key="data_shuffle").click().run()
     assert at.number_input(key="data_seed").value == 1
@@ -158,6 +168,24 @@ def test_data_cifar10_offline_is_a_clear_error(runs_dir):
     (error,) = at.error
     assert "No CIFAR-10 data found" in unmark(error.value) and "internet" in unmark(error.value)
     assert not at.get("plotly_chart")
+
+
+def classes_widget(at: AppTest):
+    return next(m for m in at.multiselect if m.label == "Classes")
+
+
+def test_data_class_chips_are_a_new_widget_for_each_dataset(runs_dir):
+    # A keyed widget keeps its state, and in the browser its chips, while its key stays: with one key
+    # for every dataset, Fashion-MNIST's chips read 0–9 and MNIST's then "Sandal, Shirt…".
+    at = app(DATA).run()
+    mnist = classes_widget(at)
+    at.selectbox(key="data_name").set_value("fashion_mnist").run()
+    fashion = classes_widget(at)
+    assert fashion.id != mnist.id
+    assert fashion.options == list(load_raw("fashion_mnist").info.class_names) and fashion.value == list(range(10))
+    at.selectbox(key="data_name").set_value("mnist").run()
+    again = classes_widget(at)
+    assert again.id == mnist.id and again.options == [str(k) for k in range(10)]
 
 
 def test_data_fashion_mnist_shows_class_names(runs_dir):
@@ -240,6 +268,49 @@ def test_build_add_move_remove_and_from_scratch(runs_dir):
     assert metric(at, "Parameters") == "173,930"
 
 
+def test_build_from_scratch_starts_from_the_default_recipe(runs_dir):
+    # after the Kruse preset (raw 0–255 pixels, 10 epochs, no validation split) "From scratch" kept
+    # that recipe silently: the dense baseline then trained on raw pixels (96.95% → 91.65%)
+    from cnnkit.specs import AugmentationSpec, DatasetSpec, TrainingSpec
+    from cnnkit.views.editing import starter_layers
+
+    at = app(BUILD).run()
+    at.selectbox(key="build_preset").set_value("kruse-conv")
+    at.button(key="build_load").click().run()
+    at.button(key="build_scratch").click().run()
+    assert not at.exception
+    saved = ExperimentSpec.from_dict(read_json(runs_dir / "draft.json"))
+    assert saved.training == TrainingSpec() and saved.dataset == DatasetSpec("mnist")
+    assert saved.augmentation == AugmentationSpec() and saved.layers == starter_layers()
+    assert metric(at, "Parameters") == "173,930"
+    assert saved.baseline == "dense-128"  # the comparison the visitor chose is not part of the recipe
+    assert not [b for b in at.button if b.key == "build_recipe_reset"]  # nothing kept, nothing to reset
+
+
+def test_build_says_which_recipe_it_keeps_and_resets_it(runs_dir):
+    from cnnkit.specs import DatasetSpec, TrainingSpec
+
+    at = app(BUILD).run()
+    at.selectbox(key="build_preset").set_value("kruse-conv")
+    at.button(key="build_load").click().run()
+    kept = next(c.value for c in at.caption if "recipe" in c.value.lower())
+    # Kruse's recipe against the defaults (scale, validation 0.1, 5 epochs): batch 128 is the default
+    assert "none" in kept and "10" in kept and "Validation split" in kept and "Batch size" not in kept
+    at.button(key="build_recipe_reset").click().run()
+    saved = ExperimentSpec.from_dict(read_json(runs_dir / "draft.json"))
+    assert saved.training == TrainingSpec() and saved.dataset == DatasetSpec("mnist")
+    assert saved.layers == get_preset("kruse-conv").layers and metric(at, "Parameters") == "70,698"
+    assert not [b for b in at.button if b.key == "build_recipe_reset"]
+
+
+def test_build_layer_buttons_are_icons_that_say_what_they_do(runs_dir):
+    at = app(BUILD).run()
+    rev = at.session_state["_build_rev"]
+    up, down, remove = (at.button(key=f"build_{action}_{rev}_2") for action in ("up", "down", "remove"))
+    assert (up.label, down.label, remove.label) == ("↑", "↓", "✕")  # "↑ Up" was cut to "↑ …" at 1,400 px
+    assert "Up" in up.help and "layer 3" in up.help and "Remove" in remove.help
+
+
 def test_build_layer_buttons_are_disabled_where_they_do_nothing(runs_dir):
     at = app(BUILD).run()
     rev, last = at.session_state["_build_rev"], len(get_preset("chollet-cnn").layers) - 1
@@ -298,15 +369,85 @@ def test_compare_lists_the_run_and_the_damaged_folder(runs):
     assert vs_params["data"][0]["x"] == [96_844] and vs_params["data"][1]["x"] == [101_770]
 
 
+def run_select(at: AppTest):
+    return next(s for s in at.selectbox if s.label == "Run")
+
+
+def overlay(at: AppTest):
+    return next(m for m in at.multiselect if m.label == "Runs to overlay")
+
+
+def copy_run(runs: RunStore, run_id: str, new_id: str, history=None) -> str:
+    """A second run folder from the finished one (same name), optionally with another history."""
+    shutil.copytree(runs.path(run_id), runs.root / new_id)
+    meta = read_json(runs.root / new_id / "run.json")
+    (runs.root / new_id / "run.json").write_text(json.dumps({**meta, "run_id": new_id}))
+    if history is not None:
+        (runs.root / new_id / "history.json").write_text(json.dumps(history))
+    return new_id
+
+
+def test_compare_runs_with_the_same_name_have_distinct_legend_entries(runs):
+    finished = next(r for r in runs.list() if r.status == "finished")
+    twin = copy_run(runs, finished.run_id, "20200101-000000-chollet-cnn-beef")
+    at = app(COMPARE).run()
+    overlay(at).set_value([finished.run_id, twin]).run()
+    accuracy = charts(at)[0]
+    names = [t["name"] for t in accuracy["data"]]
+    tail = finished.run_id.rsplit("-", 1)[-1]
+    assert names == [f"{finished.name} · {tail}", f"{finished.name} · {tail} · baseline",
+                     f"{finished.name} · beef", f"{finished.name} · beef · baseline"]
+    assert len(set(overlay(at).options)) == 2
+
+
+def test_compare_chips_follow_a_rename(runs):
+    # the run chips kept a run's old name after a rename: the widget's key now carries the labels
+    finished = next(r for r in runs.list() if r.status == "finished").run_id
+    at = app(COMPARE).run()
+    before = overlay(at)
+    assert before.value == [finished]
+    run_select(at).set_value(finished).run()
+    at.text_input(key=f"compare_name_{finished}").set_value("renamed CNN").run()
+    at.button(key="compare_rename").click().run()
+    after = overlay(at)
+    assert after.id != before.id and after.value == [finished]  # a new widget, the same runs chosen
+    assert after.options[0].startswith("renamed CNN (")
+    select = run_select(at)
+    assert select.value == finished and any(o.startswith("renamed CNN (") for o in select.options)
+
+
+def test_compare_says_which_runs_have_no_validation_curves(runs):
+    finished = next(r for r in runs.list() if r.status == "finished")
+    history = [{k: v for k, v in h.items() if not k.startswith("val_")} for h in runs.history(finished.run_id)]
+    no_val = copy_run(runs, finished.run_id, "20200101-000000-chollet-cnn-0a0a", history)
+    runs.rename(no_val, "trained without a split")
+    at = app(COMPARE).run()
+    overlay(at).set_value([finished.run_id, no_val]).run()
+    notes = [c.value for c in at.caption if "validation" in c.value and "trained without a split" in c.value]
+    assert len(notes) == 1 and "training curves" in notes[0]
+    accuracy = charts(at)[0]
+    train_values = [h["accuracy"] for h in history if h["model"] == "cnn"]
+    assert [t["y"] for t in accuracy["data"] if t["name"].startswith("trained without")][0] == train_values
+
+
+def test_compare_draws_no_empty_chart(runs):
+    at = app(COMPARE).run()
+    overlay(at).set_value([]).run()
+    assert not at.exception
+    assert [c["layout"]["title"]["text"] for c in charts(at)] == ["Test accuracy vs parameters",
+                                                                  "Test accuracy vs training time (s)"]
+    assert sum("Nothing to plot" in c.value for c in at.caption) == 2
+
+
 def test_compare_rename_and_delete_exactly_one_run(runs):
     at = app(COMPARE).run()
     finished = next(r for r in runs.list() if r.status == "finished").run_id
-    at.selectbox(key="compare_selected").set_value(finished).run()
+    run_select(at).set_value(finished).run()
     at.text_input(key=f"compare_name_{finished}").set_value("my first CNN").run()
     at.button(key="compare_rename").click().run()
     assert runs.get(finished).name == "my first CNN"
     assert "my first CNN" in at.dataframe[0].value["name"].tolist()
-    at.selectbox(key="compare_selected").set_value("broken-run").run()
+    run_select(at).set_value("broken-run").run()
     assert at.button(key="compare_delete").disabled  # not before the confirmation
     at.checkbox(key="compare_sure_broken-run").check().run()
     at.button(key="compare_delete").click().run()
@@ -318,7 +459,7 @@ def test_compare_rename_and_delete_exactly_one_run(runs):
 def test_compare_rerun_starts_the_same_spec(runs):
     at = app(COMPARE).run()
     original = next(r for r in runs.list() if r.status == "finished")
-    at.selectbox(key="compare_selected").set_value(original.run_id).run()
+    run_select(at).set_value(original.run_id).run()
     at.button(key="compare_rerun").click().run()
     assert not at.exception
     new = next(r for r in runs.list() if r.run_id not in (original.run_id, "broken-run"))
@@ -335,7 +476,7 @@ def test_compare_rerun_over_this_servers_caps_is_refused_with_the_reason(runs, m
     monkeypatch.setenv("CNNKIT_MAX_PARAMS", "50000")  # the run's CNN has 96,844
     at = app(COMPARE).run()
     original = next(r for r in runs.list() if r.status == "finished")
-    at.selectbox(key="compare_selected").set_value(original.run_id).run()
+    run_select(at).set_value(original.run_id).run()
     at.button(key="compare_rerun").click().run()
     assert not at.exception
     (error,) = at.error

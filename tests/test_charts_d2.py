@@ -61,10 +61,6 @@ def test_training_curves_three_traces_per_model_in_model_colours():
     assert fig.layout.yaxis.tickformat == ".0%"
 
 
-def test_training_curves_empty_is_an_empty_figure():
-    assert len(charts.training_curves([], [], "loss").data) == 0
-
-
 # ---------------------------------------------------------------- inspect
 
 

@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
+from cnnkit.views.axes import log_ticks, percent_axis
 from cnnkit.views.text import model_title, plain_html
 
 # One colour per model across every chart: the CNN and its dense baseline stay recognizable.
@@ -33,10 +34,22 @@ def _light_template(name: str = "plotly_white") -> go.layout.Template:
 TEMPLATE = _light_template()
 
 
-def base_layout(fig: go.Figure, title: str = "", height: int = 360) -> go.Figure:
-    fig.update_layout(template=TEMPLATE, title=title or None, height=height,
-                      margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1))
+# plotly's toolbar (the modebar) appears at a figure's top right on hover, over whatever is there:
+# the top MODEBAR_BAND px of every figure stay empty for it, a title (or subplot titles) sits in the
+# TITLE_ROOM under that band, left-aligned, and the legend goes to the bottom, under the axis title.
+MODEBAR_BAND, TITLE_ROOM = 30, 28
+MODEBAR_REMOVE = ("select2d", "lasso2d", "zoomIn2d", "zoomOut2d", "autoScale2d")  # zoom, pan, reset, PNG stay
+
+
+def base_layout(fig: go.Figure, title: str = "", height: int = 360, top_labels: bool = False) -> go.Figure:
+    """The look and the placement every figure shares; `top_labels`: subplot titles above the plot."""
+    fig.update_layout(
+        template=TEMPLATE, height=height, modebar=dict(remove=list(MODEBAR_REMOVE)),
+        title=dict(text=title, x=0, xref="paper", xanchor="left", y=1, yref="paper", yanchor="bottom",
+                   pad=dict(b=8)) if title else None,
+        margin=dict(l=10, r=10, t=MODEBAR_BAND + (TITLE_ROOM if title or top_labels else 0), b=10),
+        # anchored to the figure's bottom edge, plotly keeps the legend's room out of the plot area
+        legend=dict(orientation="h", xref="paper", x=0, xanchor="left", yref="container", y=0, yanchor="bottom"))
     return fig
 
 
@@ -73,10 +86,12 @@ def curve_points(history: list[dict], batches: list[dict], metric: str,
 
 
 def training_curves(history: list[dict], batches: list[dict], metric: str = "loss",
-                    steps_per_epoch: int | None = None, height: int = 330) -> go.Figure:
+                    steps_per_epoch: int | None = None, height: int = 330) -> go.Figure | None:
     """Loss or accuracy: per batch (thin), per epoch (dots) and validation (dashed), for the CNN
-    and the baseline in their fixed colours."""
+    and the baseline in their fixed colours. None when there is no finite point to draw."""
     points = curve_points(history, batches, metric, steps_per_epoch)
+    if not points:
+        return None
     fig = go.Figure()
     styles = {"batch": dict(mode="lines", line_width=1, opacity=0.5, suffix="train, per batch"),
               "epoch": dict(mode="lines+markers", line_width=2.5, opacity=1.0, suffix="train"),
@@ -96,10 +111,8 @@ def training_curves(history: list[dict], batches: list[dict], metric: str = "los
     base_layout(fig, title, height)
     fig.update_xaxes(title_text="epoch", rangemode="tozero")
     if metric == "accuracy":
-        fig.update_yaxes(tickformat=".0%")
-    # The legend under the plot: four short entries; the thin per-batch lines share their model's colour.
-    fig.update_layout(legend=dict(orientation="h", x=0, xanchor="left", y=-0.22, yanchor="top",
-                                  font=dict(size=11)), margin=dict(t=40, b=10))
+        fig.update_yaxes(**percent_axis(y for _, ys in points.values() for y in ys))
+    fig.update_layout(legend_font_size=11)  # four short entries; the per-batch lines share their model's
     return fig
 
 
@@ -194,7 +207,7 @@ def mosaic_figure(mosaic: np.ndarray, title: str = "", symmetric: bool = False,
         z=mosaic, colorscale="RdBu" if symmetric else "gray", zmid=0 if symmetric else None,
         zmin=-1 if symmetric else 0, zmax=1, showscale=False, hoverongaps=False,
         hovertemplate="%{z:.2f}<extra></extra>"))
-    height = int(min(max_height, max(120, mosaic.shape[0] * pixel + (40 if title else 10))))
+    height = int(min(max_height, max(120, mosaic.shape[0] * pixel + MODEBAR_BAND + (TITLE_ROOM if title else 0) + 10)))
     base_layout(fig, title, height)
     fig.update_xaxes(visible=False, constrain="domain")
     fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", constrain="domain")
@@ -244,9 +257,7 @@ def image_grid(images: np.ndarray, titles: list[str], cols: int = 8, cell_px: in
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.update_annotations(font=dict(size=13, color="#1b2733"), yshift=-2)
-    fig = base_layout(fig, height=rows * cell_px + 40)
-    fig.update_layout(margin=dict(t=28))  # room for the first row's titles
-    return fig
+    return base_layout(fig, height=rows * cell_px + MODEBAR_BAND + TITLE_ROOM, top_labels=True)
 
 
 def class_counts_chart(class_names: list[str], train_counts, test_counts) -> go.Figure:
@@ -275,10 +286,10 @@ def normalization_histograms(raw_values: np.ndarray, normalized_values: np.ndarr
         fig.add_trace(go.Bar(x=centres, y=counts, marker_color="#1f77b4" if col == 1 else "#2ca02c",
                              showlegend=False, hovertemplate="value ≈ %{x:.3g}: %{y:,} pixels<extra></extra>"),
                       row=1, col=col)
-    fig.update_yaxes(type="log", title_text="pixels", col=1)
-    fig.update_yaxes(type="log", col=2)
-    fig = base_layout(fig, height=300)
-    fig.update_layout(bargap=0, margin=dict(t=30))  # room for the subplot titles
+        fig.update_yaxes(type="log", **log_ticks(max(1, counts[counts > 0].min()), max(1, counts.max())), row=1, col=col)
+    fig.update_yaxes(title_text="pixels", col=1)
+    fig = base_layout(fig, height=300, top_labels=True)  # the subplot titles over the plots
+    fig.update_layout(bargap=0)
     return fig
 
 
@@ -299,9 +310,7 @@ def image_before_after(raw_image: np.ndarray, normalized_image: np.ndarray, norm
     fig.update_yaxes(autorange="reversed", scaleanchor="x", visible=False, row=1, col=1)
     fig.update_yaxes(autorange="reversed", scaleanchor="x2", visible=False, row=1, col=2)
     fig.update_xaxes(visible=False)
-    fig = base_layout(fig, height=300)
-    fig.update_layout(margin=dict(t=30))
-    return fig
+    return base_layout(fig, height=300, top_labels=True)
 
 
 # ---------------------------------------------------------------------------
@@ -312,8 +321,27 @@ def run_color(index: int) -> str:
     return RUN_COLORS[index % len(RUN_COLORS)]
 
 
-def overlay_curves(curves: list[dict], title: str, y_title: str, percent: bool = False) -> go.Figure:
-    """One line per curve: dicts with label, epochs, values, color and dashed (a baseline)."""
+def distinct_names(names: dict[str, str]) -> dict[str, str]:
+    """{run id: name} → {run id: label}, a name that several runs share followed by its run id's
+    random tail ("chollet-cnn · 1e94"), or by the whole id when the tails are the same too."""
+    twins: dict[str, list[str]] = {}
+    for run_id, name in names.items():
+        twins.setdefault(name, []).append(run_id)
+    labels = {}
+    for name, ids in twins.items():
+        tails = [run_id.rsplit("-", 1)[-1] for run_id in ids]
+        unique = len(set(tails)) == len(tails)
+        labels.update({run_id: name if len(ids) == 1 else f"{name} · {tail if unique else run_id}"
+                       for run_id, tail in zip(ids, tails, strict=True)})
+    return labels
+
+
+def overlay_curves(curves: list[dict], title: str, y_title: str, percent: bool = False) -> go.Figure | None:
+    """One line per curve: dicts with label, epochs, values, color and dashed (a baseline).
+    None when no curve has a finite value: an empty chart would only show a made-up axis."""
+    values = [v for curve in curves for v in curve["values"] if v is not None and math.isfinite(v)]
+    if not values:
+        return None
     fig = go.Figure()
     for curve in curves:
         fig.add_trace(go.Scatter(
@@ -322,11 +350,8 @@ def overlay_curves(curves: list[dict], title: str, y_title: str, percent: bool =
             marker=dict(size=6)))
     fig.update_xaxes(title_text="epoch", dtick=1 if max((len(c["epochs"]) for c in curves), default=0) <= 12
                      else None)
-    fig.update_yaxes(title_text=y_title, tickformat=".0%" if percent else None)
-    fig = base_layout(fig, title, height=380)
-    # Run names are long: under the chart they wrap across its width instead of squeezing it.
-    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0))
-    return fig
+    fig.update_yaxes(title_text=y_title, **(percent_axis(values) if percent else {}))
+    return base_layout(fig, title, height=380)  # long run names wrap across the width, under the chart
 
 
 def accuracy_scatter(points: list[dict], x_key: str, x_title: str, log_x: bool = False) -> go.Figure:
@@ -349,12 +374,15 @@ def accuracy_scatter(points: list[dict], x_key: str, x_title: str, log_x: bool =
             marker=dict(symbol=symbol, size=11, color=MODEL_COLORS[kind], line=dict(width=1, color="white")),
             hovertemplate="%{text}<br>%{x:,.3s}: %{y:.2%}<extra></extra>"))
     fig.update_xaxes(title_text=x_title, type="log" if log_x else None)
-    xs = [p[x_key] for p in points if p.get(x_key) and p.get("accuracy") is not None]
-    if xs and len(points) <= 8:  # room on the right for the names written beside the points
+    drawn = [p for p in points if p.get(x_key) and p.get("accuracy") is not None]
+    xs = [p[x_key] for p in drawn]
+    if xs:
         lo, hi = (np.log10(min(xs)), np.log10(max(xs))) if log_x else (min(xs), max(xs))
         span = max(hi - lo, 0.3 if log_x else abs(hi) * 0.1 or 1.0)
-        fig.update_xaxes(range=[lo - 0.08 * span, hi + 0.45 * span])
-    fig.update_yaxes(title_text="test accuracy", tickformat=".0%")
+        # room on the right for the names written beside a few points
+        lo, hi = lo - 0.08 * span, hi + (0.45 if len(points) <= 8 else 0.08) * span
+        fig.update_xaxes(range=[lo, hi], **(log_ticks(10 ** lo, 10 ** hi) if log_x else {}))
+    fig.update_yaxes(title_text="test accuracy", **percent_axis(p["accuracy"] for p in drawn))
     return base_layout(fig, f"Test accuracy vs {x_title}", height=320)
 
 
@@ -381,6 +409,19 @@ def filters_figure(name: str, kernel: np.ndarray, input_channel: int | None = No
                          max_height=700)
 
 
+def dense_weights_figure(name: str, kernel: np.ndarray, image_shape: tuple[int, int, int],
+                         max_units: int = 64) -> go.Figure:
+    """A dense layer reading the flattened image (kernel (H·W·C, units), Flatten's row, column,
+    channel order): each unit's weights as an H×W picture (channels averaged), red-blue, each
+    scaled to its own largest weight; the first `max_units`, 8 to a row."""
+    h, w, c = image_shape
+    kernel = np.asarray(kernel, dtype=np.float32)
+    tiles = kernel.reshape(h, w, c, kernel.shape[-1]).mean(axis=2)
+    title = f"{name}: {kernel.shape[-1]} units, each a {h}×{w} picture of weights"
+    return mosaic_figure(tile_channels(tiles, max_units, 8, symmetric=True), title, symmetric=True,
+                         pixel=max(2, 84 // max(h, 1)), max_height=900)
+
+
 def robustness_chart(title: str, unit: str, values: list, curves: list[dict],
                      test_accuracy: dict | None = None) -> go.Figure:
     """Accuracy against one transformation's strength: the CNN solid, the dense baseline dotted,
@@ -397,9 +438,7 @@ def robustness_chart(title: str, unit: str, values: list, curves: list[dict],
                                      marker=dict(symbol="circle-open", size=14, color=MODEL_COLORS[key])))
     fig.update_xaxes(title_text=f"strength ({unit.strip()})")
     fig.update_yaxes(title_text="accuracy", tickformat=".0%", range=[0, 1.02])
-    fig = base_layout(fig, title, height=330)
-    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.25, xanchor="left", x=0))
-    return fig
+    return base_layout(fig, title, height=330)
 
 
 def heat_overlay(image: np.ndarray, heat: np.ndarray, factor: int = 8) -> np.ndarray:
