@@ -985,11 +985,14 @@ def drawing_reading(result, names: list, dataset: str, run_id: str) -> None:
 
 
 def recipe_note(draft: ExperimentSpec, where=st) -> None:
-    """The training recipe a draft keeps when it is not cnnkit's default (a preset's, an upload's,
-    one set on Train), said as kept, with a button back to the defaults (the layers stay)."""
+    """The draft's training recipe: its learning-rate schedule, and, when it is not cnnkit's
+    default (a preset's, an upload's, one set on Train), that it is kept, with a button back to
+    the defaults (the layers stay)."""
     from cnnkit.presets import PRESETS
     from cnnkit.views.recipe import default_recipe, recipe_changes
 
+    with where.expander("📉 Learning-rate schedule", expanded=draft.training.schedule != "constant"):
+        schedule_chart(draft.training, "build_schedule_chart")
     changes = recipe_changes(draft)
     if not changes:
         return

@@ -50,7 +50,7 @@ with form:
     changes = ui.spec_fields(editing.TRAINING_FIELDS, draft)
     changes.update(ui.augmentation_fields(draft))
     ui.lr_finder_panel(draft)
-    with_baseline = st.toggle("Train the dense baseline too", True, key="train_baseline",
+    with_baseline = st.toggle("Train the dense baseline too", draft.baseline is not None, key="train_baseline",
                               help="Same data, seed and epochs: is the convolution worth it?")
     kind = st.radio("Baseline", ["dense-128", "matched"], index=int(draft.baseline == "matched"),
                     format_func={"dense-128": "Dense 128 (the classic MLP)",
@@ -75,18 +75,24 @@ with top:
     if st.button("▶️ Start training", type="primary", disabled=spec is None, key="train_start",
                  width="stretch") and ui.start_run(spec):
         st.rerun()
+    ui.start_offer()  # a run of this visitor is still active: open it, or queue this one after it
+with form:
+    if spec is not None:
+        with st.expander("📉 Learning-rate schedule", expanded=spec.training.schedule != "constant"):
+            ui.schedule_chart(spec.training, "train_schedule_chart")
 
 with view:
-    record = monitor.pick_run(store.list(), [st.session_state.get("train_run"), st.query_params.get("run")])
+    # the URL first: the sidebar's Open (and a shared link) name the run to show
+    record = monitor.pick_run(store.list(), [st.query_params.get("run"), st.session_state.get("train_run")])
     if record is None:
         st.info("No training runs yet: check the settings on the left and press **Start training**.")
         st.stop()
     st.subheader(text.plain(record.name))
-    st.caption(f"{text.status_label(record.status)} · run `{record.run_id}`")
     if record.is_active:
-        live_progress(record.run_id)
+        live_progress(record.run_id)  # with the status caption, redrawn as it changes
         live_curves(record.run_id)
         st.stop()
+    st.caption(f"{text.status_label(record.status)} · run `{record.run_id}`")
     if record.status == "finished":
         results(record)
         ui.show_data_source(record)
@@ -95,19 +101,20 @@ with view:
             ui.page_link("app_pages/inspect_run.py", "Inspect this run", "🔬",
                          query_params={"run": record.run_id})
         with c2:
-            ui.page_link("app_pages/draw.py", "Draw a digit for it", "✏️")
+            ui.page_link("app_pages/draw.py", "Draw for it", "✏️")
     elif record.status == "failed":
         st.error(f"The training failed: {text.plain(record.meta.get('reason') or record.problem)}")
         if record.meta.get("suggestion"):
             st.info(f"💡 {text.plain(record.meta['suggestion'])}")
     elif record.status in ("stopped", "interrupted"):
-        why = record.meta.get("reason") if record.status == "stopped" else f"Interrupted: {record.problem}."
-        st.warning(f"{why} {record.epochs_completed} epochs of the CNN finished; the model after the "
-                   "last one is kept (Draw and Inspect's feature maps can use it).")
+        st.warning(text.plain(monitor.ended_early_text(record)))
+        if record.test_accuracy is not None:
+            results(record)
         if record.meta.get("suggestion"):
             st.info(f"💡 {text.plain(record.meta['suggestion'])}")
     else:
         st.error(f"This run folder is damaged: {text.plain(record.problem)}")
+    ui.continue_panel(record)
     ui.health_panel(record)
     if record.spec and record.status != "finished" and st.button(
             "🔁 Re-run with the same settings", key="train_rerun") and ui.start_run(record.spec):

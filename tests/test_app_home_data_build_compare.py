@@ -30,6 +30,11 @@ ROOT = Path(__file__).resolve().parent.parent
 HOME, DATA, BUILD, COMPARE = "app.py", "app_pages/data.py", "app_pages/build.py", "app_pages/compare.py"
 
 
+
+def layer_boxes(at) -> list:
+    """Build's layer expanders ("**1** · Conv2D …"), not the recipe's schedule expander."""
+    return [box for box in at.expander if box.label.startswith("**")]
+
 def unmark(text: str) -> str:
     """A message as a person reads it: the page escapes markdown in text it did not write."""
     return re.sub(r"\\(.)", r"\1", text)
@@ -222,7 +227,7 @@ def test_build_editing_filters_changes_params_by_hand_count(runs_dir):
     at.number_input(key=layer_key(at, 0, "filters")).set_value(16).run()
     # conv1: 9*16+16 fewer; conv2 sees 16 input channels: 9*16*64 fewer
     assert metric(at, "Parameters") == f"{96_844 - (9 * 16 + 16) - 9 * 16 * 64:,}" == "87,468"
-    assert at.expander[0].label.startswith("**1** · Conv2D 16 × 3×3")
+    assert layer_boxes(at)[0].label.startswith("**1** · Conv2D 16 × 3×3")
 
 
 def test_build_impossible_edit_is_shown_inline_with_the_valid_prefix(runs_dir):
@@ -255,14 +260,14 @@ def test_build_add_move_remove_and_from_scratch(runs_dir):
     at.selectbox(key="build_new_type").set_value("avgpool2d")
     at.selectbox(key=f"build_new_at_{at.session_state['_build_rev']}").set_value(1)
     at.button(key="build_add").click().run()
-    assert [e.label.split(" · ")[1] for e in at.expander][:3] == [
+    assert [e.label.split(" · ")[1] for e in layer_boxes(at)][:3] == [
         "Conv2D 32 × 3×3, stride 1, valid, relu", "AvgPool 2×2, stride 2, valid", "MaxPool 2×2, stride 2, valid"]
     at.selectbox(key=layer_key(at, 1, "strides")).set_value(1).run()  # stride None → 1
-    assert at.expander[1].label.endswith("AvgPool 2×2, stride 1, valid")
+    assert layer_boxes(at)[1].label.endswith("AvgPool 2×2, stride 1, valid")
     at.button(key=f"build_down_{at.session_state['_build_rev']}_1").click().run()
-    assert at.expander[2].label.endswith("AvgPool 2×2, stride 1, valid")
+    assert layer_boxes(at)[2].label.endswith("AvgPool 2×2, stride 1, valid")
     at.button(key=f"build_remove_{at.session_state['_build_rev']}_2").click().run()
-    assert metric(at, "Parameters") == "96,844" and len(at.expander) == 7
+    assert metric(at, "Parameters") == "96,844" and len(layer_boxes(at)) == 7
     at.button(key="build_scratch").click().run()
     # conv 3*3*16+16 = 160; 13*13*16 = 2704 → dense 64: 173,120; output 64*10+10 = 650
     assert metric(at, "Parameters") == "173,930"
@@ -318,7 +323,7 @@ def test_build_layer_buttons_are_disabled_where_they_do_nothing(runs_dir):
     assert at.button(key=f"build_down_{rev}_{last}").disabled and not at.button(key=f"build_up_{rev}_{last}").disabled
     assert not any(at.button(key=f"build_remove_{rev}_{i}").disabled for i in (0, last))
     at.button(key=f"build_up_{rev}_1").click().run()  # the pool before the first convolution
-    assert [e.label.split(" · ")[1].split()[0] for e in at.expander][:2] == ["MaxPool", "Conv2D"]
+    assert [e.label.split(" · ")[1].split()[0] for e in layer_boxes(at)][:2] == ["MaxPool", "Conv2D"]
 
 
 def test_build_upload_good_and_bad_json(runs_dir):

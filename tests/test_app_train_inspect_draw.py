@@ -160,7 +160,9 @@ def test_train_reattaches_to_a_run_from_the_url(prepared_env):
     assert values["CNN test accuracy"].value == f"{cnn:.2%}"
     assert values["Baseline test accuracy"].value == f"{base:.2%}"
     assert values["CNN test accuracy"].delta == f"{(cnn - base) * 100:+.1f} pp vs dense"
-    curves = chart_specs(at)
+    charts = chart_specs(at)
+    assert charts[0]["layout"]["title"]["text"] == "Learning rate by epoch (constant)"  # the draft's schedule
+    curves = charts[1:]
     assert len(curves) == 2                                            # loss and accuracy
     names = {t["name"] for t in curves[0]["data"]}
     assert {"CNN train", "CNN validation", "Dense baseline train"} <= names

@@ -75,12 +75,21 @@ def live_status(record: RunRecord, progress: dict | None) -> LiveStatus:
     keys = model_keys(record)
     model = progress.get("model") if progress.get("model") in keys else None
     index = keys.index(model) if model else 0
+    where = f"epoch {progress.get('epoch')}/{progress.get('epochs')}"
     if phase == "training" and model:
         fraction = (index + _within_model(progress)) / len(keys)
-        text = (f"Training the {MODEL_TITLES[model]} ({index + 1} of {len(keys)}): epoch "
-                f"{progress.get('epoch')}/{progress.get('epochs')}, batch {progress.get('batch')}/"
-                f"{progress.get('batches')}")
+        if progress.get("paused"):
+            return LiveStatus(f"⏸ Paused: the {MODEL_TITLES[model]} waits in memory at {where}, batch "
+                              f"{progress.get('batch')}/{progress.get('batches')}", fraction, model=model)
+        text = (f"Training the {MODEL_TITLES[model]} ({index + 1} of {len(keys)}): {where}, batch "
+                f"{progress.get('batch')}/{progress.get('batches')}")
         return LiveStatus(text, fraction, progress.get("images_per_second"), progress.get("eta_seconds"), model)
+    if phase in ("validating", "saving the checkpoint") and model:
+        return LiveStatus(f"{phase.capitalize()}: the {MODEL_TITLES[model]} after {where}…",
+                          (index + _within_model(progress)) / len(keys), model=model)
+    if phase == "testing" and model:
+        return LiveStatus(f"Stopped: testing the {MODEL_TITLES[model]} of epoch {progress.get('epoch')} "
+                          f"(its last finished one) on the test split…", 1.0, model=model)
     if phase == "evaluating" and model:
         return LiveStatus(f"Evaluating the {MODEL_TITLES[model]} on the test set…",
                           (index + 1) / len(keys), model=model)
@@ -90,6 +99,21 @@ def live_status(record: RunRecord, progress: dict | None) -> LiveStatus:
         return LiveStatus("Saving the results…", 1.0)
     # Running, but the process is still importing TensorFlow (a few seconds).
     return LiveStatus("Starting: loading TensorFlow…", 0.0)
+
+
+def ended_early_text(record: RunRecord) -> str:
+    """What a stopped or interrupted run kept, and whether its model was tested."""
+    if record.status == "stopped" and not record.meta.get("started"):
+        return "Cancelled while it waited in the queue: nothing was trained."
+    reason = record.meta.get("reason") if record.status == "stopped" else f"Interrupted: {record.problem}."
+    epochs = record.epochs_completed
+    if not epochs:
+        return f"{reason} The CNN's first epoch had not finished, so there is no model to keep or test."
+    text = f"{reason} {epochs} epoch{'s' if epochs != 1 else ''} of the CNN finished; the model after epoch {epochs} is kept"
+    result = record.model_result("cnn")
+    if result.get("tested_epoch") == epochs and result.get("test_accuracy") is not None:
+        return f"{text} and tested on the test split: {fmt_pct(result['test_accuracy'])}."
+    return f"{text}; it has not been tested (Inspect can evaluate it)."
 
 
 def pick_run(records: list[RunRecord], wanted: list[str | None]) -> RunRecord | None:

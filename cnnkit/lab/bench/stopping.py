@@ -99,6 +99,6 @@ def bench_stop(opts: Options) -> Section:
     section.lines.append("")
     section.lines.append("\"Training ended\" is the job's stop event: the fit (or validation, or test) has "
                          "returned. Between it and the final status, the last finished epoch's checkpoint "
-                         "is tested on the test split (numpy), unless the stop came during that test.")
+                         "is tested on the test split, unless the stop came during that test.")
     section.data = {"cases": results}
     return section

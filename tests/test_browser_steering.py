@@ -1,0 +1,134 @@
+"""Steering a run in a real browser (Chromium + Playwright, `streamlit run app.py`, offline).
+
+Start a small CNN on the Train page, pause it, set a new learning rate, resume, stop it at the
+end of an epoch, then continue it one more epoch. The oracles are the run folder's own records:
+the commands' events in order, the learning rate of each epoch in the history, no batch after
+the stop, epochs 1…4 without a gap on the page's curve, and the test result shown. The epoch
+boundary is made exact by CNNKIT_TEST_HOLD_AT (the job holds after the epoch's last batch until
+a stop). The stop latency is printed, never asserted (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from cnnkit.lab.browser import (
+    VIEWPORT,
+    StreamlitServer,
+    browser_available,
+    launch_browser,
+    wait_rendered,
+)
+from cnnkit.runs.store import RunStore
+from cnnkit.specs import ExperimentSpec
+
+pytestmark = pytest.mark.slow
+
+EPOCHS, BATCH = 3, 16
+STEPS = 3600 // BATCH  # the bundled sample's 4,000 training images, 10% held out for validation
+DRAFT = {"name": "steered", "layers": [{"type": "conv2d", "filters": 8, "kernel_size": 3},
+                                       {"type": "maxpool2d", "pool_size": 2}, {"type": "flatten"},
+                                       {"type": "dense", "units": 16}],
+         "baseline": None, "dataset": {"name": "mnist"},
+         "training": {"epochs": EPOCHS, "batch_size": BATCH, "learning_rate": 0.001, "seed": 3}}
+PLOT_TRACES = "() => [...document.querySelectorAll('.js-plotly-plot')].map(p => (p.data || []).map(t => [t.name, t.x]))"
+PLOT_SHAPES = "() => [...document.querySelectorAll('.js-plotly-plot')].map(p => ((p.layout || {}).shapes || []).length)"
+
+
+def wait_until(check, what: str, timeout: float = 120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def events(run_dir: Path) -> list[dict]:
+    path = run_dir / "events.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def kinds(run_dir: Path) -> list[str]:
+    return [event["event"] for event in events(run_dir)]
+
+
+def test_pause_lr_resume_stop_at_epoch_end_then_continue(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    why_not = browser_available()
+    if why_not:
+        pytest.skip(f"{why_not}: needed for the browser test")
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "draft.json").write_text(json.dumps(ExperimentSpec.from_dict(DRAFT).to_dict()))
+    store = RunStore(runs)
+    env = {"KERAS_HOME": str(tmp_path / "keras"), "CNNKIT_TEST_HOLD_AT": f"{EPOCHS}:{STEPS}"}
+    with StreamlitServer(runs, slots_dir=tmp_path / "slots", env=env, log=tmp_path / "streamlit.log") as server, \
+            sync_playwright() as p:
+        browser = launch_browser(p)
+        try:
+            page = browser.new_context(viewport=VIEWPORT).new_page()
+            page.goto(f"{server.url}/Train")
+            wait_rendered(page, "Train")
+            page.get_by_role("button", name="Start training").click()
+            run_dir = wait_until(lambda: next((r.path for r in store.list()), None), "the run folder")
+
+            # Pause as soon as it trains; the page says so, and its caption is no longer "queued".
+            wait_until(lambda: (store.progress(run_dir.name) or {}).get("phase") == "training", "training")
+            page.get_by_role("button", name="Pause").click()
+            wait_until(lambda: "pause" in kinds(run_dir), "the pause event")
+            page.wait_for_function("() => document.body.innerText.includes('Paused: the CNN waits')",
+                                   timeout=30_000)
+            assert "running · run" in page.inner_text("body") and "queued · run" not in page.inner_text("body")
+            paused_batches = len(store.batches(run_dir.name))
+
+            # the fragment redraws every second: type and click Set at once (the blur sends the value with it)
+            page.get_by_role("spinbutton", name="New learning rate").first.fill("0.0003")
+            page.get_by_role("button", name="Set", exact=True).first.click()
+            wait_until(lambda: "lr" in kinds(run_dir), "the learning-rate event")
+            assert len(store.batches(run_dir.name)) == paused_batches  # nothing trained while paused
+            page.get_by_role("button", name="Resume").click()
+            wait_until(lambda: "resume" in kinds(run_dir), "the resume event")
+
+            # Held after the last batch of the last epoch: Stop at the epoch boundary.
+            wait_until(lambda: (store.progress(run_dir.name) or {}).get("held"), "the epoch's end", 300)
+            batches_before_stop = len(store.batches(run_dir.name))
+            clicked = time.time()
+            page.get_by_role("button", name="Stop").first.click()
+            wait_until(lambda: "stop" in kinds(run_dir), "the stop event", 60)
+            stop_latency = next(e["time"] for e in events(run_dir) if e["event"] == "stop") - clicked
+            wait_until(lambda: not store.get(run_dir.name).is_active, "the final status")
+            page.wait_for_function("() => document.body.innerText.includes('tested on the test split')",
+                                   timeout=60_000)
+            record = store.get(run_dir.name)
+            assert record.status == "stopped" and record.epochs_completed == EPOCHS
+            assert record.model_result("cnn")["tested_epoch"] == EPOCHS
+            assert len(store.batches(run_dir.name)) <= batches_before_stop + 1
+            assert kinds(run_dir) == ["pause", "lr", "resume", "stop"]
+            lr_event = events(run_dir)[1]
+            assert lr_event["to"] == pytest.approx(0.0003) and lr_event["epoch"] == 1
+            # an epoch's record holds the rate it ended with: from the paused epoch 1 on, the new one
+            rates = [h["learning_rate"] for h in store.history(run_dir.name)]
+            assert rates == pytest.approx([0.0003] * EPOCHS)
+
+            # Continue one more epoch: the same run, its curve goes on, a test result.
+            page.get_by_role("button", name="Continue training for 1 more epoch").click()
+            wait_until(lambda: store.get(run_dir.name).status == "finished", "the continued run", 300)
+            page.wait_for_function("() => document.body.innerText.includes('CNN test accuracy')", timeout=60_000)
+            record = store.get(run_dir.name)
+            assert [h["epoch"] for h in store.history(run_dir.name)] == [1, 2, 3, 4]
+            assert record.model_result("cnn")["tested_epoch"] == 4 and record.test_accuracy > 0.5
+            assert record.meta["extensions"][0]["from_epoch"] == EPOCHS
+            page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 2", timeout=60_000)
+            traces = [t for plot in page.evaluate(PLOT_TRACES) for t in plot]
+            assert ["CNN train", [1, 2, 3, 4]] in traces  # continuous across the continuation
+            assert max(page.evaluate(PLOT_SHAPES)) >= 3  # the pause, the lr change and the continuation
+            print(f"\nstop at the epoch boundary: {stop_latency:.2f} s from the click to the end of training")
+        finally:
+            browser.close()
