@@ -493,11 +493,15 @@ def show_data_source(record: RunRecord) -> None:
 
 
 def select_run(label: str, runs: dict, wanted: str | None, key: str) -> RunRecord:
-    """A selectbox of runs ({run id: record}, labelled by text.run_label) starting at `wanted`
-    when it is one of them, else at the first; returns the chosen record."""
-    ids = list(runs)
-    run_id = st.selectbox(label, ids, index=ids.index(wanted) if wanted in ids else 0,
-                          format_func=lambda i: text.run_label(runs[i]), key=key)
+    """A selectbox of runs ({run id: record}, labelled by text.run_label) starting at the run chosen
+    last, else at `wanted` when it is one of them, else at the first; returns the chosen record.
+    Its key is `key` and a hash of the labels (ui.labelled_key)."""
+    ids, labels = list(runs), {run_id: text.run_label(record) for run_id, record in runs.items()}
+    chosen = st.session_state.get(f"{key}_chosen")  # kept when a rename gives the box a new key
+    start = chosen if chosen in ids else wanted
+    run_id = st.selectbox(label, ids, index=ids.index(start) if start in ids else 0, format_func=labels.get,
+                          key=labelled_key(key, labels.values()))  # a renamed run's new name shows
+    st.session_state[f"{key}_chosen"] = run_id
     return runs[run_id]
 
 
@@ -681,7 +685,7 @@ def picture_reader(predictors: dict, names: list, dataset: str = "mnist") -> Non
         column.image(charts.enlarge(np.round(image * 255).astype(np.uint8), scale), caption=caption,
                      width="stretch", output_format="PNG")
     if not result.ok:
-        st.info(demo.PICTURE_MESSAGES[result.drawing.status], icon="📷")
+        st.info(demo.picture_message(result.drawing.status, subject(dataset)), icon="📷")
         return
     best, confidence = result.top("cnn")
     readings = [f"CNN: **{names[best]}** ({confidence:.1%})"]

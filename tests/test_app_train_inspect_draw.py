@@ -35,6 +35,11 @@ def unmark(text: str) -> str:
     return re.sub(r"\\(.)", r"\1", text)
 
 
+
+def run_picker(at, key: str):
+    """A page's run selectbox: its key is `key` plus a hash of the run labels (ui.select_run)."""
+    return next(box for box in at.selectbox if box.key.startswith(f"{key}_"))
+
 def app(page: str, timeout: float = 30) -> AppTest:
     return AppTest.from_file(str(ROOT / page), default_timeout=timeout)
 
@@ -262,10 +267,22 @@ def test_inspect_filters_of_a_deeper_layer_by_input_channel(prepared_env):
     assert array(mosaic["data"][0]["z"]).shape == (15, 31)
 
 
+def test_inspect_run_picker_follows_a_rename(prepared_env):
+    at = app(INSPECT, timeout=60).run()
+    store = RunStore(prepared_env.path.parent)
+    old = run_picker(at, "inspect_run")
+    store.rename(prepared_env.run_id, "renamed while open")
+    at.run()
+    picker = run_picker(at, "inspect_run")
+    assert picker.key != old.key and picker.value == prepared_env.run_id  # a new box, the same run
+    assert "renamed while open" in picker.format_func(prepared_env.run_id)
+    store.rename(prepared_env.run_id, prepared_env.name)  # the module's run is shared
+
+
 def test_inspect_model_choice_says_cnn_and_dense_baseline(prepared_env):
     at = app(INSPECT, timeout=60).run()
     assert at.radio(key="inspect_model").options == ["CNN", "Dense baseline"]
-    assert at.selectbox(key="inspect_run").value == prepared_env.run_id
+    assert run_picker(at, "inspect_run").value == prepared_env.run_id
 
 
 # ---------------------------------------------------------------- Draw
@@ -283,7 +300,7 @@ def test_draw_with_a_run_shows_the_hint_on_an_empty_canvas(prepared_env):
     assert not at.exception and not at.error
     assert any(i.value.startswith("Nothing drawn yet") for i in at.info)
     assert not any("Prediction:" in t for t in texts(at))
-    assert at.selectbox(key="draw_run").value == prepared_env.run_id
+    assert run_picker(at, "draw_run").value == prepared_env.run_id
 
 
 def test_a_drawn_one_is_read_as_one_by_the_trained_cnn(prepared_env):

@@ -428,4 +428,10 @@ def test_blank_paper_is_no_digit_and_a_small_photo_is_not_shrunk():
     assert result.status == "filled" and len(steps) == 4  # the canvas's rule: uniform bright = painted over
     read, _ = demo.read_picture(blank, {})
     assert read.drawing.status == "empty"  # a picture's rule: uniform paper holds no digit
+    from cnnkit.data.drawing import subject
+
+    assert demo.picture_message("empty") == ("No digit found: use a picture of a digit, dark on light ground "
+                                            "(or light on dark).")
+    assert demo.picture_message("too_small", subject("fashion_mnist")) == (
+        "The item is too small in the picture: crop it so the item fills most of it.")
     assert shrink_picture(blank).shape == blank.shape  # small enough already: filtered, not resized

@@ -20,6 +20,7 @@ from cnnkit.data.drawing import preprocess_drawing
 from cnnkit.data.sources import load_raw
 from cnnkit.views import trust
 from cnnkit.views.demo import DrawingPrediction
+from tests.test_app_train_inspect_draw import run_picker
 from tests.test_drawing import disc_mask, ring_mask, segment_mask
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -274,7 +275,7 @@ def test_with_a_fashion_run_the_page_speaks_of_clothing_and_its_classes(draw_pag
     at = draw_page.run()
     assert not at.exception
     assert "Draw a digit" in at.title[0].value  # the MNIST run first
-    at.selectbox(key="draw_run").set_value(runs[1]["fashion_mnist"].run_id).run()
+    run_picker(at, "draw_run").set_value(runs[1]["fashion_mnist"].run_id).run()
     assert not at.exception
     text = page_text(at)
     assert "Draw a piece of clothing" in at.title[0].value

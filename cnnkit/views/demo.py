@@ -16,7 +16,9 @@ from cnnkit import settings
 from cnnkit.data.catalog import DRAWABLE
 from cnnkit.data.drawing import (
     MIN_CONTRAST,
+    SUBJECTS,
     DrawingResult,
+    Subject,
     preprocess_drawing,
     preprocess_steps,
     shrink_picture,
@@ -102,10 +104,15 @@ def predict_drawing(drawing: DrawingResult, predictors: dict) -> DrawingPredicti
 
 
 PICTURE_MESSAGES = {
-    "empty": "No digit found: use a picture of one digit, dark on light paper (or light on dark).",
-    "too_small": "The digit is too small in the picture: crop it so the digit fills most of it.",
-    "filled": "Ink covers almost the whole picture: crop it to one digit on plain paper.",
+    "empty": "No {one} found: use a picture of {a_one}, dark on light ground (or light on dark).",
+    "too_small": "The {one} is too small in the picture: crop it so the {one} fills most of it.",
+    "filled": "Ink covers almost the whole picture: crop it to {a_one} on plain ground.",
 }
+
+
+def picture_message(status: str, about: Subject = SUBJECTS["mnist"]) -> str:
+    """What to do about a photo that could not be read, in the words of the run's dataset."""
+    return PICTURE_MESSAGES[status].format(one=about.one, a_one=about.a_one)
 
 
 def read_picture(image: np.ndarray, predictors: dict) -> tuple[DrawingPrediction, list[tuple[str, np.ndarray]]]:
@@ -115,7 +122,7 @@ def read_picture(image: np.ndarray, predictors: dict) -> tuple[DrawingPrediction
     drawing, steps = preprocess_steps(picture)
     if float(np.ptp(steps[0][1])) < MIN_CONTRAST:
         # Uniform paper: on the canvas uniform white means "painted over", in a photo "no digit".
-        return DrawingPrediction(DrawingResult("empty", PICTURE_MESSAGES["empty"], None, 0.0, None)), steps[:1]
+        return DrawingPrediction(DrawingResult("empty", picture_message("empty"), None, 0.0, None)), steps[:1]
     return predict_drawing(drawing, predictors), steps
 
 
