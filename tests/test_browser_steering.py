@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from cnnkit import settings
 from cnnkit.lab.browser import (
     VIEWPORT,
     StreamlitServer,
@@ -27,6 +28,8 @@ from cnnkit.runs.store import RunStore
 from cnnkit.specs import ExperimentSpec
 
 pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+PHONE = {"width": 390, "height": 844}
 
 EPOCHS, BATCH = 3, 16
 STEPS = 3600 // BATCH  # the bundled sample's 4,000 training images, 10% held out for validation
@@ -58,6 +61,20 @@ def kinds(run_dir: Path) -> list[str]:
     return [event["event"] for event in events(run_dir)]
 
 
+def shoot(page, name: str) -> None:
+    """With CNNKIT_SCREENSHOTS_DIR set: the page at laptop and at phone width (NAME.png, NAME-phone.png)."""
+    folder = settings.get().screenshots_dir
+    if not folder:
+        return
+    target = ROOT / folder
+    target.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(target / f"{name}.png"))
+    page.set_viewport_size(PHONE)
+    time.sleep(1.5)  # the layout settles
+    page.screenshot(path=str(target / f"{name}-phone.png"))
+    page.set_viewport_size(VIEWPORT)
+
+
 def test_pause_lr_resume_stop_at_epoch_end_then_continue(tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -86,6 +103,7 @@ def test_pause_lr_resume_stop_at_epoch_end_then_continue(tmp_path):
             page.wait_for_function("() => document.body.innerText.includes('Paused: the CNN waits')",
                                    timeout=30_000)
             assert "running · run" in page.inner_text("body") and "queued · run" not in page.inner_text("body")
+            shoot(page, "train-live")  # paused: the controls, the marked curves, Active runs in the sidebar
             paused_batches = len(store.batches(run_dir.name))
 
             # the fragment redraws every second: type and click Set at once (the blur sends the value with it)
@@ -132,3 +150,6 @@ def test_pause_lr_resume_stop_at_epoch_end_then_continue(tmp_path):
             print(f"\nstop at the epoch boundary: {stop_latency:.2f} s from the click to the end of training")
         finally:
             browser.close()
+            for record in store.list():  # a failed check must not leave a held worker behind
+                if record.is_active:
+                    store.request_stop(record.run_id)

@@ -114,9 +114,14 @@ def check_stopped(store: RunStore, run_id: str, spec: ExperimentSpec) -> list[di
     assert record.status == "stopped" and record.meta["reason"] == "Stopped on request."
     assert not record.is_active and record.meta.get("finished")
     assert store.progress(run_id)["phase"] == "done"
-    assert not (record.path / "predictions_cnn.npz").exists()
-    assert record.test_accuracy is None
     history = check_history(store, run_id)
+    # Tested with its last finished epoch's model (issue 9), unless none finished or the stop
+    # came during that model's own test.
+    tested = record.model_result("cnn").get("tested_epoch")
+    assert (record.path / "predictions_cnn.npz").exists() == (tested is not None)
+    assert (record.test_accuracy is not None) == (tested is not None)
+    if tested is not None:
+        assert tested == record.epochs_completed == len([h for h in history if h["model"] == "cnn"])
     check_checkpoint(store, run_id, history, spec)
     assert record.run_id in [r.run_id for r in store.list()]
     return history
@@ -204,6 +209,7 @@ def test_stop_mid_epoch_two_keeps_epoch_one(training, store, monkeypatch):
     assert len(after) <= 1, after  # the batch running when STOP appeared may finish, no more
     history = check_stopped(store, run_id, spec)
     assert [h["epoch"] for h in history] == [1]
+    assert store.get(run_id).model_result("cnn")["tested_epoch"] == 1  # epoch 1's model, tested
     TALLY["stop mid-epoch → stopped, finished epochs kept"] += 1
 
 
@@ -228,6 +234,7 @@ def test_stop_during_evaluation_ends_within_one_batch(training, store, monkeypat
     assert predicted == [0], predicted
     history = check_stopped(store, run_id, spec)
     assert [h["epoch"] for h in history] == [1]  # training finished; only the evaluation was cut
+    assert store.get(run_id).test_accuracy is None  # the person stopped that very test
     TALLY["stop during evaluation → stopped after 1 of 10 batches"] += 1
 
 
@@ -518,5 +525,6 @@ def test_a_full_disk_fails_the_run_plainly_and_frees_its_half_written_files(trai
                              "--runs-dir", str(small_disk / "cli")], capture_output=True, text=True, timeout=300,
                             cwd=Path(__file__).resolve().parent.parent, env={**os.environ, "CNNKIT_OFFLINE": "1"})
     assert result.returncode == 2, result.stderr
-    assert "disk is full" in result.stderr and "Traceback" not in result.stderr
+    assert "status: failed: The disk is full" in result.stdout  # the result on stdout (issue 9)
+    assert "Traceback" not in result.stdout + result.stderr
     TALLY["full disk (300 KB tmpfs) → failed 'disk is full', temporary files removed, CLI exit 2"] += 1

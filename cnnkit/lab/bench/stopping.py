@@ -44,7 +44,7 @@ def stop_case(case: str, data_dir: str | None, train_limit: int | None, timeout:
     spec = bench_spec(get_preset("chollet-cnn"), train_limit, 1 if case in ("test", "baseline") else 2, seed=1)
     spec = spec.updated({"baseline": "dense-128", "dataset.validation_split": 0.1})  # the preset holds none out
     steps = -(-int((train_limit or 60000) * (1 - spec.dataset.validation_split)) // spec.training.batch_size)
-    previous = os.environ.get("CNNKIT_TEST_HOLD_AT")
+    environment = dict(os.environ)  # put back afterwards: the hold is for this case's worker only
     if case == "epoch end":
         os.environ["CNNKIT_TEST_HOLD_AT"] = f"1:{steps}"  # the worker inherits it
     try:
@@ -68,10 +68,8 @@ def stop_case(case: str, data_dir: str | None, train_limit: int | None, timeout:
                     "epochs": cnn.get("epochs_completed"), "tested_epoch": cnn.get("tested_epoch"),
                     "test_accuracy": cnn.get("test_accuracy")}
     finally:
-        if previous is None:
-            os.environ.pop("CNNKIT_TEST_HOLD_AT", None)
-        else:
-            os.environ["CNNKIT_TEST_HOLD_AT"] = previous
+        os.environ.clear()
+        os.environ.update(environment)
 
 
 CASES = ("mid-epoch", "epoch end", "validation", "checkpoint", "test", "baseline")
