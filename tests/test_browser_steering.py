@@ -103,7 +103,6 @@ def test_pause_lr_resume_stop_at_epoch_end_then_continue(tmp_path):
             page.wait_for_function("() => document.body.innerText.includes('Paused: the CNN waits')",
                                    timeout=30_000)
             assert "running · run" in page.inner_text("body") and "queued · run" not in page.inner_text("body")
-            shoot(page, "train-live")  # paused: the controls, the marked curves, Active runs in the sidebar
             paused_batches = len(store.batches(run_dir.name))
 
             # the fragment redraws every second: type and click Set at once (the blur sends the value with it)
@@ -111,7 +110,12 @@ def test_pause_lr_resume_stop_at_epoch_end_then_continue(tmp_path):
             page.get_by_role("button", name="Set", exact=True).first.click()
             wait_until(lambda: "lr" in kinds(run_dir), "the learning-rate event")
             assert len(store.batches(run_dir.name)) == paused_batches  # nothing trained while paused
-            page.get_by_role("button", name="Resume").click()
+            resume = page.get_by_role("button", name="Resume")
+            resume.wait_for(timeout=30_000)  # the live fragment has redrawn: paused, with its Resume
+            page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 2", timeout=30_000)
+            time.sleep(2.5)  # the curves' fragment redraws every 2 s: now with the learning-rate marker
+            shoot(page, "train-live")  # paused: the controls, the marked curves, Active runs in the sidebar
+            resume.click()
             wait_until(lambda: "resume" in kinds(run_dir), "the resume event")
 
             # Held after the last batch of the last epoch: Stop at the epoch boundary.

@@ -64,15 +64,18 @@ def event_label(event: dict) -> str:
 
 def mark_events(fig: go.Figure, events: list[dict], steps_per_epoch: int | None) -> go.Figure:
     """Vertical markers for pauses, learning-rate changes and continuations (not resumes: a
-    resume sits where its pause is, on a step axis)."""
+    resume sits where its pause is, on a step axis). Events at one place share a marker and a
+    label ("⏸ paused · lr → 0.0003"), so labels never print over each other."""
+    places: dict[float, list[dict]] = {}
     for event in events:
-        style = EVENT_STYLES.get(event.get("event"))
         x = event_x(event, steps_per_epoch)
-        if style is None or x is None:
-            continue
-        color, dash = style
-        fig.add_vline(x=x, line=dict(color=color, dash=dash, width=1.5), annotation_text=event_label(event),
-                      annotation_position="top", annotation_font=dict(size=10, color=color))
+        if event.get("event") in EVENT_STYLES and x is not None:
+            places.setdefault(round(x, 6), []).append(event)
+    for x, here in places.items():
+        color, dash = EVENT_STYLES[here[-1]["event"]]
+        fig.add_vline(x=x, line=dict(color=color, dash=dash, width=1.5),
+                      annotation_text=" · ".join(dict.fromkeys(event_label(event) for event in here)),
+                      annotation_position="top left", annotation_font=dict(size=10, color=color))
     return fig
 
 
