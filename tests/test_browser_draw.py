@@ -11,7 +11,14 @@ import math
 
 import pytest
 
-from cnnkit.lab.browser import StreamlitServer, browser_available, launch_browser, wait_idle
+from cnnkit.lab.browser import (
+    ONE_STROKE,
+    StreamlitServer,
+    browser_available,
+    canvas_stroke,
+    launch_browser,
+    wait_idle,
+)
 from tests.oracles import trained_run
 
 pytestmark = pytest.mark.slow
@@ -92,17 +99,6 @@ def open_draw(browser, server, viewport: dict):
     return page
 
 
-def stroke(page, points: list[tuple[float, float]]) -> None:
-    """One mouse stroke through points in 0–1 canvas coordinates."""
-    box = page.locator("canvas.upper-canvas").first.bounding_box()
-    xy = [(box["x"] + px * box["width"], box["y"] + py * box["height"]) for px, py in points]
-    page.mouse.move(*xy[0])
-    page.mouse.down()
-    for x, y in xy[1:]:
-        page.mouse.move(x, y, steps=4)
-    page.mouse.up()
-
-
 def show_toolbar(page) -> dict:
     page.locator("canvas.upper-canvas").first.hover()
     page.wait_for_timeout(600)  # it fades in after 0.1 s, for 0.15 s
@@ -120,14 +116,14 @@ def test_the_canvas_toolbar_covers_nothing_and_nothing_scrolls_sideways(server, 
         assert seen["overflow"] == {"canvas": 0, "page": 0, "main": 0}, moment
         assert seen["canvas"]["right"] - seen["canvas"]["left"] == pytest.approx(280, abs=0.5)
         if moment == "empty canvas":
-            stroke(page, [(0.5, 0.15 + 0.07 * i) for i in range(11)])  # a "1"
+            canvas_stroke(page, ONE_STROKE)
             page.wait_for_function("() => /Prediction: \\d/.test(document.body.innerText)", timeout=30_000)
             wait_idle(page)
 
 
 def test_a_dot_is_read_with_a_warning_under_the_prediction(server, browser):
     page = open_draw(browser, server, LAPTOP)
-    stroke(page, [(0.5 + 0.01 * math.cos(t), 0.5 + 0.01 * math.sin(t)) for t in range(8)])  # a dot: 20 px brush
+    canvas_stroke(page, [(0.5 + 0.01 * math.cos(t), 0.5 + 0.01 * math.sin(t)) for t in range(8)])  # a dot: 20 px brush
     page.wait_for_function("() => /Prediction: \\d/.test(document.body.innerText)", timeout=30_000)
     warning = page.get_by_text("Don't trust this reading:")
     warning.wait_for(timeout=30_000)

@@ -23,9 +23,11 @@ import pytest
 
 from cnnkit import settings
 from cnnkit.lab.browser import (
+    ONE_STROKE,
     VIEWPORT,
     StreamlitServer,
     browser_available,
+    canvas_stroke,
     launch_browser,
     wait_idle,
 )
@@ -83,25 +85,14 @@ def wait_canvas_ready(page) -> None:
     page.wait_for_timeout(300)
 
 
-def stroke(page, points: list[tuple[float, float]]) -> None:
-    """One mouse stroke through points given in 0–1 canvas coordinates."""
-    box = canvas_box(page)
-    xy = [(box["x"] + px * box["width"], box["y"] + py * box["height"]) for px, py in points]
-    page.mouse.move(*xy[0])
-    page.mouse.down()
-    for x, y in xy[1:]:
-        page.mouse.move(x, y, steps=4)
-    page.mouse.up()
-
-
 def draw_one(page) -> None:
-    stroke(page, [(0.5, 0.15 + 0.07 * i) for i in range(11)])
+    canvas_stroke(page, ONE_STROKE)
 
 
 def draw_zero(page) -> None:
     import math
 
-    stroke(page, [(0.5 + 0.24 * math.sin(t / 24 * 2 * math.pi), 0.5 - 0.34 * math.cos(t / 24 * 2 * math.pi))
+    canvas_stroke(page, [(0.5 + 0.24 * math.sin(t / 24 * 2 * math.pi), 0.5 - 0.34 * math.cos(t / 24 * 2 * math.pi))
                   for t in range(26)])
 
 

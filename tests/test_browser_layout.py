@@ -16,7 +16,15 @@ import re
 
 import pytest
 
-from cnnkit.lab.browser import StreamlitServer, browser_available, launch_browser, wait_idle
+from cnnkit.lab.browser import (
+    CANVAS,
+    ONE_STROKE,
+    StreamlitServer,
+    browser_available,
+    canvas_stroke,
+    launch_browser,
+    wait_idle,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -99,15 +107,9 @@ def chart_collisions(page) -> list[str]:
 
 
 def draw_a_stroke(page) -> None:
-    canvas = page.locator("canvas.upper-canvas").first
-    canvas.wait_for(state="visible", timeout=60_000)
+    page.locator(CANVAS).first.wait_for(state="visible", timeout=60_000)
     page.wait_for_timeout(300)  # the canvas takes its drawing tool a moment after it appears
-    box = canvas.bounding_box()
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.15)
-    page.mouse.down()
-    for i in range(1, 11):
-        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] * (0.15 + 0.07 * i), steps=4)
-    page.mouse.up()
+    canvas_stroke(page, ONE_STROKE)
     page.wait_for_function("() => /Prediction: \\d/.test(document.body.innerText)", timeout=60_000)
     wait_idle(page)
 

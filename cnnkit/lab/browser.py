@@ -206,3 +206,24 @@ def wait_idle(page, quiet_s: float = 1.0, timeout_s: float = 30.0) -> None:
             return
         page.wait_for_timeout(150)
     raise TimeoutError("the page did not settle (still running or charts not drawn)")
+
+
+# -- drawing on the Draw page's canvas ----------------------------------------------------------
+
+CANVAS = "canvas.upper-canvas"  # streamlit-drawable-canvas's layer that takes the mouse
+
+
+def canvas_stroke(page, points: list[tuple[float, float]]) -> None:
+    """One mouse stroke on the drawable canvas through `points` in 0–1 canvas coordinates."""
+    canvas = page.locator(CANVAS).first
+    canvas.wait_for(state="visible", timeout=120_000)
+    box = canvas.bounding_box()
+    xy = [(box["x"] + px * box["width"], box["y"] + py * box["height"]) for px, py in points]
+    page.mouse.move(*xy[0])
+    page.mouse.down()
+    for x, y in xy[1:]:
+        page.mouse.move(x, y, steps=4)
+    page.mouse.up()
+
+
+ONE_STROKE = [(0.5, 0.15 + 0.07 * i) for i in range(11)]  # a "1": top to bottom, through the middle
