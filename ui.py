@@ -427,14 +427,19 @@ def steer_pause(runs: RunStore, record: RunRecord) -> None:
 
 
 def steer_learning_rate(runs: RunStore, record: RunRecord) -> None:
+    from cnnkit.runs.control import events
     from cnnkit.specs import MAX_LEARNING_RATE
 
+    # the rate in use: the last live change, else the last finished epoch's, else the spec's
+    changes = [event["to"] for event in events(runs, record.run_id) if event.get("event") == "lr"]
     history = runs.history(record.run_id)
-    current = history[-1].get("learning_rate") if history else record.spec.training.learning_rate
+    current = changes[-1] if changes else history[-1].get("learning_rate") if history else \
+        record.spec.training.learning_rate
     field, button = st.columns([1.4, 1], vertical_alignment="bottom")
     value = field.number_input("New learning rate", min_value=1e-7, max_value=float(MAX_LEARNING_RATE),
                                value=float(current or 0.001), format="%.6g", step=None,
-                               key=f"lr_{record.run_id}", disabled=record.status != "running",
+                               key=f"lr_{record.run_id}_{current:g}",  # a new rate in use: a box showing it
+                               disabled=record.status != "running",
                                help="Takes effect from the next batch and replaces the schedule")
     if button.button("Set", key=f"lr_set_{record.run_id}", disabled=record.status != "running", width="stretch"):
         steer(runs, record, "lr", float(value))

@@ -36,6 +36,10 @@ store = ui.store()
 draft = ui.load_draft()
 ds = draft.dataset
 st.title("🏋️ Train")
+# the URL first: the sidebar's Open (and a shared link) name the run to show
+record = monitor.pick_run(store.list(), [st.query_params.get("run"), st.session_state.get("train_run")])
+if record is not None and record.is_active:  # on a phone the run sits below all the settings
+    st.markdown(f"🏃 **{text.plain(record.name)}** is {record.status}: [↓ its progress, Pause and Stop](#the-run)")
 
 form, view = st.columns([1, 2.2], gap="large")
 
@@ -82,12 +86,10 @@ with form:
             ui.schedule_chart(spec.training, "train_schedule_chart")
 
 with view:
-    # the URL first: the sidebar's Open (and a shared link) name the run to show
-    record = monitor.pick_run(store.list(), [st.query_params.get("run"), st.session_state.get("train_run")])
     if record is None:
         st.info("No training runs yet: check the settings on the left and press **Start training**.")
         st.stop()
-    st.subheader(text.plain(record.name))
+    st.subheader(text.plain(record.name), anchor="the-run")
     if record.is_active:
         live_progress(record.run_id)  # with the status caption, redrawn as it changes
         live_curves(record.run_id)

@@ -93,6 +93,7 @@ def test_live_run_pause_resume_and_learning_rate(runs_dir):
     store.update(run_id, status="running")
     at.run()
     assert "🏃 running" in texts(at) and "⏳ queued" not in texts(at)  # the caption follows the run
+    assert "🏃 steered is running: [↓ its progress, Pause and Stop](#the-run)" in texts(at)  # a phone's way down
     at.button(key=f"pause_{run_id}").click().run()
     sent = [json.loads(line) for line in (store.path(run_id) / control.CONTROL_FILE).read_text().splitlines()]
     assert [c["action"] for c in sent] == ["pause"]
@@ -101,8 +102,13 @@ def test_live_run_pause_resume_and_learning_rate(runs_dir):
                                                              "epochs": 1, "batch": 3, "batches": 7, "paused": True})
     at.run()
     assert any("Paused" in bar.proto.text for bar in at.get("progress"))
-    at.number_input(key=f"lr_{run_id}").set_value(0.0003).run()
+    at.number_input(key=f"lr_{run_id}_0.001").set_value(0.0003).run()
     at.button(key=f"lr_set_{run_id}").click().run()
+    # The job applies it (here, by hand); then the CLI sets another: the box shows the rate in use.
+    control.record_event(store.path(run_id), "lr", model="cnn", epoch=1, batch=3, step=3, **{"from": 0.001, "to": 0.0003})
+    control.record_event(store.path(run_id), "lr", model="cnn", epoch=1, batch=3, step=3, **{"from": 0.0003, "to": 0.0005})
+    at.run()
+    assert at.number_input(key=f"lr_{run_id}_0.0005").value == pytest.approx(0.0005)
     at.button(key=f"resume_{run_id}").click().run()
     sent = [json.loads(line) for line in (store.path(run_id) / control.CONTROL_FILE).read_text().splitlines()]
     assert [(c["action"], c.get("value")) for c in sent] == [("pause", None), ("lr", 0.0003), ("resume", None)]
