@@ -28,7 +28,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
 
 WORKSPACE_MODES = ("shared", "session")
-PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 TRUE_WORDS = ("1", "true", "yes", "on")
 
 
@@ -51,7 +51,7 @@ class Settings:
     max_batch_size: int = 4096             # CNNKIT_MAX_BATCH_SIZE
     max_job_minutes: float = 0.0           # CNNKIT_MAX_JOB_MINUTES: 0 = no limit
     # training
-    precision: str = "auto"                # CNNKIT_PRECISION: auto | float32 | mixed_bfloat16
+    precision: str = "auto"                # CNNKIT_PRECISION: auto | float32 | mixed_bfloat16 | mixed_float16
     quick_train_limit: int | None = None   # CNNKIT_QUICK_TRAIN_LIMIT: Draw's quick train (tests shrink it)
     quick_train_epochs: int | None = None  # CNNKIT_QUICK_TRAIN_EPOCHS
     # for developers and tests

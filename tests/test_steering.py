@@ -348,3 +348,36 @@ def test_a_stopped_runs_test_ends_only_on_a_newer_stop(runs_dir):
     assert writer.stop_requested() and not writer.stop_requested(after=2000.0)  # the stop that began it
     store.request_stop(run_id)  # a second click touches it again
     assert writer.stop_requested(after=2000.0)
+
+
+# ---------------------------------------------------------------------------
+# The GPU's precision, forced on this CPU (no GPU here): float16 compute, float32 weights,
+# the loss scaled, a float32 model saved, and a run that continues with its loss scale
+
+
+def test_mixed_float16_trains_saves_float32_and_continues(training, runs_dir, monkeypatch):
+    from cnnkit.model import levers
+    from cnnkit.model.models import load_model
+    from cnnkit.model.predictor import evaluate
+    from cnnkit.model.tf_import import keras
+
+    monkeypatch.setenv("CNNKIT_PRECISION", "mixed_float16")
+    spec = tiny_spec(train_limit=400, epochs=2)
+    prepared = training.prepare_data(spec)
+    model = levers.build_compiled("cnn", spec.layers, spec, prepared)
+    conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
+    assert (conv.compute_dtype, conv.variable_dtype) == ("float16", "float32")
+    assert model.layers[-1].compute_dtype == "float32"  # the softmax stays in float32
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+
+    store = RunStore(runs_dir)
+    run_id = store.create(spec).run_id
+    assert training.run_job(store, run_id)["status"] == "finished"
+    record = store.get(run_id)
+    saved = load_model(record.model_path("cnn"))
+    assert {layer.dtype_policy.name for layer in saved.layers} == {"float32"}
+    _, accuracy, _ = evaluate(record, "cnn", prepared)
+    assert record.test_accuracy == pytest.approx(accuracy, abs=0.002) and accuracy > 0.3  # chance: 0.1
+    queue_again(store, run_id, 1)
+    assert training.run_job(store, run_id)["status"] == "finished"
+    assert [h["epoch"] for h in store.history(run_id)] == [1, 2, 3]

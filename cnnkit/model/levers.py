@@ -111,13 +111,15 @@ def training_precision(layers: tuple[Layer, ...]) -> str:
     mean of 3 seeds; docs/RESULTS.md). Dense-only networks gain little (their cost is per-step
     overhead, not arithmetic) and without native bf16 it is emulated: those keep float32.
     Weights stay float32 either way, and the saved model is float32 (see `float32_twin`).
-    CNNKIT_PRECISION=float32 or mixed_bfloat16 overrides the choice.
+    On a GPU: mixed_float16 (float16 compute, float32 variables, the loss scaled), the GPU's own
+    lever; not measured here (no GPU). CNNKIT_PRECISION=float32, mixed_bfloat16 or mixed_float16
+    overrides the choice.
     """
     choice = settings.get().precision
-    if choice in ("float32", "mixed_bfloat16"):
+    if choice != "auto":
         return choice
     if tf.config.list_physical_devices("GPU"):
-        return "float32"  # untested on a GPU here (mixed_float16 would be the GPU's lever)
+        return "mixed_float16"
     has_conv = any(layer.type == "conv2d" for layer in layers)
     return "mixed_bfloat16" if has_conv and cpu_has_bf16() else "float32"
 
@@ -167,8 +169,10 @@ def build_compiled(key: str, layers: tuple[Layer, ...], spec: ExperimentSpec, pr
                    steps_per_execution: int | None = None) -> keras.Model:
     """The model as run_job trains it: in its precision, compiled (None: the automatic steps
     per execution)."""
-    model = _build(key, layers, spec, prepared, training_precision(layers))
-    compile_model(model, spec.training, spec.output, steps_per_execution or steps_per_execution_for(layers))
+    precision = training_precision(layers)
+    model = _build(key, layers, spec, prepared, precision)
+    compile_model(model, spec.training, spec.output, steps_per_execution or steps_per_execution_for(layers),
+                  loss_scale=precision == "mixed_float16")
     return model
 
 

@@ -105,10 +105,15 @@ def make_optimizer(training: TrainingSpec) -> keras.optimizers.Optimizer:
 
 
 def compile_model(model: keras.Model, training: TrainingSpec, output: str = "softmax",
-                  steps_per_execution: int = 1) -> keras.Model:
+                  steps_per_execution: int = 1, loss_scale: bool = False) -> keras.Model:
+    """`loss_scale`: float16 compute needs the loss scaled so small gradients do not flush to
+    zero. Keras scales on its own only when the model's own policy is mixed_float16; ours sets
+    the policy layer by layer (see levers._build), so it is asked for here."""
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=output == "logits")
-    model.compile(optimizer=make_optimizer(training), loss=loss, metrics=["accuracy"],
-                  steps_per_execution=steps_per_execution)
+    optimizer = make_optimizer(training)
+    if loss_scale:
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], steps_per_execution=steps_per_execution)
     return model
 
 
