@@ -1,7 +1,10 @@
 """Helpers shared by the tests that check cnnkit against Keras itself (the oracle).
 
 Importing this module is cheap: TensorFlow loads on the first call, as in the tests' fixtures.
+The browser tests' server and Chromium are here too.
 """
+
+import contextlib
 
 
 def spec_layers(model) -> list:
@@ -28,3 +31,36 @@ def trained_run(folder, spec_dict: dict):
         env.delenv("CNNKIT_DATA_DIR", raising=False)
         run_job(store, record.run_id)
     return store.get(record.run_id)
+
+
+@contextlib.contextmanager
+def app_serving(folder, runs: list[dict]):
+    """`streamlit run app.py` on a fresh runs folder in `folder` holding these tiny trained runs
+    (their spec dicts), offline; the test is skipped where Chromium is missing."""
+    import pytest
+
+    from cnnkit.lab.browser import StreamlitServer, browser_available
+
+    why_not = browser_available()
+    if why_not:
+        pytest.skip(f"{why_not}: needed for the browser test")
+    for spec_dict in runs:
+        trained_run(folder / "runs", spec_dict)
+    with StreamlitServer(folder / "runs", slots_dir=folder / "slots", log=folder / "streamlit.log",
+                         env={"KERAS_HOME": str(folder / "keras")}) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def chromium():
+    """Debian's Chromium through Playwright, closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    from cnnkit.lab.browser import launch_browser
+
+    with sync_playwright() as playwright:
+        browser = launch_browser(playwright)
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -13,13 +13,10 @@ import pytest
 
 from cnnkit.lab.browser import (
     ONE_STROKE,
-    StreamlitServer,
-    browser_available,
     canvas_stroke,
-    launch_browser,
     wait_idle,
 )
-from tests.oracles import trained_run
+from tests.oracles import app_serving, chromium
 
 pytestmark = pytest.mark.slow
 
@@ -67,27 +64,18 @@ def overlaps(a: dict, b: dict) -> bool:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    why_not = browser_available()
-    if why_not:
-        pytest.skip(f"{why_not}: needed for the browser test")
-    folder = tmp_path_factory.mktemp("draw")
-    trained_run(folder / "runs", {
-        "layers": [{"type": "conv2d", "filters": 8, "kernel_size": 3}, {"type": "maxpool2d"},
-                   {"type": "flatten"}, {"type": "dense", "units": 32}],
-        "dataset": {"train_limit": 1500}, "training": {"epochs": 1, "batch_size": 64}, "baseline": "dense-128"})
-    with StreamlitServer(folder / "runs", slots_dir=folder / "slots", env={"KERAS_HOME": str(folder / "keras")},
-                         log=folder / "streamlit.log") as running:
+    with app_serving(tmp_path_factory.mktemp("draw"), [{
+            "layers": [{"type": "conv2d", "filters": 8, "kernel_size": 3}, {"type": "maxpool2d"},
+                       {"type": "flatten"}, {"type": "dense", "units": 32}],
+            "dataset": {"train_limit": 1500}, "training": {"epochs": 1, "batch_size": 64},
+            "baseline": "dense-128"}]) as running:
         yield running
 
 
 @pytest.fixture
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        launched = launch_browser(p)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 def open_draw(browser, server, viewport: dict):

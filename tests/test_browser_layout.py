@@ -19,12 +19,10 @@ import pytest
 from cnnkit.lab.browser import (
     CANVAS,
     ONE_STROKE,
-    StreamlitServer,
-    browser_available,
     canvas_stroke,
-    launch_browser,
     wait_idle,
 )
+from tests.oracles import app_serving, chromium
 
 pytestmark = pytest.mark.slow
 
@@ -48,31 +46,18 @@ def overlap(a, b) -> bool:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    why_not = browser_available()
-    if why_not:
-        pytest.skip(f"{why_not}: needed for the browser test")
-    from tests.oracles import trained_run
-
-    root = tmp_path_factory.mktemp("browser_layout")
-    for name in ("first run", "second run"):
-        trained_run(root / "runs", {"layers": [{"type": "conv2d", "filters": 8, "kernel_size": 3},
-                                               {"type": "maxpool2d"}, {"type": "flatten"}],
-                                    "dataset": {"name": "mnist", "train_limit": 600, "validation_split": 0.1},
-                                    "training": {"epochs": 2, "batch_size": 64}, "baseline": "dense-128",
-                                    "name": name})
-    with StreamlitServer(root / "runs", slots_dir=root / "slots", log=root / "streamlit.log",
-                         env={"KERAS_HOME": str(root / "keras")}) as running:
+    runs = [{"layers": [{"type": "conv2d", "filters": 8, "kernel_size": 3}, {"type": "maxpool2d"}, {"type": "flatten"}],
+             "dataset": {"name": "mnist", "train_limit": 600, "validation_split": 0.1},
+             "training": {"epochs": 2, "batch_size": 64}, "baseline": "dense-128", "name": name}
+            for name in ("first run", "second run")]
+    with app_serving(tmp_path_factory.mktemp("browser_layout"), runs) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
 def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = launch_browser(playwright)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @contextlib.contextmanager
