@@ -895,18 +895,20 @@ def test_image_grid(rows, preds, raw, names, key: str, columns: int = 8) -> None
 def active_runs_panel() -> None:
     """In the sidebar of every page while this workspace has a queued or running run: each with
     its progress, Open (on Train) and Stop. Nothing, and no polling, when none is active."""
-    if any(record.is_active for record in store().list()):
+    from cnnkit.runs.jobs import active_runs
+
+    if active_runs(store()):
         with st.sidebar:
             _active_runs()
 
 
 @st.fragment(run_every=2.0)
 def _active_runs() -> None:
-    from cnnkit.runs.jobs import stop
+    from cnnkit.runs.jobs import active_runs, stop
     from cnnkit.views.monitor import live_status
 
     runs = store()
-    active = [record for record in runs.list() if record.is_active]
+    active = active_runs(runs)
     st.markdown("**Active runs**")
     if not active:
         st.caption("None: every run has ended.")

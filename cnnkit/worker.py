@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 
-from cnnkit.runs.jobs import acquire_slot
+from cnnkit.runs.jobs import acquire_slot, mark_active
 from cnnkit.runs.store import RunStore, this_process
 
 
@@ -19,6 +19,7 @@ def run_in_slot(store: RunStore, run_id: str, *, data_dir: str | None = None, ho
     run the job; returns its run.json. A STOP while waiting cancels it. The worker and
     `cnnkit train` both train this way, so the CLI waits its turn behind the app's jobs."""
     stop_file = store.path(run_id) / "STOP"
+    mark_active(store, run_id)  # `cnnkit train` creates its run without jobs.start
     slot = acquire_slot(store, run_id, stop_file.exists)
     if slot is None:
         return store.update(run_id, status="stopped", reason="Cancelled while waiting in the queue.",

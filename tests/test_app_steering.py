@@ -29,6 +29,7 @@ def app(page: str) -> AppTest:
 def live_run(store: RunStore, name="first run", **progress) -> str:
     run_id = store.create(tiny_spec(), name=name).run_id
     store.update(run_id, status="running", **this_process(), data_summary={"train": 200})
+    jobs.mark_active(store, run_id)  # as jobs.start does
     atomic_write_json(store.path(run_id) / "progress.json", {
         "phase": "training", "model": "cnn", "epoch": 1, "epochs": 1, "batch": 3, "batches": 7, **progress})
     return run_id

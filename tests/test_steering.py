@@ -282,6 +282,22 @@ def test_what_cannot_continue_says_why(runs_dir):
 # One active run per visitor, on the server
 
 
+def test_the_active_index_lists_only_active_runs_and_forgets_ended_ones(runs_dir, monkeypatch):
+    store = RunStore(runs_dir)
+    monkeypatch.setattr(jobs, "launch", lambda store, run_id, data_dir=None: None)
+    first = jobs.start(store, tiny_spec()).run_id
+    second = jobs.start(store, tiny_spec()).run_id
+    for run_id in (first, second):
+        store.update(run_id, status="running", **this_process())
+    never_started = store.create(tiny_spec()).run_id  # not started by jobs: not in the index
+    store.update(never_started, status="running", **this_process())
+    assert [r.run_id for r in jobs.active_runs(store)] == [second, first]  # newest first
+    store.update(first, status="finished")
+    (runs_dir / jobs.ACTIVE_DIR / "not a run").touch()  # junk in the index is dropped, not a crash
+    assert [r.run_id for r in jobs.active_runs(store)] == [second]
+    assert sorted(p.name for p in (runs_dir / jobs.ACTIVE_DIR).iterdir()) == [second]
+
+
 def test_a_second_start_is_refused_unless_queued_on_purpose(runs_dir, monkeypatch):
     store = RunStore(runs_dir)
     first = running(store, tiny_spec())
