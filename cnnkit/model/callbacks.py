@@ -117,7 +117,7 @@ class LiveReport(keras.callbacks.Callback):
         self.stopped = False
         self.divergence: Divergence | None = None
         self.epochs_completed = 0
-        self.batches_done = self.validation_batches = 0
+        self.batches_done = 0
         self.last_logs: dict = {}
         self.seconds_per_epoch: list[float] = []
         self.images_per_second: list[float] = []
@@ -266,14 +266,12 @@ class LiveReport(keras.callbacks.Callback):
         return self.batches_done >= self.steps_per_epoch
 
     def on_test_begin(self, logs=None):
-        self.validation_batches = 0
         self._check_stop()
         if self.stopped:
             self._leave()  # a stop just before validation (or a multi-step epoch the data ended)
         self._phase("validating")
 
     def on_test_batch_end(self, batch, logs=None):
-        self.validation_batches += 1
         self._check_stop()
         if self.stopped:
             self._leave()
