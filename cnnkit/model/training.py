@@ -46,7 +46,6 @@ from cnnkit.model.resume import optimizer_path, restore, save_optimizer_state
 from cnnkit.model.tf_import import keras  # TensorFlow, imported quietly
 from cnnkit.presets import DEFAULT_BASELINE, baseline_layers
 from cnnkit.runs.control import CommandReader, record_event
-from cnnkit.runs.control import events as events_of
 from cnnkit.runs.store import (
     HEALTH_FILE,
     MODEL_FILES,
@@ -222,7 +221,7 @@ def run_job(store: RunStore, run_id: str, *, data_dir: str | None = None, hook: 
     minutes = Limits.from_env().max_job_minutes
     deadline = clock() + 60 * minutes if minutes else None
     commands = CommandReader(writer.dir)
-    prepared, test_after_stop = None, True
+    prepared, test_after_stop, stop_recorded = None, True, False
     try:
         if writer.stop_requested():
             raise StopRequested
@@ -257,6 +256,7 @@ def run_job(store: RunStore, run_id: str, *, data_dir: str | None = None, hook: 
             release_free_memory()
             if outcome.status == "stopped":
                 test_after_stop = not outcome.evaluation_stopped  # the person stopped that very test
+                stop_recorded = True  # train_one wrote the stop event when its fit or test returned
                 raise time_limit_stop(minutes) if outcome.report.timed_out else StopRequested()
             if outcome.status == "failed":
                 outcome_status = "failed"
@@ -264,7 +264,7 @@ def run_job(store: RunStore, run_id: str, *, data_dir: str | None = None, hook: 
                 break
     except StopRequested as stop:
         outcome_status, reason, suggestion = "stopped", stop.reason, stop.suggestion
-        if "stop" not in (event.get("event") for event in events_of(writer.dir)):
+        if not stop_recorded:
             record_event(writer.dir, "stop", phase="between models")
         if prepared is not None and test_after_stop:
             test_checkpoints(store, run_id, prepared, writer, hook)
