@@ -73,8 +73,7 @@ def start(store: RunStore, spec: ExperimentSpec, *, name: str | None = None, dat
     (ActiveRunError) when this workspace has an active run unless `queue_another`: a second
     click on Start must not bury the first run under a copy."""
     with start_lock(store):  # a click flood must not slip past the caps between count and create
-        check_capacity(store)
-        active = [record for record in store.list() if record.is_active]
+        active = check_capacity(store)
         if active and not queue_another:
             raise ActiveRunError(active)
         record = store.create(spec, name=name, **meta)
@@ -181,7 +180,8 @@ def server_active_runs(store: RunStore) -> list[RunRecord]:
     return [record for each in stores for record in each.list() if record.is_active]
 
 
-def check_capacity(store: RunStore) -> None:
+def check_capacity(store: RunStore) -> list[RunRecord]:
+    """RunError when this workspace or the server is at its cap; else this workspace's active runs."""
     limits = settings.get()
     mine = [record for record in store.list() if record.is_active]
     if len(mine) >= limits.max_jobs_per_workspace:
@@ -194,6 +194,7 @@ def check_capacity(store: RunStore) -> None:
         raise RunError(f"the server's queue is full: {len(everyone)} trainings are queued or running, "
                        f"the limit is {limits.max_queue} (CNNKIT_MAX_QUEUE). Try again when one has "
                        f"finished{', or stop yours' if mine else ''}.")
+    return mine
 
 
 def launch(store: RunStore, run_id: str, *, data_dir: str | None = None) -> int:
