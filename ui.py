@@ -375,10 +375,11 @@ def start_offer(session_key: str = "train_run") -> None:
         st.rerun()
 
 
-def show_progress(status) -> None:
-    """A cnnkit.views.monitor.LiveStatus: its sentence on a progress bar, then speed and time left."""
-    st.progress(min(max(float(status.fraction), 0.0), 1.0), text=status.text)
-    if status.details:
+def show_progress(status, label: str = "", details: bool = True) -> None:
+    """A cnnkit.views.monitor.LiveStatus: its sentence (after `label`) on a progress bar, then
+    speed and time left."""
+    st.progress(min(max(float(status.fraction), 0.0), 1.0), text=f"{label}{status.text}")
+    if details and status.details:
         st.caption(status.details)
 
 
@@ -394,11 +395,14 @@ def live_run(run_id: str, stop_key: str, stop_help: str | None = None) -> RunRec
         st.rerun()
     st.caption(f"{text.status_label(record.status)} · run `{record.run_id}`")  # redrawn: queued → running
     show_progress(live_status(record, runs.progress(run_id)))
+    from cnnkit.runs.control import events
+
+    steered = events(runs, run_id)  # read once for both controls
     pause, rate, end = st.columns([1, 1.6, 1], vertical_alignment="bottom")
     with pause:
-        steer_pause(runs, record)
+        steer_pause(runs, record, steered)
     with rate:
-        steer_learning_rate(runs, record)
+        steer_learning_rate(runs, record, steered)
     if end.button("⏹️ Stop", key=stop_key, help=stop_help, width="stretch"):
         stop(runs, run_id)
         st.toast("Stopping…")
@@ -414,11 +418,11 @@ def steer(runs: RunStore, record: RunRecord, action: str, value: float | None = 
         show_error(exc)
 
 
-def steer_pause(runs: RunStore, record: RunRecord) -> None:
-    from cnnkit.runs.control import is_paused
+def steer_pause(runs: RunStore, record: RunRecord, steered: list[dict]) -> None:
+    from cnnkit.runs.control import paused
 
     running = record.status == "running"
-    if running and is_paused(runs, record.run_id):
+    if running and paused(steered):
         if st.button("▶️ Resume", key=f"resume_{record.run_id}", width="stretch"):
             steer(runs, record, "resume")
     elif st.button("⏸️ Pause", key=f"pause_{record.run_id}", width="stretch", disabled=not running,
@@ -426,14 +430,13 @@ def steer_pause(runs: RunStore, record: RunRecord) -> None:
         steer(runs, record, "pause")
 
 
-def steer_learning_rate(runs: RunStore, record: RunRecord) -> None:
-    from cnnkit.runs.control import events
+def steer_learning_rate(runs: RunStore, record: RunRecord, steered: list[dict]) -> None:
+    from cnnkit.runs.control import rate_in_use
     from cnnkit.specs import MAX_LEARNING_RATE
 
     # the rate in use: the last live change, else the last finished epoch's, else the spec's
-    changes = [event["to"] for event in events(runs, record.run_id) if event.get("event") == "lr"]
     history = runs.history(record.run_id)
-    current = changes[-1] if changes else history[-1].get("learning_rate") if history else \
+    current = rate_in_use(steered) or (history[-1].get("learning_rate") if history else None) or \
         record.spec.training.learning_rate
     field, button = st.columns([1.4, 1], vertical_alignment="bottom")
     value = field.number_input("New learning rate", min_value=1e-7, max_value=float(MAX_LEARNING_RATE),
@@ -914,8 +917,7 @@ def _active_runs() -> None:
         st.caption("None: every run has ended.")
         return
     for record in active:
-        status = live_status(record, runs.progress(record.run_id))
-        st.progress(min(max(float(status.fraction), 0.0), 1.0), text=f"{text.plain(record.name)}: {status.text}")
+        show_progress(live_status(record, runs.progress(record.run_id)), f"{text.plain(record.name)}: ", details=False)
         left, right = st.columns(2)
         with left:
             page_link("app_pages/train.py", "Open", "👀", query_params={"run": record.run_id})

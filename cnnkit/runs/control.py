@@ -85,10 +85,21 @@ def events(store: RunStore | Path, run_id: str | None = None) -> list[dict]:
     return read_jsonl(folder / EVENTS_FILE)
 
 
+def paused(events_so_far: list[dict]) -> bool:
+    """The last pause/resume event is a pause."""
+    flips = [event["event"] for event in events_so_far if event.get("event") in ("pause", "resume")]
+    return bool(flips) and flips[-1] == "pause"
+
+
+def rate_in_use(events_so_far: list[dict]) -> float | None:
+    """The learning rate of the last live change, or None when there was none."""
+    changes = [event["to"] for event in events_so_far if event.get("event") == "lr"]
+    return changes[-1] if changes else None
+
+
 def is_paused(store: RunStore, run_id: str) -> bool:
-    """The last pause/resume event is a pause (and the run is still training)."""
-    flips = [event["event"] for event in events(store, run_id) if event.get("event") in ("pause", "resume")]
-    return bool(flips) and flips[-1] == "pause" and store.get(run_id).status == "running"
+    """The run is paused now: still training, and its last pause/resume event is a pause."""
+    return paused(events(store, run_id)) and store.get(run_id).status == "running"
 
 
 class CommandReader:
