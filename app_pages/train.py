@@ -39,7 +39,8 @@ st.title("🏋️ Train")
 # the URL first: the sidebar's Open (and a shared link) name the run to show
 record = monitor.pick_run(store.list(), [st.query_params.get("run"), st.session_state.get("train_run")])
 if record is not None and record.is_active:  # on a phone the run sits below all the settings
-    st.markdown(f"🏃 **{text.plain(record.name)}** is {record.status}: [↓ its progress, Pause and Stop](#the-run)")
+    # no status here: this line is not redrawn by the polling fragment, so "queued" would go stale
+    st.markdown(f"🏃 **{text.plain(record.name)}** is on: [↓ its progress, Pause and Stop](#the-run)")
 
 form, view = st.columns([1, 2.2], gap="large")
 

@@ -94,7 +94,7 @@ def test_live_run_pause_resume_and_learning_rate(runs_dir):
     store.update(run_id, status="running")
     at.run()
     assert "🏃 running" in texts(at) and "⏳ queued" not in texts(at)  # the caption follows the run
-    assert "🏃 **steered** is running: [↓ its progress, Pause and Stop](#the-run)" in texts(at)  # a phone's way down
+    assert "🏃 **steered** is on: [↓ its progress, Pause and Stop](#the-run)" in texts(at)  # a phone's way down
     at.button(key=f"pause_{run_id}").click().run()
     sent = [json.loads(line) for line in (store.path(run_id) / control.CONTROL_FILE).read_text().splitlines()]
     assert [c["action"] for c in sent] == ["pause"]
