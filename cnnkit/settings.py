@@ -28,6 +28,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
 
 WORKSPACE_MODES = ("shared", "session")
+ENGINES = ("local", "ray")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 TRUE_WORDS = ("1", "true", "yes", "on")
 
@@ -50,6 +51,11 @@ class Settings:
     max_epochs: int = 200                  # CNNKIT_MAX_EPOCHS
     max_batch_size: int = 4096             # CNNKIT_MAX_BATCH_SIZE
     max_job_minutes: float = 0.0           # CNNKIT_MAX_JOB_MINUTES: 0 = no limit
+    max_sweep_trials: int = 48             # CNNKIT_MAX_SWEEP_TRIALS: trials in one sweep
+    max_sweep_minutes: float = 0.0         # CNNKIT_MAX_SWEEP_MINUTES: a sweep's estimated time; 0 = no limit
+    # where training runs
+    engine: str = "local"                  # CNNKIT_ENGINE: local | ray (every job, sweeps and ordinary runs)
+    ray_address: str | None = None         # CNNKIT_RAY_ADDRESS: the Ray cluster (else RAY_ADDRESS, else a local Ray)
     # training
     precision: str = "auto"                # CNNKIT_PRECISION: auto | float32 | mixed_bfloat16 | mixed_float16
     quick_train_limit: int | None = None   # CNNKIT_QUICK_TRAIN_LIMIT: Draw's quick train (tests shrink it)
@@ -86,6 +92,10 @@ class Settings:
             max_epochs=int(_positive(env, "CNNKIT_MAX_EPOCHS", d.max_epochs)),
             max_batch_size=int(_positive(env, "CNNKIT_MAX_BATCH_SIZE", d.max_batch_size)),
             max_job_minutes=_positive(env, "CNNKIT_MAX_JOB_MINUTES", d.max_job_minutes),
+            max_sweep_trials=int(_positive(env, "CNNKIT_MAX_SWEEP_TRIALS", d.max_sweep_trials, minimum=1)),
+            max_sweep_minutes=_positive(env, "CNNKIT_MAX_SWEEP_MINUTES", d.max_sweep_minutes),
+            engine=_choice(env, "CNNKIT_ENGINE", ENGINES, d.engine),
+            ray_address=_text(env, "CNNKIT_RAY_ADDRESS"),
             precision=_choice(env, "CNNKIT_PRECISION", PRECISIONS, d.precision),
             quick_train_limit=_whole(env, "CNNKIT_QUICK_TRAIN_LIMIT"),
             quick_train_epochs=_whole(env, "CNNKIT_QUICK_TRAIN_EPOCHS"),
@@ -100,7 +110,8 @@ class Settings:
 VARIABLES = ("CNNKIT_DATA_DIR", "CNNKIT_RUNS_DIR", "CNNKIT_SLOTS_DIR", "CNNKIT_OFFLINE", "CNNKIT_WORKSPACES",
              "CNNKIT_SESSION_DAYS", "CNNKIT_MAX_JOBS", "CNNKIT_MAX_JOBS_PER_WORKSPACE", "CNNKIT_MAX_QUEUE",
              "CNNKIT_MAX_PARAMS", "CNNKIT_MAX_ACTIVATION_MB",
-             "CNNKIT_MAX_EPOCHS", "CNNKIT_MAX_BATCH_SIZE", "CNNKIT_MAX_JOB_MINUTES", "CNNKIT_PRECISION",
+             "CNNKIT_MAX_EPOCHS", "CNNKIT_MAX_BATCH_SIZE", "CNNKIT_MAX_JOB_MINUTES", "CNNKIT_MAX_SWEEP_TRIALS",
+             "CNNKIT_MAX_SWEEP_MINUTES", "CNNKIT_ENGINE", "CNNKIT_RAY_ADDRESS", "CNNKIT_PRECISION",
              "CNNKIT_QUICK_TRAIN_LIMIT", "CNNKIT_QUICK_TRAIN_EPOCHS", "CNNKIT_DEBUG", "CNNKIT_RAISE",
              "CNNKIT_TEST_HOLD_AT", "CNNKIT_SCREENSHOTS_DIR", "CNNKIT_E2E_REPORT")
 

@@ -2,6 +2,10 @@
 
 It waits for a training slot (cheaply: TensorFlow is imported only once it has one), then runs
 the job. SIGTERM is turned into a stop request, so `kill` ends the run cleanly as "stopped".
+With CNNKIT_ENGINE=ray it trains nothing itself: it hands the run to the Ray cluster and mirrors
+it into the run folder (`runs/ray_engine.py`).
+
+`python -m cnnkit.worker --sweep RUNS_DIR SWEEP_ID` is a sweep's driver (`runs/sweeping.py`).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import signal
 import sys
 import time
 
+from cnnkit import settings
 from cnnkit.runs.jobs import acquire_slot, mark_active
 from cnnkit.runs.store import RunStore, this_process
 
@@ -33,7 +38,30 @@ def run_in_slot(store: RunStore, run_id: str, *, data_dir: str | None = None, ho
         slot.release()
 
 
+def run_on_engine(store: RunStore, run_id: str) -> dict:
+    """Train here (the local engine), or on the Ray cluster when CNNKIT_ENGINE says so."""
+    if settings.get().engine != "ray":
+        return run_in_slot(store, run_id)
+    from cnnkit.runs.ray_engine import available, run_trials
+
+    if not available():
+        return store.update(run_id, status="failed", finished=time.time(),
+                            reason="CNNKIT_ENGINE=ray, but Ray is not installed on this server "
+                                   "(pip install -r requirements-ray.txt), so the run could not start.")
+    return run_trials(store, [run_id], address=settings.get().ray_address)[0]
+
+
+def drive_sweep(store: RunStore, sweep_id: str) -> int:
+    from cnnkit.runs.sweeping import drive, stop_sweep
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop_sweep(store, sweep_id))
+    drive(store, sweep_id)
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--sweep"]:
+        return drive_sweep(RunStore(argv[1]), argv[2])
     runs_dir, run_id = argv
     store = RunStore(runs_dir)
 
@@ -42,7 +70,7 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, on_sigterm)
     store.update(run_id, **this_process())
-    meta = run_in_slot(store, run_id)
+    meta = run_on_engine(store, run_id)
     if meta.get("status") != "stopped" or meta.get("started"):
         print(f"run {run_id}: {meta.get('status')} {meta.get('reason') or ''}", flush=True)
     return 0

@@ -181,38 +181,54 @@ def server_active_runs(store: RunStore) -> list[RunRecord]:
 
 
 def check_capacity(store: RunStore) -> list[RunRecord]:
-    """RunError when this workspace or the server is at its cap; else this workspace's active runs."""
+    """RunError when this workspace or the server is at its cap; else this workspace's active runs.
+    A sweep's trials count as one job: its driver starts them one slot at a time."""
     limits = settings.get()
     mine = [record for record in store.list() if record.is_active]
-    if len(mine) >= limits.max_jobs_per_workspace:
+    if job_count(mine) >= limits.max_jobs_per_workspace:
         names = ", ".join(f"'{record.name}'" for record in mine[:3])
-        raise RunError(f"you already have {len(mine)} trainings queued or running ({names}); this server "
+        raise RunError(f"you already have {job_count(mine)} trainings queued or running ({names}); this server "
                        f"allows {limits.max_jobs_per_workspace} at a time per visitor "
                        f"(CNNKIT_MAX_JOBS_PER_WORKSPACE). Stop one to start another.")
-    everyone = server_active_runs(store)
-    if len(everyone) >= limits.max_queue:
-        raise RunError(f"the server's queue is full: {len(everyone)} trainings are queued or running, "
+    everyone = job_count(server_active_runs(store))
+    if everyone >= limits.max_queue:
+        raise RunError(f"the server's queue is full: {everyone} trainings are queued or running, "
                        f"the limit is {limits.max_queue} (CNNKIT_MAX_QUEUE). Try again when one has "
                        f"finished{', or stop yours' if mine else ''}.")
     return mine
 
 
+def job_count(records: list[RunRecord]) -> int:
+    """Active jobs, a sweep counting once whatever its number of trials."""
+    return len({record.meta.get("sweep_id") or record.run_id for record in records})
+
+
 def launch(store: RunStore, run_id: str, *, data_dir: str | None = None) -> int:
     run_dir = store.path(run_id)
+    with open(run_dir / "log.txt", "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cnnkit.worker", str(store.root.resolve()), run_id],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=worker_environment(store, data_dir),
+            cwd=str(settings.REPO_ROOT), start_new_session=True)  # its own process group: a Ctrl-C in the server does not kill it
+    watch_child(process)
+    store.update(run_id, pid=process.pid, pid_started=process_started(process.pid))
+    return process.pid
+
+
+def worker_environment(store: RunStore, data_dir: str | None = None) -> dict:
+    """What a worker or sweep driver process starts with: this code first on the path, the data
+    folder, and this server's slots."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(settings.REPO_ROOT), env.get("PYTHONPATH")]))
     if data_dir:
         env["CNNKIT_DATA_DIR"] = str(data_dir)
     env.setdefault("CNNKIT_SLOTS_DIR", str(slots_dir(store)))
-    with open(run_dir / "log.txt", "ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "cnnkit.worker", str(store.root.resolve()), run_id],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=str(settings.REPO_ROOT),
-            start_new_session=True)  # its own process group: a Ctrl-C in the server does not kill it
+    return env
+
+
+def watch_child(process: subprocess.Popen) -> None:
     _children.append(process)
     threading.Thread(target=_reap, args=(process,), daemon=True).start()
-    store.update(run_id, pid=process.pid, pid_started=process_started(process.pid))
-    return process.pid
 
 
 def stop(store: RunStore, run_id: str) -> None:
