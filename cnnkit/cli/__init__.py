@@ -264,9 +264,11 @@ def build_parser() -> OneLineParser:
                    help="where the app is served (default http://localhost:8501/)")
     p.set_defaults(func=cmd_share)
 
+    from cnnkit.cli.sweep import add_command as add_sweep
     from cnnkit.cli.training import add_command as add_train
 
     add_train(sub)
+    add_sweep(sub)
 
     p = sub.add_parser("predict", help="predict image files with a trained run")
     p.add_argument("--run", required=True, help="the run id (see `cnnkit runs`)")

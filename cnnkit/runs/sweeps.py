@@ -171,7 +171,7 @@ def value_label(value) -> str:
     if isinstance(value, bool) or value is None:
         return {True: "true", False: "false", None: "none"}[value]
     if isinstance(value, list):
-        return f"<{len(value)} layers>"
+        return f"<{len(value)} layer{'' if len(value) == 1 else 's'}>"
     return f"{value:g}" if isinstance(value, float) else value if isinstance(value, str) else shown(value)
 
 
