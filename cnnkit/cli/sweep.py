@@ -89,14 +89,15 @@ class TrialLines:
         return f"{status}{reason}"
 
 
-def summary_lines(result: dict) -> list[str]:
-    """The result for people: how many trials finished, a line per configuration, the verdict."""
+def summary_lines(result: dict, trials: list[dict]) -> list[str]:
+    """The result for people: how many trials finished, a line per configuration (`trials` with
+    their times and sizes), the verdict."""
     from cnnkit.runs.stats import summarize_trials
     from cnnkit.views.sweeps import summary_rows
 
-    finished = sum(trial["status"] == "finished" for trial in result["trials"])
-    lines = [f"sweep {result['sweep_id']} ({result['engine']}): {finished}/{len(result['trials'])} trials finished"]
-    for row in summary_rows(summarize_trials(result["trials"])[0]):
+    finished = sum(trial["status"] == "finished" for trial in trials)
+    lines = [f"sweep {result['sweep_id']} ({result['engine']}): {finished}/{len(trials)} trials finished"]
+    for row in summary_rows(summarize_trials(trials)[0]):
         lines.append("  " + "  ".join(f"{key}: {value}" for key, value in row.items()))
     if result.get("comparison"):
         lines.append(result["comparison"]["verdict"])
@@ -104,7 +105,7 @@ def summary_lines(result: dict) -> list[str]:
 
 
 def cmd_sweep(args) -> int:
-    from cnnkit.runs.sweeping import create_sweep, drive, results, stop_sweep
+    from cnnkit.runs.sweeping import create_sweep, drive, results, stop_sweep, trial_rows
 
     sweep = read_sweep(args.sweep)
     store = run_store(args)
@@ -121,7 +122,7 @@ def cmd_sweep(args) -> int:
     else:
         interrupted = False
     result = results(store, record.sweep_id)
-    print("\n".join(summary_lines(result)), file=sys.stderr if args.json else sys.stdout)
+    print("\n".join(summary_lines(result, trial_rows(store, record))), file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print_json(result)
     if interrupted:
