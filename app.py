@@ -20,6 +20,7 @@ PAGES = [
     st.Page("app_pages/build.py", title="Build", icon="🧱", url_path="Build"),
     st.Page("app_pages/train.py", title="Train", icon="🏋️", url_path="Train"),
     st.Page("app_pages/compare.py", title="Compare", icon="📈", url_path="Compare"),
+    st.Page("app_pages/sweeps.py", title="Sweeps", icon="🎲", url_path="Sweeps"),
     st.Page("app_pages/inspect_run.py", title="Inspect", icon="🔬", url_path="Inspect"),
     st.Page("app_pages/draw.py", title="Draw", icon="✏️", url_path="Draw"),
     st.Page("app_pages/robustness.py", title="Robustness", icon="🧪", url_path="Robustness"),

@@ -1026,3 +1026,173 @@ def labelled_key(prefix: str, labels) -> str:
     import hashlib
 
     return f"{prefix}_{hashlib.sha1(chr(31).join(map(str, labels)).encode()).hexdigest()[:10]}"
+
+
+# ---------------------------------------------------------------------------
+# Sweeps: Build's variants A and B, a sweep's axes, its trials live
+
+VARIANT_KEYS = {"A": "sweep_variant_a", "B": "sweep_variant_b"}  # session state: spec dicts
+
+
+def next_steps(spec: ExperimentSpec) -> None:
+    """Build, under a network that builds: Train it, or keep it as A or B of an A/B comparison
+    (the Sweeps page trains both over the same seeds and says whether B is better)."""
+    train, keep_a, keep_b = st.columns([1, 1, 1.3], vertical_alignment="center")
+    with train:
+        page_link("app_pages/train.py", "Train this →", "🏋️")
+    keep_a.button("🅰 Keep as A", key="build_keep_a", on_click=_keep_variant, args=("A", spec), width="stretch",
+                  help="This network and recipe as A of an A/B comparison on Sweeps")
+    keep_b.button("🅱 Save as variant B", key="build_keep_b", on_click=_keep_variant, args=("B", spec),
+                  width="stretch", help="This version as B: Sweeps trains A and B on the same seeds")
+    kept = [name for name, key in VARIANT_KEYS.items() if key in st.session_state]
+    if len(kept) == 2:
+        page_link("app_pages/sweeps.py", "Compare A and B over several seeds on Sweeps →", "🎲")
+    elif kept:
+        st.caption(f"Variant {kept[0]} is kept. Change something, then save this as variant "
+                   f"{'B' if kept[0] == 'A' else 'A'}.")
+
+
+def _keep_variant(name: str, spec: ExperimentSpec) -> None:
+    st.session_state[VARIANT_KEYS[name]] = spec.to_dict()
+    st.session_state["build_flash"] = f"Kept as variant {name}: {text.plain(spec.name or 'this network')}."
+
+
+def sweep_variants(seeds: int) -> dict | None:
+    """Sweeps, A/B: Build's two versions, what changed between them, and the sweep of both (A is
+    the base); without both, how to make them, and None."""
+    import pandas as pd
+
+    from cnnkit.views import sweep_form
+
+    a, b = (st.session_state.get(key) for key in VARIANT_KEYS.values())
+    if a is None or b is None:
+        st.info("A/B trains two versions of a network on the same seeds and says whether B is really better. "
+                "On Build, press **🅰 Keep as A**, change something (a layer, the learning rate…), then "
+                "**🅱 Save as variant B**.", icon="🅰")
+        page_link("app_pages/build.py", "Make A and B on Build", "🧱")
+        return None
+    for column, (name, spec) in zip(st.columns(2), (("A", a), ("B", b)), strict=True):
+        column.markdown(f"**{name}**: {text.plain(spec.get('name') or 'custom network')}")
+        column.caption(text.plain(sweep_form.value_text(spec["layers"])))
+    rows = sweep_form.change_rows(a, b)
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, key="sweeps_changes")
+    return sweep_form.variants_document(a, b, seeds)
+
+
+def sweep_axes_document(draft: ExperimentSpec, mode: str, seeds: int) -> dict:
+    """Sweeps, Grid or Random: up to three settings of the draft to vary, each with its values
+    (typed, picked, or a range), and for Random how many draws; the sweep document."""
+    from cnnkit.runs.sweeps import fields_of
+    from cnnkit.views import sweep_form
+
+    choices = {choice.path: choice for choice in fields_of(draft)}
+    if mode == "random":
+        count, draws, seed = st.columns(3)
+    else:
+        count, _ = st.columns([1, 2])
+    axes = [sweep_axis(choices, i, mode == "random")
+            for i in range(int(count.number_input("Settings to vary", 1, sweep_form.MAX_AXES, 1, key="sweeps_axes")))]
+    if mode == "grid":
+        return sweep_form.grid_document(draft, axes, seeds)
+    trials = int(draws.number_input("Configurations to draw", 1, 100, 8, key="sweeps_draws"))
+    return sweep_form.random_document(draft, axes, seeds, trials, int(seed.number_input(
+        "Random seed", 0, 2**31 - 1, 0, key="sweeps_draw_seed", help="The same seed draws the same configurations")))
+
+
+def sweep_axis(choices: dict, i: int, random: bool):
+    """One axis: which setting (its value in the draft shown), then its values: picked for a
+    choice, typed ("0.001, 0.003") or a range (from, to, how many, linear or log) for a number."""
+    from cnnkit.views import sweep_form
+
+    paths = list(choices)
+    pick, how, values = st.columns([1.3, 0.7, 2], vertical_alignment="bottom")
+    path = pick.selectbox(f"Setting {i + 1}", paths, index=min(i, len(paths) - 1), key=f"sweeps_axis_{i}",
+                          format_func=lambda p: sweep_form.field_label(choices[p]))
+    choice, key = choices[path], f"sweeps_{i}_{path}"
+    if choice.kind == "choice":
+        picked = values.multiselect("Values", list(choice.choices), key=f"{key}_picked", format_func=sweep_form.value_text,
+                                    default=[choice.value] if choice.value in choice.choices else [])
+        return sweep_form.Axis(path, choice.kind, picked=tuple(picked))
+    numeric = choice.kind in sweep_form.NUMERIC
+    if not numeric or how.radio("As", ["values", "range"], key=f"{key}_how", horizontal=True) == "values":
+        typed = values.text_input("Values", sweep_form.suggested_values(choice), key=f"{key}_text",
+                                  help="Separated by commas" + (" (none: all)" if choice.kind == "optional int" else "")
+                                  if numeric else "true, false" if choice.kind == "bool" else "A JSON list of values")
+        return sweep_form.Axis(path, choice.kind, text=typed)
+    cells = values.columns(3 if random else 4)  # a random sweep draws between the two: no count
+    start, end = sweep_form.suggested_range(choice)
+    number = {} if choice.kind in sweep_form.WHOLE else {"format": "%g"}
+    low = cells[0].number_input("From", value=start, key=f"{key}_low", **number)
+    high = cells[1].number_input("To", value=end, key=f"{key}_high", **number)
+    count = 3 if random else int(cells[2].number_input("How many", 1, sweep_form.MAX_VALUES, 3, key=f"{key}_count"))
+    spacing = cells[-1].radio("Spacing", sweep_form.SCALES, index=int(start > 0), horizontal=True, key=f"{key}_scale")
+    return sweep_form.Axis(path, choice.kind, "range", low=low, high=high, count=count, scale=spacing)
+
+
+def engine_choice() -> str | None:
+    """Where a sweep's trials train: a choice only where Ray is installed; else None (the server's default)."""
+    from cnnkit.runs.ray_engine import available
+
+    if not available():
+        return None
+    engines = ["local", "ray"]
+    return st.radio("Engine", engines, index=engines.index(settings.get().engine), horizontal=True, key="sweeps_engine",
+                    format_func={"local": "this machine's queue", "ray": "Ray"}.get)
+
+
+def sweep_from_link() -> str | None:
+    """The sweep a URL names (?sweep=…), only if it is a sweep id: the value comes from a link, so
+    it is checked before it names any file. A bad one is a message, and None."""
+    from cnnkit.errors import shown
+    from cnnkit.runs.sweeping import SWEEP_ID_PATTERN
+
+    wanted = st.query_params.get("sweep")
+    if wanted is None or SWEEP_ID_PATTERN.fullmatch(wanted):
+        return wanted
+    st.error(f"The link's sweep {text.plain(shown(wanted))} is not a sweep id; pick a sweep below.", icon="🔗")
+    del st.query_params["sweep"]
+    return None
+
+
+def select_sweep(sweeps: list, wanted: str | None):
+    """A selectbox of the workspace's sweeps (name, date, size), at `wanted` if it is one; the
+    choice goes into the URL (?sweep=), so a reload and a shared link open the same sweep."""
+    from cnnkit.views import sweep_form
+
+    by_id = {record.sweep_id: record for record in sweeps}
+    ids = list(by_id)
+    chosen = st.selectbox("Sweep", ids, index=ids.index(wanted) if wanted in by_id else 0,
+                          format_func=lambda i: sweep_form.sweep_label(by_id[i]), key=labelled_key("sweeps_pick", ids))
+    st.query_params["sweep"] = chosen
+    return by_id[chosen]
+
+
+def sweep_trials(sweep_id: str, live: bool) -> None:
+    """The Sweeps page's polling fragment: how many trials have ended, every trial with a link to
+    its run (Train while it trains, Inspect after), and Stop all. When the last trial ends, the
+    whole page draws again once (with the results)."""
+    import pandas as pd
+
+    from cnnkit.runs import sweeping
+    from cnnkit.views import sweep_form, sweeps
+
+    runs = store()
+    trials = sweeping.trial_rows(runs, sweeping.load_sweep(runs, sweep_id))
+    active = [t for t in trials if t["status"] in ("queued", "running")]
+    if live and not active:
+        st.rerun()
+    finished = sum(t["status"] == "finished" for t in trials)
+    ended = len(trials) - len(active)
+    st.progress(ended / max(len(trials), 1), text=f"{finished} of {len(trials)} trials finished"
+                + (f" · {len(active)} to go" if active else "") + (f" · {ended - finished} ended early"
+                                                                    if ended > finished else ""))
+    table = pd.DataFrame(sweeps.trial_rows(trials))
+    table.insert(1, "run", [sweep_form.trial_link(app_base_url(), t["run_id"], t in active, workspace_key())
+                            for t in trials])
+    st.dataframe(table, hide_index=True, key="sweeps_trials", column_config={
+        "run": st.column_config.LinkColumn(display_text=r"run=([^&]*)", help="Opens the run: Train while it "
+                                           "trains, Inspect after"), "run_id": None})
+    if st.button("⏹️ Stop all", key="sweeps_stop", disabled=not active,
+                 help="Every trial that has not ended: a queued one at once, a running one within a batch"):
+        st.toast(f"Stopping {sweeping.stop_sweep(runs, sweep_id)} trials…")

@@ -60,7 +60,7 @@ def shapes_and_costs(spec: ExperimentSpec) -> None:
         st.caption("Receptive field: the input patch one unit of the layer sees (stride: how far apart "
                    "neighbouring units look). After Flatten every unit sees the whole image.")
     if summary is not None:
-        ui.page_link("app_pages/train.py", "Train this →", "🏋️")
+        ui.next_steps(spec)  # Train this →, or keep it as variant A or B of an A/B sweep
 
 
 # --- The page ---------------------------------------------------------------------------------

@@ -40,9 +40,9 @@ def test_summary_rows():
                                 config_summary({}, "", [0.975])])
     half = 4.3027 * 0.01 / math.sqrt(3) * 100  # points: 2.4841
     assert rows[0] == {"configuration": "A", "n": 3, "mean": "98.00%", "std (pt)": "1.00",
-                       "95% CI (pt)": f"{98 - half:.2f}–{98 + half:.2f}", "mean time (s)": "31.2",
+                       "95% CI (pt)": f"{98 - half:.2f} to {98 + half:.2f}", "mean time (s)": "31.2",
                        "params": "12,544"}
-    assert rows[0]["95% CI (pt)"] == "95.52–100.48"
+    assert rows[0]["95% CI (pt)"] == "95.52 to 100.48"
     assert rows[1] == {"configuration": "base", "n": 1, "mean": "97.50%", "std (pt)": "–", "95% CI (pt)": "–",
                        "mean time (s)": "–", "params": "–"}
 

@@ -41,14 +41,14 @@ def trial_rows(trials: list[dict]) -> list[dict]:
 
 
 def _points(fraction: float) -> str:
-    return f"{fraction * 100:.2f}"
+    return f"{fraction * 100:.2f}".replace("-", "−")  # a real minus: "−18.12–58.12", not "-18.12–58.12"
 
 
 def summary_rows(summaries: list[ConfigSummary]) -> list[dict]:
     """A row per configuration: n, the mean accuracy, the std and the 95% interval in points."""
     return [{"configuration": s.label or "base", "n": s.summary.n, "mean": fmt_pct(s.summary.mean),
              "std (pt)": _points(s.summary.std) if s.summary.n > 1 else "–",
-             "95% CI (pt)": "–" if s.summary.ci95 is None else "–".join(_points(v) for v in s.summary.ci95),
+             "95% CI (pt)": "–" if s.summary.ci95 is None else " to ".join(_points(v) for v in s.summary.ci95),
              "mean time (s)": "–" if s.seconds is None else f"{s.seconds:.1f}",
              "params": "–" if s.params is None else f"{s.params:,}"} for s in summaries]
 
