@@ -143,13 +143,15 @@ def _die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def train_remotely(run_id: str, files: dict, data_dir: str | None, mailbox, poll_seconds: float = TASK_POLL_SECONDS):
+def train_remotely(run_id: str, files: dict, data_dir: str | None, mailbox, poll_seconds: float = TASK_POLL_SECONDS,
+                   env: dict | None = None):
     """The Ray task (a generator): train the run in a private folder of this node, yielding what
     changes. Cancelled (Ctrl-C on the driver, a lost driver), it ends its worker and cleans up."""
     import ray
 
     import cnnkit
 
+    extra_env = env
     root = Path(tempfile.mkdtemp(prefix="cnnkit-ray-"))
     run_dir = root / run_id
     run_dir.mkdir()
@@ -158,6 +160,7 @@ def train_remotely(run_id: str, files: dict, data_dir: str | None, mailbox, poll
     env = dict(os.environ, CNNKIT_ENGINE="local", CNNKIT_SLOTS_DIR=str(root / ".slots"), CNNKIT_MAX_JOBS="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(Path(cnnkit.__file__).parent.parent),
                                                         os.environ.get("PYTHONPATH")])))
+    env.update(extra_env or {})
     if data_dir:
         env["CNNKIT_DATA_DIR"] = data_dir
     with open(run_dir / "log.txt", "ab") as log:
@@ -166,7 +169,8 @@ def train_remotely(run_id: str, files: dict, data_dir: str | None, mailbox, poll
                                    preexec_fn=_die_with_parent if sys.platform == "linux" else None)
     try:
         tail = FolderTail(run_dir)
-        yield {"node": socket.gethostname(), "folder": str(root), "pid": process.pid}
+        yield {"node": socket.gethostname(), "node_id": ray.get_runtime_context().get_node_id(),
+               "folder": str(root), "pid": process.pid}
         while True:
             ended = process.poll() is not None
             for line in ray.get(mailbox.take.remote(run_id)):
@@ -224,7 +228,7 @@ def apply_delta(store: RunStore, trial: RemoteTrial, delta: dict) -> dict | None
     run_dir = store.path(trial.run_id)
     if "node" in delta:
         trial.node, trial.folder = delta["node"], delta["folder"]
-        return store.update(trial.run_id, ray_node=trial.node)
+        return store.update(trial.run_id, ray_node=trial.node, ray_node_id=delta["node_id"], ray_folder=trial.folder)
     for name, data in delta.get("files", {}).items():
         atomic_write(run_dir / name, lambda handle, data=data: handle.write(data))
     for name, data in delta.get("append", {}).items():
@@ -245,7 +249,8 @@ def _mirrored_meta(store: RunStore, trial: RemoteTrial, data: bytes) -> dict:
     here = read_json(store.path(trial.run_id) / "run.json")
     # This process answers for the run (if it dies, the run reads "interrupted"); a rename made
     # on the page while it trained stays.
-    meta.update(this_process(), name=here.get("name", meta.get("name")), engine="ray", ray_node=trial.node)
+    meta.update(this_process(), name=here.get("name", meta.get("name")), engine="ray", ray_node=trial.node,
+                ray_node_id=here.get("ray_node_id"), ray_folder=trial.folder)
     return meta
 
 
@@ -268,9 +273,9 @@ def forward_commands(store: RunStore, trial: RemoteTrial, mailbox) -> None:
 
 def run_trials(store: RunStore, run_ids: list[str], *, address: str | None = None, data_dir: str | None = None,
                poll_seconds: float = TASK_POLL_SECONDS, on_update=None, num_cpus: float = 1,
-               num_gpus: float = 0) -> list[dict]:
+               num_gpus: float = 0, env: dict | None = None) -> list[dict]:
     """Train each queued run as a Ray task, mirrored into its folder here while it trains; returns
-    their final run.json. Ctrl-C stops every trial (each ends "stopped") and nothing is left on
+    their final run.json. `env`: more environment for the training processes on the nodes. Ctrl-C stops every trial (each ends "stopped") and nothing is left on
     the cluster, then re-raises."""
     if not run_ids:
         return []
@@ -281,7 +286,7 @@ def run_trials(store: RunStore, run_ids: list[str], *, address: str | None = Non
     for run_id in run_ids:
         store.update(run_id, engine="ray", **this_process())
         offset = _size(store.path(run_id) / "control.jsonl")
-        stream = task.remote(run_id, folder_files(store.path(run_id)), data_dir, mailbox, poll_seconds)
+        stream = task.remote(run_id, folder_files(store.path(run_id)), data_dir, mailbox, poll_seconds, env)
         trials.append(RemoteTrial(run_id, stream, control_offset=offset))
     try:
         _mirror(ray, store, trials, mailbox, poll_seconds, on_update, deadline=None)
