@@ -430,6 +430,16 @@ class AugmentationSpec:
 # The whole experiment
 
 
+def parse_json(text: str | bytes, what: str) -> Any:
+    """JSON text of at most MAX_JSON_BYTES (checked before parsing), else a SpecError."""
+    if len(text) > MAX_JSON_BYTES:
+        raise SpecError("", f"the {what} is {len(text):,} bytes; at most {MAX_JSON_BYTES:,}")
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise SpecError("", f"not valid JSON ({exc})") from None
+
+
 @dataclass(frozen=True)
 class ExperimentSpec:
     layers: tuple[Layer, ...]
@@ -478,13 +488,7 @@ class ExperimentSpec:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ExperimentSpec:
-        if len(text) > MAX_JSON_BYTES:
-            raise SpecError("", f"the spec is {len(text):,} bytes; at most {MAX_JSON_BYTES:,}")
-        try:
-            data = json.loads(text)
-        except (ValueError, RecursionError) as exc:
-            raise SpecError("", f"not valid JSON ({exc})") from None
-        return cls.from_dict(data)
+        return cls.from_dict(parse_json(text, "spec"))
 
     def updated(self, changes: dict[str, Any]) -> ExperimentSpec:
         """A validated copy with keys changed: top-level ("name") or dotted ("training.epochs")."""

@@ -64,3 +64,16 @@ def chromium():
             yield browser
         finally:
             browser.close()
+
+
+def wait_until(check, what: str, timeout: float = 120.0, poll: float = 0.05):
+    """check()'s first truthy value, polled; AssertionError naming `what` after `timeout` s."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out waiting for {what}")

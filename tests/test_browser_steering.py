@@ -26,6 +26,7 @@ from cnnkit.lab.browser import (
 )
 from cnnkit.runs.store import RunStore
 from cnnkit.specs import ExperimentSpec
+from tests.oracles import wait_until
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,16 +42,6 @@ DRAFT = {"name": "steered", "layers": [{"type": "conv2d", "filters": 8, "kernel_
 PLOT_TRACES = "() => [...document.querySelectorAll('.js-plotly-plot')].map(p => (p.data || []).map(t => [t.name, t.x]))"
 PLOT_LABELS = ("() => [...document.querySelectorAll('.js-plotly-plot')]"
                ".map(p => ((p.layout || {}).annotations || []).map(a => a.text))")
-
-
-def wait_until(check, what: str, timeout: float = 120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def events(run_dir: Path) -> list[dict]:

@@ -19,7 +19,7 @@ from cnnkit.runs import sweeping
 from cnnkit.runs.store import RunStore
 from cnnkit.specs import ExperimentSpec
 from cnnkit.views.links import link_value
-from tests.oracles import app_serving, chromium
+from tests.oracles import app_serving, chromium, wait_until
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,16 +30,6 @@ TINY = {"name": "tiny ab", "baseline": None,
                    {"type": "flatten"}],
         "training": {"epochs": 1, "batch_size": 50, "seed": 7}}
 BODY_HAS = "text => document.body.innerText.includes(text)"
-
-
-def wait_until(check, what: str, timeout: float = 120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def wait_text(page, text: str, timeout: float = 60.0) -> None:

@@ -77,3 +77,18 @@ def test_a_stop_in_the_driver_folder_stops_the_remote_run(cluster, tmp_path):
     while still_running() and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not still_running()  # nothing left on the cluster
+
+
+def test_cnnkit_engine_ray_sends_an_ordinary_run_to_the_cluster(cluster, tmp_path, monkeypatch):
+    # A Train page Start (jobs.start) under CNNKIT_ENGINE=ray: its worker process is the driver.
+    from cnnkit.runs import jobs
+
+    head, worker = cluster
+    monkeypatch.setenv("CNNKIT_ENGINE", "ray")
+    monkeypatch.setenv("CNNKIT_RAY_ADDRESS", head.address)
+    store = RunStore(tmp_path / "runs")
+    record = jobs.start(store, ExperimentSpec.from_dict(TINY))
+    finished = jobs.wait(store, record.run_id, timeout=180)
+    assert finished.status == "finished", finished.problem or finished.meta.get("reason")
+    assert finished.meta["engine"] == "ray" and finished.meta["ray_node_id"] == worker.node_id
+    assert finished.has_model("cnn")

@@ -43,6 +43,8 @@ PAGES = {
     "train-settings": ("Train", "text=Start training", "text=Data augmentation"),
     "draw-canvas": ("Draw", "text=Draw a digit", None),
     "inspect-why": ("Inspect", "text=Why? One of these images", None),  # the galleries and their 🔍
+    # the newest sweep of the runs folder, read (an A/B test's verdict); take it with --full-page
+    "sweeps": ("Sweeps", "text=3 · Read", None),
     "robustness": ("Robustness", "text=Robustness lab", "text=Run the robustness lab", "text=Moved by 4 px"),
 }
 PHONE = {"width": 390, "height": 844}

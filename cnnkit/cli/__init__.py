@@ -316,7 +316,7 @@ def build_parser() -> OneLineParser:
     p = sub.add_parser("bench", help="benchmarks: training throughput, prediction latency, memory")
     p.add_argument("which", nargs="*", default=["all"],
                    help="all (the default: throughput, latency, memory, dashboard, startup) or names, "
-                        "also levers, hostile, hostile-keras, explain, augmentation, stop (docs/PERFORMANCE.md)")
+                        "also levers, hostile, hostile-keras, explain, augmentation, stop, sweeps (docs/PERFORMANCE.md)")
     add_data_dir(p)
     p.add_argument("--quick", action="store_true", help="fewer repeats and smaller sizes: a smoke test")
     p.add_argument("--output", help="also write the markdown report to this file")

@@ -256,13 +256,7 @@ class SweepSpec:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> SweepSpec:
-        if len(text) > specs.MAX_JSON_BYTES:
-            raise SpecError("", f"the sweep is {len(text):,} bytes; at most {specs.MAX_JSON_BYTES:,}")
-        try:
-            data = json.loads(text)
-        except (ValueError, RecursionError) as exc:
-            raise SpecError("", f"not valid JSON ({exc})") from None
-        return cls.from_dict(data)
+        return cls.from_dict(specs.parse_json(text, "sweep"))
 
     def to_dict(self) -> dict:
         data: dict[str, Any] = {"name": self.name} if self.name is not None else {}

@@ -12,6 +12,7 @@
     augmentation (only when named) shift augmentation's gain at 4 px and its training cost
     stop        (only when named) Stop → training ended, at each moment of a run (mid-epoch, epoch
                 end, validation, checkpoint, test, the baseline's turn)
+    sweeps      (only when named) Ray's start-up time and memory; 8 trials on the local queue vs Ray
 
 One module per benchmark; `common` holds what they share (child processes, statistics, the
 report). The full benchmarks need the real datasets (--data-dir or CNNKIT_DATA_DIR) and skip
@@ -46,12 +47,13 @@ from cnnkit.lab.bench.levers import bench_levers, lever_child
 from cnnkit.lab.bench.memory import bench_memory, memory_child
 from cnnkit.lab.bench.startup import bench_startup
 from cnnkit.lab.bench.stopping import bench_stop
+from cnnkit.lab.bench.sweeps import bench_sweeps
 from cnnkit.lab.bench.throughput import bench_throughput, cnnkit_training, reference_training
 
 RUNNERS = {"throughput": bench_throughput, "latency": bench_latency, "memory": bench_memory,
            "dashboard": bench_dashboard, "startup": bench_startup, "levers": bench_levers,
            "hostile": bench_hostile, "hostile-keras": bench_hostile_keras, "explain": bench_explain,
-           "augmentation": bench_augmentation, "stop": bench_stop}
+           "augmentation": bench_augmentation, "stop": bench_stop, "sweeps": bench_sweeps}
 CHILDREN = {"reference": reference_training, "cnnkit": cnnkit_training, "latency": latency_child,
             "memory": memory_child, "train_run": train_run_child, "bare": bare_training_child,
             "lever": lever_child, "hostile_files": hostile_files_child,

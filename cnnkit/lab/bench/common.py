@@ -28,7 +28,7 @@ from cnnkit.lab.browser import browser_available
 from cnnkit.sysinfo import describe_machine, load_average, machine_info
 
 BENCHES = ("throughput", "latency", "memory", "dashboard", "startup")
-EXTRAS = ("levers", "hostile", "hostile-keras", "explain", "augmentation", "stop")  # run only when named
+EXTRAS = ("levers", "hostile", "hostile-keras", "explain", "augmentation", "stop", "sweeps")  # run only when named
 RESULT_PREFIX = "BENCH_RESULT "
 CHILD_TIMEOUT = 3 * 3600
 SKIP_NO_DATA = ("Skipped: needs the real datasets. Pass --data-dir (a folder with mnist/ and "
