@@ -56,6 +56,8 @@ class Settings:
     # where training runs
     engine: str = "local"                  # CNNKIT_ENGINE: local | ray (every job, sweeps and ordinary runs)
     ray_address: str | None = None         # CNNKIT_RAY_ADDRESS: the Ray cluster (else RAY_ADDRESS, else a local Ray)
+    ray_cpus_per_trial: float = 1.0        # CNNKIT_RAY_CPUS_PER_TRIAL: what each Ray task asks for
+    ray_gpus_per_trial: float = 0.0        # CNNKIT_RAY_GPUS_PER_TRIAL: 1 (or 0.5 to share) on GPU nodes
     # training
     precision: str = "auto"                # CNNKIT_PRECISION: auto | float32 | mixed_bfloat16 | mixed_float16
     quick_train_limit: int | None = None   # CNNKIT_QUICK_TRAIN_LIMIT: Draw's quick train (tests shrink it)
@@ -96,6 +98,8 @@ class Settings:
             max_sweep_minutes=_positive(env, "CNNKIT_MAX_SWEEP_MINUTES", d.max_sweep_minutes),
             engine=_choice(env, "CNNKIT_ENGINE", ENGINES, d.engine),
             ray_address=_text(env, "CNNKIT_RAY_ADDRESS"),
+            ray_cpus_per_trial=_positive(env, "CNNKIT_RAY_CPUS_PER_TRIAL", d.ray_cpus_per_trial),
+            ray_gpus_per_trial=_positive(env, "CNNKIT_RAY_GPUS_PER_TRIAL", d.ray_gpus_per_trial),
             precision=_choice(env, "CNNKIT_PRECISION", PRECISIONS, d.precision),
             quick_train_limit=_whole(env, "CNNKIT_QUICK_TRAIN_LIMIT"),
             quick_train_epochs=_whole(env, "CNNKIT_QUICK_TRAIN_EPOCHS"),
@@ -111,7 +115,8 @@ VARIABLES = ("CNNKIT_DATA_DIR", "CNNKIT_RUNS_DIR", "CNNKIT_SLOTS_DIR", "CNNKIT_O
              "CNNKIT_SESSION_DAYS", "CNNKIT_MAX_JOBS", "CNNKIT_MAX_JOBS_PER_WORKSPACE", "CNNKIT_MAX_QUEUE",
              "CNNKIT_MAX_PARAMS", "CNNKIT_MAX_ACTIVATION_MB",
              "CNNKIT_MAX_EPOCHS", "CNNKIT_MAX_BATCH_SIZE", "CNNKIT_MAX_JOB_MINUTES", "CNNKIT_MAX_SWEEP_TRIALS",
-             "CNNKIT_MAX_SWEEP_MINUTES", "CNNKIT_ENGINE", "CNNKIT_RAY_ADDRESS", "CNNKIT_PRECISION",
+             "CNNKIT_MAX_SWEEP_MINUTES", "CNNKIT_ENGINE", "CNNKIT_RAY_ADDRESS",
+             "CNNKIT_RAY_CPUS_PER_TRIAL", "CNNKIT_RAY_GPUS_PER_TRIAL", "CNNKIT_PRECISION",
              "CNNKIT_QUICK_TRAIN_LIMIT", "CNNKIT_QUICK_TRAIN_EPOCHS", "CNNKIT_DEBUG", "CNNKIT_RAISE",
              "CNNKIT_TEST_HOLD_AT", "CNNKIT_SCREENSHOTS_DIR", "CNNKIT_E2E_REPORT")
 

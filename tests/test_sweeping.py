@@ -164,3 +164,25 @@ def test_an_invalid_trial_stops_the_sweep_before_anything_is_created(tmp_path):
 def test_a_sweep_id_from_a_url_cannot_name_another_file(tmp_path, hostile):
     with pytest.raises(RunError, match="not a sweep id"):
         sweeping.load_sweep(RunStore(tmp_path), hostile)
+
+
+def test_each_ray_task_asks_for_the_resources_the_settings_give(tmp_path, monkeypatch):
+    from cnnkit.runs import ray_engine
+
+    asked = []
+
+    class FakeRay:  # stands in for the ray module: records what each remote() asks for
+        def remote(self, **resources):
+            asked.append(resources)
+            if len(asked) == 2:
+                raise StopIteration  # the task is declared: nothing needs to run
+            return lambda cls: type("Handle", (), {"remote": staticmethod(lambda: None)})
+
+    monkeypatch.setattr(ray_engine, "connect", lambda address: FakeRay())
+    monkeypatch.setenv("CNNKIT_RAY_CPUS_PER_TRIAL", "2")
+    monkeypatch.setenv("CNNKIT_RAY_GPUS_PER_TRIAL", "0.5")
+    store = RunStore(tmp_path / "runs")
+    record = store.create(SweepSpec.from_dict({"base": TINY}).base)
+    with pytest.raises(StopIteration):
+        ray_engine.run_trials(store, [record.run_id])
+    assert asked == [{"num_cpus": 0}, {"num_cpus": 2.0, "num_gpus": 0.5, "max_retries": 0}]  # the mailbox, the task

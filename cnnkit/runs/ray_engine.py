@@ -272,16 +272,19 @@ def forward_commands(store: RunStore, trial: RemoteTrial, mailbox) -> None:
 
 
 def run_trials(store: RunStore, run_ids: list[str], *, address: str | None = None, data_dir: str | None = None,
-               poll_seconds: float = TASK_POLL_SECONDS, on_update=None, num_cpus: float = 1,
-               num_gpus: float = 0, env: dict | None = None) -> list[dict]:
+               poll_seconds: float = TASK_POLL_SECONDS, on_update=None, num_cpus: float | None = None,
+               num_gpus: float | None = None, env: dict | None = None) -> list[dict]:
     """Train each queued run as a Ray task, mirrored into its folder here while it trains; returns
-    their final run.json. `env`: more environment for the training processes on the nodes. Ctrl-C stops every trial (each ends "stopped") and nothing is left on
+    their final run.json. Each task asks for `num_cpus`/`num_gpus` (default: CNNKIT_RAY_CPUS_PER_TRIAL,
+    CNNKIT_RAY_GPUS_PER_TRIAL). `env`: more environment for the training processes on the nodes. Ctrl-C stops every trial (each ends "stopped") and nothing is left on
     the cluster, then re-raises."""
     if not run_ids:
         return []
     ray = connect(address)
     mailbox = ray.remote(num_cpus=0)(Mailbox).remote()
-    task = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0)(train_remotely)
+    task = ray.remote(num_cpus=settings.get().ray_cpus_per_trial if num_cpus is None else num_cpus,
+                      num_gpus=settings.get().ray_gpus_per_trial if num_gpus is None else num_gpus,
+                      max_retries=0)(train_remotely)
     trials = []
     for run_id in run_ids:
         store.update(run_id, engine="ray", **this_process())
