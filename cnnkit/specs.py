@@ -429,10 +429,8 @@ class AugmentationSpec:
 # ---------------------------------------------------------------------------
 # The whole experiment
 
-
 def parse_json(text: str | bytes, what: str) -> Any:
-    """JSON text of at most MAX_JSON_BYTES (checked before parsing), else a SpecError."""
-    if len(text) > MAX_JSON_BYTES:
+    if len(text) > MAX_JSON_BYTES:  # checked before parsing
         raise SpecError("", f"the {what} is {len(text):,} bytes; at most {MAX_JSON_BYTES:,}")
     try:
         return json.loads(text)

@@ -247,7 +247,7 @@ def test_a_deep_link_as_a_fresh_servers_first_visit_gets_the_apps_navigation(app
             entries = [line.strip() for line in nav.inner_text().splitlines() if line.strip()]
             assert "app" not in entries
             assert [e for e in entries if e.isalpha()] == ["Home", "Data", "Build", "Train", "Compare",
-                                                           "Inspect", "Draw", "Robustness", "Models"]
+                                                           "Sweeps", "Inspect", "Draw", "Robustness", "Models"]
             assert page.url.endswith("/Train?run=no-such-run")  # the deep link and its query survive
         finally:
             browser.close()

@@ -19,10 +19,12 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +40,8 @@ from cnnkit.runs.store import (
 )
 
 NOT_SENT = ("STOP", "log.txt")         # the driver keeps its own log; a STOP travels as a command
+INBOUND = ("STOP", "control.jsonl")    # the driver's commands to the job: never mirrored back (an echo
+                                       # came back as a new command, and applied it again every poll)
 APPENDED_SUFFIXES = (".jsonl", ".txt")  # grow by appending: only the new bytes travel
 MAX_SENT_BYTES = 512 * 1024 * 1024      # a run folder larger than this is not a cnnkit run
 STOP_WAIT_SECONDS = 60.0                # Ctrl-C: how long the trials get to end "stopped"
@@ -60,7 +64,9 @@ def connect(address: str | None = None):
 
         address = address or settings.get().ray_address
         local = address is None and not os.environ.get("RAY_ADDRESS")
-        ray.init(address=address, include_dashboard=False if local else None, log_to_driver=False,
+        # "local": a new instance even when `ray start` left one on this machine (ray.init(None)
+        # would join it, and refuse the num_cpus).
+        ray.init(address="local" if local else address, include_dashboard=False if local else None, log_to_driver=False,
                  logging_level="ERROR", configure_logging=True,
                  runtime_env={"py_modules": [str(Path(cnnkit.__file__).parent)],
                               "excludes": ["__pycache__", "*.pyc"]},
@@ -106,7 +112,7 @@ class FolderTail:
         delta = {"json": {}, "append": {}, "files": {}}
         for path in sorted(self.folder.iterdir()):
             name = path.name
-            if not path.is_file() or name == "STOP" or ".tmp" in name:
+            if not path.is_file() or name in INBOUND or ".tmp" in name:
                 continue
             stat = path.stat()
             if name.endswith(APPENDED_SUFFIXES):
@@ -228,7 +234,8 @@ def apply_delta(store: RunStore, trial: RemoteTrial, delta: dict) -> dict | None
     run_dir = store.path(trial.run_id)
     if "node" in delta:
         trial.node, trial.folder = delta["node"], delta["folder"]
-        return store.update(trial.run_id, ray_node=trial.node, ray_node_id=delta["node_id"], ray_folder=trial.folder)
+        return store.update(trial.run_id, ray_node=trial.node, ray_node_id=delta["node_id"], ray_folder=trial.folder,
+                            ray_worker_pid=delta.get("pid"))  # a pid on that node, for its logs
     for name, data in delta.get("files", {}).items():
         atomic_write(run_dir / name, lambda handle, data=data: handle.write(data))
     for name, data in delta.get("append", {}).items():
@@ -250,7 +257,7 @@ def _mirrored_meta(store: RunStore, trial: RemoteTrial, data: bytes) -> dict:
     # This process answers for the run (if it dies, the run reads "interrupted"); a rename made
     # on the page while it trained stays.
     meta.update(this_process(), name=here.get("name", meta.get("name")), engine="ray", ray_node=trial.node,
-                ray_node_id=here.get("ray_node_id"), ray_folder=trial.folder)
+                ray_node_id=here.get("ray_node_id"), ray_folder=trial.folder, ray_worker_pid=here.get("ray_worker_pid"))
     return meta
 
 
@@ -291,13 +298,18 @@ def run_trials(store: RunStore, run_ids: list[str], *, address: str | None = Non
         offset = _size(store.path(run_id) / "control.jsonl")
         stream = task.remote(run_id, folder_files(store.path(run_id)), data_dir, mailbox, poll_seconds, env)
         trials.append(RemoteTrial(run_id, stream, control_offset=offset))
+    ctrl_c = CtrlC()
     try:
-        _mirror(ray, store, trials, mailbox, poll_seconds, on_update, deadline=None)
-    except KeyboardInterrupt:
-        for trial in trials:
-            store.request_stop(trial.run_id)
-        _mirror(ray, store, trials, mailbox, poll_seconds, on_update, deadline=time.monotonic() + STOP_WAIT_SECONDS)
-        raise
+        with ctrl_c:
+            try:
+                _mirror(ray, store, trials, mailbox, poll_seconds, on_update, None, ctrl_c.check)
+            except KeyboardInterrupt:
+                for trial in trials:
+                    store.request_stop(trial.run_id)
+                # A second Ctrl-C while they stop cancels them at once.
+                _mirror(ray, store, trials, mailbox, poll_seconds, on_update,
+                        time.monotonic() + STOP_WAIT_SECONDS, ctrl_c.check)
+                raise
     finally:
         for trial in trials:
             if not trial.ended:
@@ -307,9 +319,40 @@ def run_trials(store: RunStore, run_ids: list[str], *, address: str | None = Non
     return [read_json(store.path(run_id) / "run.json") for run_id in run_ids]
 
 
+class CtrlC:
+    """Ctrl-C noted by a handler and raised as KeyboardInterrupt only between deltas: one raised in
+    the middle of writing a delta lost its log lines. Only in the main thread (signals go there)."""
+
+    def __init__(self):
+        self.pressed = self.raised = 0
+        self.previous = None
+
+    def __repr__(self) -> str:
+        return f"CtrlC(pressed={self.pressed})"
+
+    def __enter__(self) -> CtrlC:
+        if threading.current_thread() is threading.main_thread() \
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self.previous = signal.signal(signal.SIGINT, self._note)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+    def _note(self, signum, frame) -> None:
+        self.pressed += 1
+
+    def check(self) -> None:
+        if self.pressed > self.raised:
+            self.raised = self.pressed
+            raise KeyboardInterrupt
+
+
 def _mirror(ray, store: RunStore, trials: list[RemoteTrial], mailbox, poll_seconds: float, on_update,
-            deadline: float | None) -> None:
+            deadline: float | None, check_interrupt=lambda: None) -> None:
     while any(not trial.ended for trial in trials):
+        check_interrupt()
         if deadline is not None and time.monotonic() > deadline:
             return
         live = [trial for trial in trials if not trial.ended]
@@ -318,6 +361,8 @@ def _mirror(ray, store: RunStore, trials: list[RemoteTrial], mailbox, poll_secon
         ready, _ = ray.wait([trial.stream for trial in live], num_returns=len(live), timeout=poll_seconds)
         for trial in (t for t in live if t.stream in ready):
             _take_one(ray, store, trial, on_update)
+            while not trial.ended and trial.stream.next_ready():  # a backlog: catch up now, not a delta a poll
+                _take_one(ray, store, trial, on_update)
 
 
 def _take_one(ray, store: RunStore, trial: RemoteTrial, on_update) -> None:
@@ -334,13 +379,27 @@ def _take_one(ray, store: RunStore, trial: RemoteTrial, on_update) -> None:
         return
     except Exception as exc:  # the task failed: its node died, it was cancelled, it raised
         trial.ended = True
-        meta = _give_up(store, trial, "failed", f"The Ray task failed: {type(exc).__name__}: {str(exc)[:300]}")
+        meta = _give_up(store, trial, "failed", failure_reason(exc, trial.node))
         if on_update:
             on_update(trial.run_id, meta)
         return
     meta = apply_delta(store, trial, delta)
     if meta is not None and on_update:
         on_update(trial.run_id, meta)
+
+
+def failure_reason(exc: Exception, node: str | None) -> str:
+    """What the run's page says when its task failed: which node, and what Ray reported, in a line."""
+    import ray.exceptions as errors
+
+    node = f"node {node}" if node else "node it was sent to"
+    if isinstance(exc, errors.NodeDiedError):
+        return f"The Ray {node} died or became unreachable while it trained this run, so the run could not finish."
+    if isinstance(exc, errors.WorkerCrashedError):
+        return f"Ray's worker process on the {node} crashed (out of memory, or killed) while it trained this run."
+    cause = getattr(exc, "cause", None) or exc  # RayTaskError: what the task itself raised
+    first_line = (str(cause).strip().splitlines() or [""])[0][:200]
+    return f"The Ray task on the {node} failed: {type(cause).__name__}: {first_line}"
 
 
 def _give_up(store: RunStore, trial: RemoteTrial, status: str, reason: str) -> dict:
