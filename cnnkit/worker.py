@@ -48,7 +48,7 @@ def run_on_engine(store: RunStore, run_id: str) -> dict:
         return store.update(run_id, status="failed", finished=time.time(),
                             reason="CNNKIT_ENGINE=ray, but Ray is not installed on this server "
                                    "(pip install -r requirements-ray.txt), so the run could not start.")
-    return run_trials(store, [run_id], address=settings.get().ray_address)[0]
+    return run_trials(store, [run_id])[0]  # the cluster of CNNKIT_RAY_ADDRESS / RAY_ADDRESS
 
 
 def drive_sweep(store: RunStore, sweep_id: str) -> int:

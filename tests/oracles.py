@@ -77,3 +77,24 @@ def wait_until(check, what: str, timeout: float = 120.0, poll: float = 0.05):
             return value
         time.sleep(poll)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextlib.contextmanager
+def ray_cluster():
+    """A two-node Ray cluster on this machine: a head that trains nothing (0 CPUs) and a worker
+    node with 2 CPUs; yields (cluster, worker node). The nodes train on the bundled sample."""
+    import pytest
+    import ray
+    from ray.cluster_utils import Cluster
+
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv("CNNKIT_DATA_DIR", raising=False)
+        env.setenv("CNNKIT_OFFLINE", "1")
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+        worker = cluster.add_node(num_cpus=2)
+        cluster.wait_for_nodes()
+        try:
+            yield cluster, worker
+        finally:
+            ray.shutdown()
+            cluster.shutdown()

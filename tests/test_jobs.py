@@ -14,6 +14,7 @@ from cnnkit.errors import RunError
 from cnnkit.runs import jobs
 from cnnkit.runs.store import RunStore
 from cnnkit.specs import ExperimentSpec
+from tests.oracles import wait_until
 
 TIMEOUT = 120  # generous: the machine is shared, and each worker imports TensorFlow (~3 s)
 
@@ -28,16 +29,6 @@ def tiny_spec(seed: int = 1) -> ExperimentSpec:
 @pytest.fixture
 def store(runs_dir):
     return RunStore(runs_dir)
-
-
-def wait_until(condition, timeout=30.0, poll=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def test_one_slot_queues_the_second_job_and_both_finish(store, monkeypatch):
@@ -82,9 +73,9 @@ def test_cancelling_queued_jobs_never_trains(store, monkeypatch):
     assert slot is not None
     try:
         by_stop = jobs.start(store, tiny_spec(1)).run_id
-        wait_until(lambda: store.get(by_stop).meta.get("queue_position") == 1)
+        wait_until(lambda: store.get(by_stop).meta.get("queue_position") == 1, "the first job queued", timeout=30)
         by_signal = jobs.start(store, tiny_spec(2)).run_id
-        wait_until(lambda: store.get(by_signal).meta.get("queue_position") == 2)
+        wait_until(lambda: store.get(by_signal).meta.get("queue_position") == 2, "the second job queued", timeout=30)
 
         jobs.stop(store, by_stop)  # the STOP file
         os.kill(store.get(by_signal).meta["pid"], signal.SIGTERM)  # the worker turns it into STOP

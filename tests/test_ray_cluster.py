@@ -14,24 +14,14 @@ ray = pytest.importorskip("ray", reason="Ray is an optional extra (pip install -
 from cnnkit.runs.ray_engine import run_trials  # noqa: E402
 from cnnkit.runs.store import RunStore  # noqa: E402
 from cnnkit.specs import ExperimentSpec  # noqa: E402
+from tests.oracles import ray_cluster  # noqa: E402
 from tests.test_sweeping import TINY  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    from ray.cluster_utils import Cluster
-
-    with pytest.MonkeyPatch.context() as env:
-        env.delenv("CNNKIT_DATA_DIR", raising=False)  # the nodes train on the bundled sample
-        env.setenv("CNNKIT_OFFLINE", "1")
-        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})  # nothing trains on the head
-        worker = cluster.add_node(num_cpus=2)
-        cluster.wait_for_nodes()
-        try:
-            yield cluster, worker
-        finally:
-            ray.shutdown()
-            cluster.shutdown()
+    with ray_cluster() as running:
+        yield running
 
 
 def test_results_travel_through_ray_not_the_filesystem(cluster, tmp_path):

@@ -29,6 +29,7 @@ from cnnkit.runs.ray_engine import (
 )
 from cnnkit.runs.store import RunStore, append_jsonl, atomic_write_json, pid_alive, read_json
 from cnnkit.specs import ExperimentSpec
+from tests.oracles import ray_cluster, wait_until
 from tests.test_sweeping import TINY
 
 # Long enough that a command sent once it trains arrives while it still trains (it is stopped
@@ -136,31 +137,10 @@ def test_ctrl_c_waits_for_the_loop_and_the_handler_is_put_back():
 
 @pytest.fixture(scope="module")
 def cluster():
-    ray = pytest.importorskip("ray", reason="Ray is an optional extra (pip install -r requirements-ray.txt); "
-                                            ".ci/run installs it")
-    from ray.cluster_utils import Cluster
-
-    with pytest.MonkeyPatch.context() as env:
-        env.delenv("CNNKIT_DATA_DIR", raising=False)  # the nodes train on the bundled sample
-        env.setenv("CNNKIT_OFFLINE", "1")
-        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})  # nothing trains on the head
-        worker = cluster.add_node(num_cpus=2)
-        cluster.wait_for_nodes()
-        try:
-            yield cluster, worker
-        finally:
-            ray.shutdown()
-            cluster.shutdown()
-
-
-def wait_for(condition, what: str, timeout: float = TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s")
+    pytest.importorskip("ray", reason="Ray is an optional extra (pip install -r requirements-ray.txt); "
+                                      ".ci/run installs it")
+    with ray_cluster() as running:
+        yield running
 
 
 def events_named(store: RunStore, run_id: str, name: str) -> list[dict]:
@@ -190,11 +170,11 @@ def test_pause_a_new_rate_and_ctrl_c_reach_the_remote_run_once(cluster, tmp_path
 
     def steer():  # as the Train page would, through the driver's run folder only
         try:
-            wait_for(lambda: training(store, run_id), "the remote run trains, mirrored here")
+            wait_until(lambda: training(store, run_id), "the remote run trains, mirrored here")
             control.send(store, run_id, "pause")
-            wait_for(lambda: events_named(store, run_id, "pause"), "the job paused")
+            wait_until(lambda: events_named(store, run_id, "pause"), "the job paused")
             control.send(store, run_id, "lr", 0.0123)
-            wait_for(lambda: events_named(store, run_id, "lr"), "the job took the new rate")
+            wait_until(lambda: events_named(store, run_id, "lr"), "the job took the new rate")
             time.sleep(2.0)  # several rounds of both polls: an echoed command would show up again
             steps.append([(e["event"], e.get("to")) for e in control.events(store, run_id)])
         finally:
@@ -209,7 +189,7 @@ def test_pause_a_new_rate_and_ctrl_c_reach_the_remote_run_once(cluster, tmp_path
     final = store.get(run_id)
     assert final.status == "stopped", final.meta.get("reason")  # the job itself ended it, within the wait
     assert [e["event"] for e in control.events(store, run_id)][-1] == "stop"
-    wait_for(lambda: not still_running_tasks(head.address), "nothing left on the cluster", timeout=30)
+    wait_until(lambda: not still_running_tasks(head.address), "nothing left on the cluster", timeout=30)
 
 
 def test_a_node_that_dies_mid_run_leaves_the_run_failed_saying_so(cluster, tmp_path):
@@ -219,7 +199,7 @@ def test_a_node_that_dies_mid_run_leaves_the_run_failed_saying_so(cluster, tmp_p
     head, worker = cluster
     store = RunStore(tmp_path / "driver_runs")
     run_id = store.create(ExperimentSpec.from_dict(LONG)).run_id
-    killer = threading.Thread(target=lambda: (wait_for(lambda: training(store, run_id), "the remote run trains"),
+    killer = threading.Thread(target=lambda: (wait_until(lambda: training(store, run_id), "the remote run trains"),
                                               head.remove_node(worker, allow_graceful=False)), daemon=True)
     killer.start()
     [meta] = run_trials(store, [run_id], address=head.address, poll_seconds=0.2)
@@ -233,7 +213,7 @@ def test_a_node_that_dies_mid_run_leaves_the_run_failed_saying_so(cluster, tmp_p
         assert pid, "the node's training process was recorded"
         # Its Ray worker died with the node, and took the training process with it (a SIGTERM,
         # which cnnkit.worker turns into a clean stop): nothing trains on unwatched.
-        wait_for(lambda: not pid_alive(pid), "the dead node's training process ends", timeout=30)
+        wait_until(lambda: not pid_alive(pid), "the dead node's training process ends", timeout=30)
     finally:
         # The dead node could not clean up after itself.
         shutil.rmtree(meta.get("ray_folder") or tmp_path / "none", ignore_errors=True)
