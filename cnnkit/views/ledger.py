@@ -139,6 +139,12 @@ def run_curves(label: str, history: list[dict], metric: str, validation: bool = 
     return curves
 
 
+def has_curves(record: RunRecord) -> bool:
+    """Whether the run's history has an epoch to draw, from run.json alone (every finished epoch
+    is counted there as it is appended to history.json)."""
+    return any(int(result.get("epochs_completed") or 0) > 0 for result in record.models.values())
+
+
 def scatter_points(records: list[RunRecord]) -> list[dict]:
     """One point per trained model with a test accuracy: for accuracy vs params / vs time."""
     points = []
