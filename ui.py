@@ -317,6 +317,16 @@ def load_predictor(record: RunRecord, key: str = "cnn"):
 # Starting and watching runs (Train, Compare, Draw)
 
 
+def ready_worker(dataset: str) -> None:
+    """Have a warm worker, with `dataset` loaded, wait for this server's next job (cheap when one is waiting)."""
+    from cnnkit.runs.jobs import prepare_spare
+
+    try:
+        prepare_spare(store(), data_dir(), dataset)
+    except OSError:
+        pass  # no spare: Start launches a fresh worker, as always
+
+
 def start_job(spec: ExperimentSpec, failure: str, name: str | None = None,
               queue_another: bool = True) -> RunRecord | None:
     """Check this server's caps and start the training process. If it cannot start: the reason

@@ -35,6 +35,7 @@ ui.page("Train", "🏋️")
 store = ui.store()
 draft = ui.load_draft()
 ds = draft.dataset
+ui.ready_worker(ds.name)  # a warm worker waits for Start (runs/warm.py), unless this server has them off
 st.title("🏋️ Train")
 # the URL first: the sidebar's Open (and a shared link) name the run to show
 record = monitor.pick_run(store.list(), [st.query_params.get("run"), st.session_state.get("train_run")])

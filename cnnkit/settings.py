@@ -29,6 +29,7 @@ REPO_ROOT = PACKAGE_DIR.parent
 
 WORKSPACE_MODES = ("shared", "session")
 ENGINES = ("local", "ray")
+WARM_WORKER_MODES = ("auto", "on", "off")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 TRUE_WORDS = ("1", "true", "yes", "on")
 
@@ -58,6 +59,7 @@ class Settings:
     ray_address: str | None = None         # CNNKIT_RAY_ADDRESS: the Ray cluster (else RAY_ADDRESS, else a local Ray)
     ray_cpus_per_trial: float = 1.0        # CNNKIT_RAY_CPUS_PER_TRIAL: what each Ray task asks for
     ray_gpus_per_trial: float = 0.0        # CNNKIT_RAY_GPUS_PER_TRIAL: 1 (or 0.5 to share) on GPU nodes
+    warm_worker: str = "auto"              # CNNKIT_WARM_WORKER: auto (on with 4 GiB or more) | on | off
     # training
     precision: str = "auto"                # CNNKIT_PRECISION: auto | float32 | mixed_bfloat16 | mixed_float16
     quick_train_limit: int | None = None   # CNNKIT_QUICK_TRAIN_LIMIT: Draw's quick train (tests shrink it)
@@ -100,6 +102,7 @@ class Settings:
             ray_address=_text(env, "CNNKIT_RAY_ADDRESS"),
             ray_cpus_per_trial=_positive(env, "CNNKIT_RAY_CPUS_PER_TRIAL", d.ray_cpus_per_trial),
             ray_gpus_per_trial=_positive(env, "CNNKIT_RAY_GPUS_PER_TRIAL", d.ray_gpus_per_trial),
+            warm_worker=_choice(env, "CNNKIT_WARM_WORKER", WARM_WORKER_MODES, d.warm_worker),
             precision=_choice(env, "CNNKIT_PRECISION", PRECISIONS, d.precision),
             quick_train_limit=_whole(env, "CNNKIT_QUICK_TRAIN_LIMIT"),
             quick_train_epochs=_whole(env, "CNNKIT_QUICK_TRAIN_EPOCHS"),
@@ -116,7 +119,7 @@ VARIABLES = ("CNNKIT_DATA_DIR", "CNNKIT_RUNS_DIR", "CNNKIT_SLOTS_DIR", "CNNKIT_O
              "CNNKIT_MAX_PARAMS", "CNNKIT_MAX_ACTIVATION_MB",
              "CNNKIT_MAX_EPOCHS", "CNNKIT_MAX_BATCH_SIZE", "CNNKIT_MAX_JOB_MINUTES", "CNNKIT_MAX_SWEEP_TRIALS",
              "CNNKIT_MAX_SWEEP_MINUTES", "CNNKIT_ENGINE", "CNNKIT_RAY_ADDRESS",
-             "CNNKIT_RAY_CPUS_PER_TRIAL", "CNNKIT_RAY_GPUS_PER_TRIAL", "CNNKIT_PRECISION",
+             "CNNKIT_RAY_CPUS_PER_TRIAL", "CNNKIT_RAY_GPUS_PER_TRIAL", "CNNKIT_WARM_WORKER", "CNNKIT_PRECISION",
              "CNNKIT_QUICK_TRAIN_LIMIT", "CNNKIT_QUICK_TRAIN_EPOCHS", "CNNKIT_DEBUG", "CNNKIT_RAISE",
              "CNNKIT_TEST_HOLD_AT", "CNNKIT_SCREENSHOTS_DIR", "CNNKIT_E2E_REPORT")
 

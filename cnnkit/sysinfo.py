@@ -8,9 +8,11 @@ the NVIDIA driver's files. Without /proc (not Linux) the answers are "unknown", 
 
 from __future__ import annotations
 
+import ctypes
 import os
 import platform
 import shutil
+import signal
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -19,6 +21,7 @@ from pathlib import Path
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 # The packages a benchmark or reproduction report names, with their versions.
 REPORT_PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "numpy", "streamlit", "playwright")
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 # -- the CPU and memory ---------------------------------------------------------------------
@@ -59,14 +62,23 @@ def cpu_has_bf16() -> bool:
 
 
 def memory_gib() -> float | None:
-    """Total RAM in GiB (MemTotal of /proc/meminfo), None if unknown."""
+    """RAM this machine lets us use, in GiB: MemTotal of /proc/meminfo, or the container's
+    cgroup limit when that is lower (a 1 GB Community Cloud box shows the host's MemTotal);
+    None if unknown."""
+    total = None
     try:
         for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines():
             if line.startswith("MemTotal:"):
-                return int(line.split()[1]) / 2**20
+                total = int(line.split()[1]) / 2**20
     except (OSError, IndexError, ValueError):
         pass
-    return None
+    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            limit = int(Path(limit_file).read_text(encoding="utf-8").strip()) / 2**30  # "max": no limit
+        except (OSError, ValueError):
+            continue
+        total = limit if total is None else min(total, limit)
+    return total
 
 
 def load_average() -> float:
@@ -112,6 +124,25 @@ def rss_mib(pid: int | str = "self") -> dict:
     except OSError:
         pass
     return {"rss_mib": out.get("VmRSS"), "peak_rss_mib": out.get("VmHWM")}
+
+
+def private_mib(pid: int | str = "self") -> float | None:
+    """A process's private memory in MiB (Private_Clean + Private_Dirty of smaps_rollup): what
+    it costs beyond the libraries it shares with other processes, such as TensorFlow's."""
+    try:
+        fields = dict(line.split(":", 1) for line in
+                      Path(f"/proc/{pid}/smaps_rollup").read_text(encoding="utf-8").splitlines()[1:])
+        return sum(int(fields[key].split()[0]) for key in ("Private_Clean", "Private_Dirty")) / 1024
+    except (OSError, KeyError, ValueError, IndexError):
+        return None
+
+
+def die_with_parent(signum: int = signal.SIGTERM) -> None:
+    """Have the kernel send this process `signum` when its parent dies (Linux; a no-op
+    elsewhere): as `preexec_fn`. The parent is the *thread* that started it: only for
+    children of a thread that lives as long as they should."""
+    if sys.platform == "linux":
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signum)
 
 
 # -- GPUs and libraries -----------------------------------------------------------------------

@@ -6,12 +6,17 @@ With CNNKIT_ENGINE=ray it trains nothing itself: it hands the run to the Ray clu
 it into the run folder (`runs/ray_engine.py`).
 
 `python -m cnnkit.worker --sweep RUNS_DIR SWEEP_ID` is a sweep's driver (`runs/sweeping.py`).
+`python -m cnnkit.worker --warm DATASET` is a warm spare that waits for its job on stdin
+(`runs/warm.py`).
 """
 
 from __future__ import annotations
 
+import os
+import queue
 import signal
 import sys
+import threading
 import time
 
 from cnnkit import settings
@@ -59,11 +64,10 @@ def drive_sweep(store: RunStore, sweep_id: str) -> int:
     return 0
 
 
-def main(argv: list[str]) -> int:
-    if argv[:1] == ["--sweep"]:
-        return drive_sweep(RunStore(argv[1]), argv[2])
-    runs_dir, run_id = argv
+def run_job_process(runs_dir: str, run_id: str) -> int:
+    """The job, in this process: SIGTERM becomes a stop request."""
     store = RunStore(runs_dir)
+    store.path(run_id)  # a run id that is not one is refused here (RunError)
 
     def on_sigterm(signum, frame):
         (store.path(run_id) / "STOP").touch()
@@ -74,6 +78,41 @@ def main(argv: list[str]) -> int:
     if meta.get("status") != "stopped" or meta.get("started"):
         print(f"run {run_id}: {meta.get('status')} {meta.get('reason') or ''}", flush=True)
     return 0
+
+
+def wait_warm(dataset: str) -> int:
+    """`--warm DATASET`: import and warm up TensorFlow, then run the one job that arrives on
+    stdin (runs/warm.py). The end of stdin before a job ends this process at once."""
+    job: queue.Queue[str] = queue.Queue()
+
+    def read_job() -> None:
+        line = sys.stdin.readline()
+        if not line.endswith("\n"):
+            os._exit(0)  # the server closed the pipe or went away: nothing to wait for, even mid-warm-up
+        job.put(line)
+
+    threading.Thread(target=read_job, daemon=True).start()
+    from cnnkit.model.warmup import warm_up
+
+    try:
+        warm_up(dataset, settings.get().data_dir)
+    except Exception as exc:  # the job itself will meet (and report) whatever went wrong
+        print(f"warm-up failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+    runs_dir, _, run_id = job.get().rstrip("\n").partition("\t")
+    log = os.open(os.path.join(RunStore(runs_dir).path(run_id), "log.txt"), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    os.dup2(log, 1)  # print() and TensorFlow's own messages go to the run's log.txt
+    os.dup2(log, 2)
+    os.close(log)
+    return run_job_process(runs_dir, run_id)
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--sweep"]:
+        return drive_sweep(RunStore(argv[1]), argv[2])
+    if argv[:1] == ["--warm"]:
+        return wait_warm(argv[1])
+    runs_dir, run_id = argv
+    return run_job_process(runs_dir, run_id)
 
 
 if __name__ == "__main__":

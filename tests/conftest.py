@@ -8,6 +8,9 @@ import pytest
 
 # The real data directory is only for tests marked `realdata`; remember it, then hide it.
 REAL_DATA_DIR = os.environ.get("CNNKIT_DATA_DIR")
+# No warm spare workers (runs/warm.py) behind every page a test opens: each would import
+# TensorFlow on the same 2 cores. The tests of the warm worker turn it on themselves.
+os.environ["CNNKIT_WARM_WORKER"] = "off"
 
 
 @pytest.fixture(scope="session")

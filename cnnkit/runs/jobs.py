@@ -15,12 +15,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from cnnkit import settings
 from cnnkit.errors import RunError
+from cnnkit.runs import warm
 from cnnkit.runs.store import (
     OPTIMIZER_FILE,
     RunRecord,
@@ -51,9 +53,11 @@ def slots_dir(store: RunStore) -> Path:
 _children: list[subprocess.Popen] = []
 
 
-def _reap(process: subprocess.Popen) -> None:
+def _reap(process: subprocess.Popen, then: Callable[[], object] | None = None) -> None:
     # Wait in a thread so a finished worker never lingers as a zombie of the server.
     process.wait()
+    if then is not None:
+        then()
 
 
 class ActiveRunError(RunError):
@@ -204,15 +208,42 @@ def job_count(records: list[RunRecord]) -> int:
 
 
 def launch(store: RunStore, run_id: str, *, data_dir: str | None = None) -> int:
-    run_dir = store.path(run_id)
-    with open(run_dir / "log.txt", "ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "cnnkit.worker", str(store.root.resolve()), run_id],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=worker_environment(store, data_dir),
-            cwd=str(settings.REPO_ROOT), start_new_session=True)  # its own process group: a Ctrl-C in the server does not kill it
-    watch_child(process)
-    store.update(run_id, pid=process.pid, pid_started=process_started(process.pid))
+    """Start the run's worker: the warm spare when there is one and a slot is free
+    (runs/warm.py), else a fresh process. Either way a new spare is made ready when it ends."""
+    run_dir, runs_root = store.path(run_id), str(store.root.resolve())
+    environment = worker_environment(store, data_dir)
+    spare = warm.take(environment) if slot_is_free(store) else None
+    if spare is not None:
+        # its pid goes into run.json before the job can write there itself
+        store.update(run_id, pid=spare.pid, pid_started=process_started(spare.pid), warm_worker=True)
+        if not spare.give(runs_root, run_id):
+            spare = None
+    if spare is not None:
+        process = spare.process
+    else:
+        with open(run_dir / "log.txt", "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "cnnkit.worker", runs_root, run_id],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=environment,
+                cwd=str(settings.REPO_ROOT), start_new_session=True)  # its own process group: a Ctrl-C in the server does not kill it
+        store.update(run_id, pid=process.pid, pid_started=process_started(process.pid), warm_worker=False)
+    dataset = store.get(run_id).dataset or "mnist"
+    watch_child(process, then=lambda: warm.ensure(environment, dataset))  # the next job's spare loads this dataset
     return process.pid
+
+
+def prepare_spare(store: RunStore, data_dir: str | None = None, dataset: str = "mnist") -> None:
+    """Have a warm worker waiting for this server's next job (the Train page calls this as it opens)."""
+    warm.ensure(worker_environment(store, data_dir), dataset)
+
+
+def slot_is_free(store: RunStore) -> bool:
+    """Whether a job started now would train at once (a look at the slots' locks, taken and let go)."""
+    slot = try_acquire(slots_dir(store), max_jobs())
+    if slot is None:
+        return False
+    slot.release()
+    return True
 
 
 def worker_environment(store: RunStore, data_dir: str | None = None) -> dict:
@@ -226,9 +257,10 @@ def worker_environment(store: RunStore, data_dir: str | None = None) -> dict:
     return env
 
 
-def watch_child(process: subprocess.Popen) -> None:
+def watch_child(process: subprocess.Popen, then: Callable[[], object] | None = None) -> None:
+    """Reap the process when it ends (and call `then`)."""
     _children.append(process)
-    threading.Thread(target=_reap, args=(process,), daemon=True).start()
+    threading.Thread(target=_reap, args=(process, then), daemon=True).start()
 
 
 def stop(store: RunStore, run_id: str) -> None:

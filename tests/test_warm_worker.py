@@ -1,0 +1,114 @@
+"""The warm worker (runs/warm.py): a job handed to a spare that imported TensorFlow before it had
+one trains exactly as in a fresh worker, writes into its own run folder, and is replaced when it
+ends; a job that must queue, or a spare of another environment, is not given to it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cnnkit.runs import jobs, warm
+from cnnkit.runs.store import RunStore
+from cnnkit.specs import ExperimentSpec
+from tests.oracles import wait_until
+
+TIMEOUT = 180  # two workers import TensorFlow on a shared machine
+
+
+def tiny_spec() -> ExperimentSpec:
+    return ExperimentSpec.from_dict({
+        "layers": [{"type": "conv2d", "filters": 4}, {"type": "maxpool2d"}, {"type": "flatten"},
+                   {"type": "dense", "units": 16}],
+        "dataset": {"name": "mnist", "train_limit": 300, "test_limit": 100, "validation_split": 0.0},
+        "training": {"epochs": 2, "batch_size": 64, "seed": 7}})
+
+
+@pytest.fixture
+def store(runs_dir):
+    yield RunStore(runs_dir)
+    spare = warm.idle_spare()
+    warm.end_spare()
+    if spare is not None:
+        spare.process.kill()
+        spare.process.wait(timeout=30)
+
+
+def trained(store: RunStore, run_id: str) -> tuple[list, np.ndarray]:
+    record = jobs.wait(store, run_id, timeout=TIMEOUT)
+    assert record.status == "finished", (record.problem, store.log_tail(run_id))
+    losses = [(e["model"], e["epoch"], e["loss"], e["accuracy"]) for e in store.history(run_id)]
+    with np.load(store.path(run_id) / "predictions_cnn.npz") as predictions:
+        return losses, predictions["probs"]
+
+
+def test_a_job_in_the_warm_worker_trains_exactly_as_in_a_fresh_one_and_the_spare_is_replaced(store, monkeypatch):
+    monkeypatch.setenv("CNNKIT_WARM_WORKER", "off")
+    cold = jobs.start(store, tiny_spec()).run_id
+    cold_losses, cold_probs = trained(store, cold)
+    assert store.get(cold).meta["warm_worker"] is False
+
+    monkeypatch.setenv("CNNKIT_WARM_WORKER", "on")
+    jobs.prepare_spare(store, dataset="mnist")
+    spare = warm.idle_spare()
+    assert spare is not None
+    run_id = jobs.start(store, tiny_spec()).run_id
+    record = store.get(run_id)
+    assert record.meta["warm_worker"] is True and record.meta["pid"] == spare.pid
+    warm_losses, warm_probs = trained(store, run_id)
+    # the oracle: the fresh worker's run of the same spec, bit for bit (the seed decides everything)
+    assert warm_losses == cold_losses and len(warm_losses) == 2
+    np.testing.assert_array_equal(warm_probs, cold_probs)
+    assert f"run {run_id}: finished" in (store.path(run_id) / "log.txt").read_text()  # its output, in its log
+    # when the job ended, a new spare was started for the next one
+    replacement = wait_until(warm.idle_spare, "a new spare after the job", timeout=30)
+    assert replacement.pid != spare.pid and replacement.dataset == "mnist"
+    warm.end_spare()  # the server lets go of it while it is still importing TensorFlow
+    assert replacement.process.wait(timeout=20) == 0
+
+
+def test_a_job_that_would_queue_goes_to_a_fresh_worker(store, monkeypatch):
+    monkeypatch.setenv("CNNKIT_WARM_WORKER", "on")
+    monkeypatch.setenv("CNNKIT_MAX_JOBS", "1")
+    environment = jobs.worker_environment(store)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    warm._spare = warm.Spare(sleeper, environment, "mnist")  # a stand-in spare: it only reads its stdin
+    held = jobs.try_acquire(jobs.slots_dir(store), 1)  # another job trains
+    try:
+        run_id = jobs.start(store, tiny_spec()).run_id
+        assert store.get(run_id).meta["warm_worker"] is False
+        assert warm.idle_spare() is not None and warm.idle_spare().pid == sleeper.pid  # kept for later
+        wait_until(lambda: store.get(run_id).meta.get("queue_position") == 1, "the job waiting in the queue", 60)
+        jobs.stop(store, run_id)
+        assert jobs.wait(store, run_id, timeout=60).status == "stopped"
+    finally:
+        held.release()
+        warm.end_spare()
+        sleeper.wait(timeout=10)
+    assert sleeper.returncode == 0  # the end of its stdin ended it
+
+
+def test_a_spare_serves_only_its_own_environment(store, monkeypatch):
+    monkeypatch.setenv("CNNKIT_WARM_WORKER", "on")
+    environment = jobs.worker_environment(store)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    warm._spare = warm.Spare(sleeper, environment, "mnist")
+    try:
+        assert warm.take({**environment, "CNNKIT_DATA_DIR": "/elsewhere"}) is None
+        assert warm.take(environment) is not None and warm.idle_spare() is None  # taken: nobody else gets it
+    finally:
+        sleeper.stdin.close()
+        sleeper.wait(timeout=10)
+
+
+@pytest.mark.parametrize("mode, engine, memory, expected", [
+    ("auto", "local", 24.0, True), ("auto", "local", 1.0, False), ("auto", "local", None, False),
+    ("on", "local", 1.0, True), ("off", "local", 24.0, False), ("on", "ray", 24.0, False),
+])
+def test_when_warm_workers_are_on(monkeypatch, mode, engine, memory, expected):
+    monkeypatch.setenv("CNNKIT_WARM_WORKER", mode)
+    monkeypatch.setenv("CNNKIT_ENGINE", engine)
+    monkeypatch.setattr(warm, "memory_gib", lambda: memory)
+    assert warm.enabled() is expected
