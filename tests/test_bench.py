@@ -12,6 +12,7 @@ from cnnkit.errors import DataError, SpecError
 from cnnkit.lab import bench, reproduce
 from cnnkit.lab.bench import latency as latency_bench
 from cnnkit.lab.bench import memory as memory_bench
+from cnnkit.lab.bench import starting, wholerun
 from cnnkit.presets import PRESETS
 
 # ---------------------------------------------------------------------------
@@ -41,6 +42,32 @@ def test_percentile_by_hand():
 def test_steady_leaves_out_the_first_epoch():
     assert bench.steady([100.0, 200.0, 300.0]) == 250.0  # the first epoch traces the graph
     assert bench.steady([100.0]) == 100.0                # one epoch: all there is
+
+
+def test_keras_step_times_are_read_from_the_scripts_epoch_lines():
+    out = ("Epoch 1/2\n422/422 - 11s - 26ms/step - accuracy: 0.9456 - loss: 0.1781\n"
+           "Epoch 2/2\n422/422 - 9s - 21ms/step - accuracy: 0.9832 - loss: 0.0551\n"
+           "5/5 - 0s - 900us/step\n")
+    steps = [(int(n), int(per)) for _, n, per, _ in wholerun.MS_PER_STEP.findall(out)]
+    assert steps == [(422, 26), (422, 21), (5, 900)]
+    run = {"steps": [(422, 0.021)], "batch_size": 128}
+    assert wholerun._script_images_per_second(run) == pytest.approx(128 / 0.021)
+
+
+def test_a_cloned_ledger_lists_every_copy_and_shares_the_model_bytes(tmp_path):
+    from cnnkit.runs.store import RunStore
+
+    store = RunStore(tmp_path / "made")
+    template = store.path(store.create(PRESETS["chollet-cnn"].experiment()).run_id)
+    (template / "model.keras").write_bytes(b"model")
+    store.update(template.name, status="finished", models={"cnn": {"test_accuracy": 0.9, "epochs_completed": 1}})
+    (tmp_path / "ledger").mkdir()
+    starting.clone_runs(template, tmp_path / "ledger", 7)
+    listed = RunStore(tmp_path / "ledger").list()
+    assert len(listed) == 7 and {r.status for r in listed} == {"finished"}
+    assert [r.name for r in listed] == [f"run {i}" for i in range(6, -1, -1)]  # newest first
+    assert {r.test_accuracy for r in listed} == {round(0.95 + i / 10_000, 4) for i in range(7)}
+    assert os.stat(template / "model.keras").st_nlink == 8  # hard links: one copy of the bytes
 
 
 def test_markdown_table_shape():

@@ -27,7 +27,7 @@ from cnnkit.errors import DataError, SpecError
 from cnnkit.lab.browser import browser_available
 from cnnkit.sysinfo import describe_machine, load_average, machine_info
 
-BENCHES = ("throughput", "latency", "memory", "dashboard", "startup")
+BENCHES = ("throughput", "latency", "memory", "dashboard", "startup", "start", "whole", "bf16", "ledger")
 EXTRAS = ("levers", "hostile", "hostile-keras", "explain", "augmentation", "stop", "sweeps")  # run only when named
 RESULT_PREFIX = "BENCH_RESULT "
 CHILD_TIMEOUT = 3 * 3600

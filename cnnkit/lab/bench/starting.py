@@ -1,0 +1,205 @@
+"""8. Start → first batch, fresh worker vs warm worker; and 11. a ledger of 10,000 runs.
+
+start   `jobs.start` as the Train page's Start calls it, chollet-cnn on the full MNIST; the
+        clock runs to the first batch in batches.jsonl (its own timestamp). A fresh worker and
+        the warm spare (runs/warm.py) take turns, three times each; the spare's idle memory is
+        read once it has warmed up.
+ledger  10,000 copies of one finished run (run.json rewritten, the model hard-linked): listing
+        in a fresh process and again in the same one, then the app in Chromium: Home from
+        `streamlit run`, then every page by its sidebar link (Compare, Train, Inspect and Draw
+        list every run and offer them in a picker).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from cnnkit.lab.bench.common import (
+    SKIP_NO_DATA,
+    Options,
+    Section,
+    browser_skip,
+    median,
+    run_child,
+    table,
+)
+from cnnkit.runs.store import pid_alive
+from cnnkit.sysinfo import cpu_seconds, load_average, private_mib, rss_mib
+
+STARTS = 3
+LEDGER_RUNS = 10_000
+FIRST_BATCH_TIMEOUT = 120.0
+
+
+def first_batch_seconds(store, run_id: str, started: float) -> float:
+    """Seconds from `started` (time.time()) to the run's first recorded training batch."""
+    path = store.path(run_id) / "batches.jsonl"
+    deadline = time.monotonic() + FIRST_BATCH_TIMEOUT
+    while time.monotonic() < deadline:
+        lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+        if lines:
+            return json.loads(lines[0])["time"] - started
+        time.sleep(0.02)
+    raise RuntimeError(f"run {run_id} recorded no batch in {FIRST_BATCH_TIMEOUT:.0f} s: {store.log_tail(run_id)}")
+
+
+def settled(pid: int, quiet_seconds: float = 1.5, timeout: float = 90.0) -> None:
+    """Wait until the process has stopped using CPU (a spare that has warmed up)."""
+    deadline, last, still_since = time.monotonic() + timeout, -1.0, time.monotonic()
+    while time.monotonic() < deadline:
+        used = cpu_seconds(pid)
+        if used - last > 0.02:
+            last, still_since = used, time.monotonic()
+        elif time.monotonic() - still_since >= quiet_seconds:
+            return
+        time.sleep(0.25)
+
+
+def _one_start(store, spec, data_dir: str | None, warm_on: bool) -> dict:
+    from cnnkit.runs import jobs, warm
+
+    os.environ["CNNKIT_WARM_WORKER"] = "on" if warm_on else "off"
+    idle = {}
+    if warm_on:
+        jobs.prepare_spare(store, data_dir, spec.dataset.name)
+        spare = warm.idle_spare()
+        settled(spare.pid)
+        idle = {**rss_mib(spare.pid), "private_mib": private_mib(spare.pid)}
+    load, started = load_average(), time.time()
+    record = jobs.start(store, spec, data_dir=data_dir)
+    seconds = first_batch_seconds(store, record.run_id, started)
+    jobs.stop(store, record.run_id)
+    meta = jobs.wait(store, record.run_id, timeout=120).meta
+    _quiet_after(meta["pid"])
+    return {"warm": meta.get("warm_worker"), "seconds": seconds, "load": load, **idle}
+
+
+def _quiet_after(pid: int) -> None:
+    """Let the job's process end and its replacement spare start, then end that spare: each turn
+    starts from nothing, and no spare imports TensorFlow during the next turn."""
+    from cnnkit.runs import warm
+
+    deadline = time.monotonic() + 60
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)  # the server's reaper thread starts the replacement
+    spare = warm.idle_spare()
+    warm.end_spare()
+    if spare is not None:
+        spare.process.wait(timeout=30)
+
+
+def bench_start(opts: Options) -> Section:
+    from cnnkit.presets import get_preset
+    from cnnkit.runs.store import RunStore
+
+    section = Section("8. Start → first batch: a fresh worker vs the warm worker")
+    if not opts.quick and not opts.real_data:
+        section.lines.append(SKIP_NO_DATA)
+        return section
+    spec = get_preset("chollet-cnn").experiment()
+    if opts.quick:
+        spec = spec.updated({"dataset.train_limit": 600})
+    before = os.environ.get("CNNKIT_WARM_WORKER")
+    results = {"fresh": [], "warm": []}
+    with tempfile.TemporaryDirectory(prefix="cnnkit-bench-") as tmp:
+        store = RunStore(tmp)
+        try:
+            for _ in range(1 if opts.quick else STARTS):
+                results["fresh"].append(_one_start(store, spec, opts.data_dir, False))
+                results["warm"].append(_one_start(store, spec, opts.data_dir, True))
+        finally:
+            os.environ.pop("CNNKIT_WARM_WORKER", None)
+            if before is not None:
+                os.environ["CNNKIT_WARM_WORKER"] = before
+    rows = [[side, len(runs), median(r["seconds"] for r in runs), min(r["seconds"] for r in runs),
+             max(r["seconds"] for r in runs), ", ".join(f"{r['seconds']:.2f}" for r in runs),
+             all(r["warm"] is (side == "warm") for r in runs)] for side, runs in results.items()]
+    section.lines += table(["worker", "starts", "median (s)", "min", "max", "each (s)", "as planned"], rows)
+    idle = results["warm"]
+    section.lines += ["", f"The warm spare, idle after its warm-up: RSS **{median(r['rss_mib'] for r in idle):.0f} MiB**, "
+                      f"of which private (not shared with other TensorFlow processes) "
+                      f"**{median(r['private_mib'] for r in idle):.0f} MiB** (medians of {len(idle)}). "
+                      "The clock runs from `jobs.start` (what the Train page's Start calls) to the first "
+                      "batch's own timestamp in batches.jsonl; full MNIST, chollet-cnn. Load at each start: "
+                      + ", ".join(f"{r['load']:.1f}" for side in results.values() for r in side) + "."]
+    section.data = results
+    return section
+
+
+# ---------------------------------------------------------------------------
+# The ledger
+
+
+def clone_runs(template: Path, root: Path, count: int) -> None:
+    """`count` copies of a finished run folder: new ids, names, times and accuracies in run.json;
+    model and predictions hard-linked (the same bytes, no disk)."""
+    meta = json.loads((template / "run.json").read_text(encoding="utf-8"))
+    cnn = meta["models"]["cnn"]
+    for i in range(count):
+        run_id = f"20260101-{i:06d}-{template.name[16:]}"[:100]
+        folder = root / run_id
+        folder.mkdir()
+        copy = {**meta, "run_id": run_id, "name": f"run {i}", "created": meta["created"] - count + i,
+                "models": {**meta["models"], "cnn": {**cnn, "test_accuracy": round(0.95 + (i % 400) / 10_000, 4)}}}
+        (folder / "run.json").write_text(json.dumps(copy), encoding="utf-8")
+        for name in os.listdir(template):
+            if name != "run.json" and (template / name).is_file():
+                os.link(template / name, folder / name)
+
+
+def listing_child(runs_dir: str) -> dict:
+    """RunStore.list() in a fresh process, twice: the first reads every run.json, the second
+    only looks at them."""
+    from cnnkit.runs.store import RunStore
+
+    store = RunStore(runs_dir)
+    times = []
+    for _ in range(2):
+        started = time.perf_counter()
+        count = len(store.list())
+        times.append(time.perf_counter() - started)
+    return {"runs": count, "first": times[0], "again": times[1], **rss_mib()}
+
+
+def _template_run(runs_dir: str, opts: Options) -> Path:
+    run_child("train_run", {"runs_dir": runs_dir, "data_dir": opts.data_dir, "preset": "chollet-cnn",
+                            "train_limit": 2000, "epochs": 1, "baseline": "dense-128"})
+    return next(p for p in Path(runs_dir).iterdir() if not p.name.startswith("."))
+
+
+def bench_ledger(opts: Options) -> Section:
+    from cnnkit.lab.bench.startup import _starts
+
+    count = 300 if opts.quick else LEDGER_RUNS
+    section = Section(f"11. A ledger of {count:,} runs: listing and the pages")
+    with tempfile.TemporaryDirectory(prefix="cnnkit-bench-") as made, \
+            tempfile.TemporaryDirectory(prefix="cnnkit-bench-") as runs_dir:
+        template = _template_run(made, opts)
+        clone_runs(template, Path(runs_dir), count)
+        listings = [run_child("listing", {"runs_dir": runs_dir}) for _ in range(3)]
+        skip = browser_skip()
+        starts = [] if skip else _starts(runs_dir, opts, 1 if opts.quick else 2)
+    section.lines += table(["listing in a fresh process", "runs", "first list() (s)", "again (s)", "RSS MiB"],
+                           [[f"#{i}", r["runs"], r["first"], r["again"], r["rss_mib"]]
+                            for i, r in enumerate(listings, start=1)])
+    if skip:
+        section.lines += ["", skip]
+    else:
+        labels = list(starts[0]["pages"])
+        rows = [["Home (from `streamlit run`; lists every run first)", *[s["home"] for s in starts],
+                 median(s["home"] for s in starts)]]
+        rows += [[f"{label} (sidebar click)", *[s["pages"].get(label) for s in starts],
+                  median(s["pages"].get(label) for s in starts)] for label in labels]
+        section.lines += ["", *table(["page", *[f"start {i} (s)" for i in range(1, len(starts) + 1)], "median (s)"],
+                                     rows)]
+    section.lines += ["", f"{count:,} copies of one finished run (chollet-cnn with its dense baseline); "
+                      "each page as in the startup benchmark (rendered: Streamlit's script finished and the "
+                      "title on screen; the charts may still be drawing)."]
+    section.data = {"listings": listings, "starts": starts}
+    return section
+
