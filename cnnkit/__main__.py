@@ -1,5 +1,4 @@
-import sys
-
 from cnnkit.cli import main
+from cnnkit.worker import exit_now
 
-sys.exit(main())
+exit_now(main())  # a command that trained ends without TensorFlow's slow teardown

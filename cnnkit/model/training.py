@@ -209,9 +209,11 @@ def jobs_for(spec: ExperimentSpec, info) -> list[tuple[str, tuple[Layer, ...]]]:
 
 
 def run_job(store: RunStore, run_id: str, *, data_dir: str | None = None, hook: ProgressHook | None = None,
-            steps_per_execution: int | None = None) -> dict:
+            steps_per_execution: int | None = None, release_at_end: bool = True) -> dict:
     """Train the run's model (and baseline), writing everything into its folder. Returns run.json.
-    A run that `jobs.extend` queued again continues each model from its checkpoint."""
+    A run that `jobs.extend` queued again continues each model from its checkpoint.
+    `release_at_end=False`: the process ends right after (a worker, `cnnkit train`), so the last
+    model's memory is left to its exit (clearing the session and collecting took ~0.7 s)."""
     writer = RunWriter(store, run_id)
     record = store.get(run_id)
     spec, continuing = record.spec, bool(record.meta.get("continue_epochs"))
@@ -229,7 +231,8 @@ def run_job(store: RunStore, run_id: str, *, data_dir: str | None = None, hook: 
         prepared = prepare_data(spec, data_dir)
         writer.update(data_source=prepared.source.to_dict(), data_summary={
             "train": len(prepared.x_train), "validation": len(prepared.x_val), "test": len(prepared.x_test)})
-        for key, layers in jobs_for(spec, prepared.info):
+        models = jobs_for(spec, prepared.info)
+        for index, (key, layers) in enumerate(models):
             if writer.stop_requested():
                 raise StopRequested
             if deadline is not None and clock() > deadline:
@@ -251,9 +254,10 @@ def run_job(store: RunStore, run_id: str, *, data_dir: str | None = None, hook: 
                 images_per_second=list(earlier.get("images_per_second") or []) + outcome.report.images_per_second,
                 layers=[layer.to_dict() for layer in layers])
             outcome.release()
-            keras.backend.clear_session()
-            gc.collect()  # the model's graph is a reference cycle: free it now, not some time later
-            release_free_memory()
+            if release_at_end or index < len(models) - 1 or outcome.status != "finished":
+                keras.backend.clear_session()
+                gc.collect()  # the model's graph is a reference cycle: free it now, not some time later
+                release_free_memory()
             if outcome.status == "stopped":
                 test_after_stop = not outcome.evaluation_stopped  # the person stopped that very test
                 stop_recorded = True  # train_one wrote the stop event when its fit or test returned
