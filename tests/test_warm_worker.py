@@ -112,3 +112,17 @@ def test_when_warm_workers_are_on(monkeypatch, mode, engine, memory, expected):
     monkeypatch.setenv("CNNKIT_ENGINE", engine)
     monkeypatch.setattr(warm, "memory_gib", lambda: memory)
     assert warm.enabled() is expected
+
+
+@pytest.mark.parametrize("loaded, teardown", [(["tensorflow"], False), (["tensorflow", "ray"], True), ([], True)])
+def test_the_worker_ends_without_the_interpreters_teardown_unless_ray_needs_it(loaded, teardown):
+    # stand-in modules: what matters is only which names are loaded
+    code = ("import atexit, sys, types\n"
+            f"for name in {loaded!r}: sys.modules[name] = types.ModuleType(name)\n"
+            "atexit.register(lambda: print('teardown', flush=True))\n"
+            "from cnnkit.worker import exit_now\n"
+            "print('result', end='')\n"
+            "exit_now(3)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3
+    assert done.stdout == ("result" + ("teardown\n" if teardown else ""))  # flushed first, either way
