@@ -126,13 +126,14 @@ def rss_mib(pid: int | str = "self") -> dict:
     return {"rss_mib": out.get("VmRSS"), "peak_rss_mib": out.get("VmHWM")}
 
 
-def private_mib(pid: int | str = "self") -> float | None:
-    """A process's private memory in MiB (Private_Clean + Private_Dirty of smaps_rollup): what
-    it costs beyond the libraries it shares with other processes, such as TensorFlow's."""
+def anonymous_mib(pid: int | str = "self") -> float | None:
+    """A process's anonymous memory in MiB (smaps_rollup's Anonymous: its heap, arrays and
+    tensors): what it costs beyond the library files it maps, such as TensorFlow's, whose
+    pages the kernel shares with every other process that maps them and can drop and re-read."""
     try:
         fields = dict(line.split(":", 1) for line in
                       Path(f"/proc/{pid}/smaps_rollup").read_text(encoding="utf-8").splitlines()[1:])
-        return sum(int(fields[key].split()[0]) for key in ("Private_Clean", "Private_Dirty")) / 1024
+        return int(fields["Anonymous"].split()[0]) / 1024
     except (OSError, KeyError, ValueError, IndexError):
         return None
 

@@ -13,7 +13,7 @@ which starts jobs, in a thread of its own.)
 
 One spare, for one worker environment (data folder, slots). A job is given to it only when a
 training slot is free: a queued job waits in a fresh worker, which costs ~30 MB until its turn,
-not the spare's ~320 MB of private memory. A new spare starts when a job ends (it then loads that
+not the spare's ~320 MB of anonymous memory. A new spare starts when a job ends (it then loads that
 job's dataset) and when the Train page opens. `CNNKIT_WARM_WORKER`: auto (on when the machine
 has WARM_MIN_GIB or more: not on a 1 GB Community Cloud box), on, off. No TensorFlow here.
 """
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from cnnkit import settings
 from cnnkit.sysinfo import memory_gib
 
-WARM_MIN_GIB = 4.0  # auto: a spare (~320 MB private, ~720 MB RSS with TensorFlow's shared libraries) and a job fit
+WARM_MIN_GIB = 4.0  # auto: a spare (~320 MB anonymous, ~700 MB RSS with TensorFlow's library files) and a job fit
 
 
 @dataclass

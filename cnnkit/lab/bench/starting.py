@@ -28,7 +28,7 @@ from cnnkit.lab.bench.common import (
     table,
 )
 from cnnkit.runs.store import pid_alive
-from cnnkit.sysinfo import cpu_seconds, load_average, private_mib, rss_mib
+from cnnkit.sysinfo import anonymous_mib, cpu_seconds, load_average, rss_mib
 
 STARTS = 3
 LEDGER_RUNS = 10_000
@@ -68,7 +68,7 @@ def _one_start(store, spec, data_dir: str | None, warm_on: bool) -> dict:
         jobs.prepare_spare(store, data_dir, spec.dataset.name)
         spare = warm.idle_spare()
         settled(spare.pid)
-        idle = {**rss_mib(spare.pid), "private_mib": private_mib(spare.pid)}
+        idle = {**rss_mib(spare.pid), "anonymous_mib": anonymous_mib(spare.pid)}
     load, started = load_average(), time.time()
     record = jobs.start(store, spec, data_dir=data_dir)
     seconds = first_batch_seconds(store, record.run_id, started)
@@ -122,8 +122,9 @@ def bench_start(opts: Options) -> Section:
     section.lines += table(["worker", "starts", "median (s)", "min", "max", "each (s)", "as planned"], rows)
     idle = results["warm"]
     section.lines += ["", f"The warm spare, idle after its warm-up: RSS **{median(r['rss_mib'] for r in idle):.0f} MiB**, "
-                      f"of which private (not shared with other TensorFlow processes) "
-                      f"**{median(r['private_mib'] for r in idle):.0f} MiB** (medians of {len(idle)}). "
+                      f"of which anonymous memory (heap, arrays: not TensorFlow's library files, which any "
+                      f"other TensorFlow process shares) **{median(r['anonymous_mib'] for r in idle):.0f} MiB** "
+                      f"(medians of {len(idle)}). "
                       "The clock runs from `jobs.start` (what the Train page's Start calls) to the first "
                       "batch's own timestamp in batches.jsonl; full MNIST, chollet-cnn. Load at each start: "
                       + ", ".join(f"{r['load']:.1f}" for side in results.values() for r in side) + "."]
