@@ -115,9 +115,9 @@ else:
                    "shown instead, marked (train).")
 
 # --- Accuracy against cost --------------------------------------------------------------------
-points = ledger.scatter_points(records)
+points = ledger.scatter_points(records[:ledger.SCATTER_RUNS])  # 10,000 SVG markers froze the browser for ~10 s
 if points:
-    st.subheader("Accuracy against cost")
+    st.subheader("Accuracy against cost", help=f"The newest {ledger.SCATTER_RUNS:,} runs" if len(records) > ledger.SCATTER_RUNS else None)
     left, right = st.columns(2)
     left.plotly_chart(charts.accuracy_scatter(points, "params", "parameters", log_x=True), key="compare_vs_params")
     right.plotly_chart(charts.accuracy_scatter(points, "seconds", "training time (s)", log_x=True),

@@ -3,6 +3,7 @@ the history of the runs it draws, not of every run."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from cnnkit.presets import PRESETS
 from cnnkit.runs import listing
 from cnnkit.runs.store import RunStore, atomic_write_json
+from cnnkit.views import ledger
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = PRESETS["chollet-cnn"].experiment()
@@ -91,6 +93,7 @@ def test_compare_reads_the_history_of_the_runs_it_draws_only(runs_dir, monkeypat
         return history(self, run_id)
 
     monkeypatch.setattr(RunStore, "history", counting)
+    monkeypatch.setattr(ledger, "SCATTER_RUNS", 4)
     at = AppTest.from_file(str(ROOT / "app_pages/compare.py"), default_timeout=30).run()
     assert not at.exception
     overlay = next(m for m in at.multiselect if m.label == "Runs to overlay")
@@ -98,3 +101,8 @@ def test_compare_reads_the_history_of_the_runs_it_draws_only(runs_dir, monkeypat
     newest_three = ids[::-1][:3]
     assert overlay.value == newest_three
     assert sorted(read) == sorted(newest_three)
+    scatters = [json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                if "Test accuracy vs" in json.dumps(json.loads(c.proto.spec)["layout"].get("title"))]
+    assert len(scatters) == 2
+    for figure in scatters:  # the newest four runs only (the untrained one has no point), by their accuracies
+        assert sorted(figure["data"][0]["y"]) == pytest.approx(sorted(0.8 + i / 100 for i in range(3, 6)))

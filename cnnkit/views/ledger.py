@@ -16,6 +16,7 @@ from cnnkit.runs.store import RunRecord
 from cnnkit.shapes import summarize_spec
 from cnnkit.specs import ExperimentSpec
 
+SCATTER_RUNS = 1_000  # the newest runs drawn against their cost: more SVG markers make the browser crawl
 ZIP_FILES = ("model.keras", "baseline.keras", "spec.json", "run.json", "history.json")
 
 
