@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from cnnkit import settings
 from cnnkit.lab.bench.common import (
     SKIP_NO_DATA,
     Options,
@@ -62,8 +63,8 @@ def settled(pid: int, quiet_seconds: float = 1.5, timeout: float = 90.0) -> None
 def _one_start(store, spec, data_dir: str | None, warm_on: bool) -> dict:
     from cnnkit.runs import jobs, warm
 
-    os.environ["CNNKIT_WARM_WORKER"] = "on" if warm_on else "off"
     idle = {}
+    warm.end_spare()  # a fresh turn: no spare, so launch starts a fresh worker
     if warm_on:
         jobs.prepare_spare(store, data_dir, spec.dataset.name)
         spare = warm.idle_spare()
@@ -104,7 +105,8 @@ def bench_start(opts: Options) -> Section:
     spec = get_preset("chollet-cnn").experiment()
     if opts.quick:
         spec = spec.updated({"dataset.train_limit": 600})
-    before = os.environ.get("CNNKIT_WARM_WORKER")
+    before = settings.get().warm_worker
+    os.environ["CNNKIT_WARM_WORKER"] = "on"  # this benchmark decides itself when there is a spare
     results = {"fresh": [], "warm": []}
     with tempfile.TemporaryDirectory(prefix="cnnkit-bench-") as tmp:
         store = RunStore(tmp)
@@ -113,9 +115,7 @@ def bench_start(opts: Options) -> Section:
                 results["fresh"].append(_one_start(store, spec, opts.data_dir, False))
                 results["warm"].append(_one_start(store, spec, opts.data_dir, True))
         finally:
-            os.environ.pop("CNNKIT_WARM_WORKER", None)
-            if before is not None:
-                os.environ["CNNKIT_WARM_WORKER"] = before
+            os.environ["CNNKIT_WARM_WORKER"] = before
     rows = [[side, len(runs), median(r["seconds"] for r in runs), min(r["seconds"] for r in runs),
              max(r["seconds"] for r in runs), ", ".join(f"{r['seconds']:.2f}" for r in runs),
              all(r["warm"] is (side == "warm") for r in runs)] for side, runs in results.items()]
