@@ -11,12 +11,12 @@ from __future__ import annotations
 import tempfile
 
 from cnnkit.lab.bench.common import (
-    SKIP_NO_DATA,
     Options,
     Section,
     bench_spec,
     median,
     run_child,
+    skipped_without_data,
     table,
 )
 
@@ -52,8 +52,7 @@ def augmentation_child(data_dir: str | None, train_limit: int | None, epochs: in
 
 def bench_augmentation(opts: Options) -> Section:
     section = Section("Data augmentation: chollet-cnn, 2 epochs, without and with shift augmentation (taking turns)")
-    if not opts.quick and not opts.real_data:
-        section.lines.append(SKIP_NO_DATA)
+    if skipped_without_data(section, opts):
         return section
     base = {"data_dir": opts.data_dir, "train_limit": 3000 if opts.quick else None, "epochs": 1 if opts.quick else 2,
             "limit": 300 if opts.quick else 1000}

@@ -118,6 +118,14 @@ class Options:
         return f"Options(quick={self.quick}, real_data={self.real_data})"
 
 
+def skipped_without_data(section: Section, opts: Options) -> bool:
+    """True (with the skip line added to `section`) when a full benchmark has no real data."""
+    if opts.quick or opts.real_data:
+        return False
+    section.lines.append(SKIP_NO_DATA)
+    return True
+
+
 def bench_spec(preset, train_limit: int | None, epochs: int, seed: int | None = None):
     """A preset's experiment with a benchmark's epochs, training images and seed."""
     changes = {"training.epochs": epochs}

@@ -12,7 +12,14 @@ from __future__ import annotations
 import tempfile
 import time
 
-from cnnkit.lab.bench.common import SKIP_NO_DATA, Options, Section, bench_spec, run_child, table
+from cnnkit.lab.bench.common import (
+    Options,
+    Section,
+    bench_spec,
+    run_child,
+    skipped_without_data,
+    table,
+)
 
 DIGITS = 100
 
@@ -54,8 +61,7 @@ def explain_child(data_dir: str | None, train_limit: int | None, epochs: int, di
 
 def bench_explain(opts: Options) -> Section:
     section = Section("Explanations: the deletion test on real digits (chollet-cnn, 2 epochs)")
-    if not opts.quick and not opts.real_data:
-        section.lines.append(SKIP_NO_DATA)
+    if skipped_without_data(section, opts):
         return section
     params = {"data_dir": opts.data_dir, "train_limit": 2000 if opts.quick else None,
               "epochs": 1 if opts.quick else 2, "digits": 30 if opts.quick else DIGITS}

@@ -11,13 +11,13 @@ import os
 import time
 
 from cnnkit.lab.bench.common import (
-    SKIP_NO_DATA,
     Options,
     Section,
     bench_spec,
     cpu_ms_per_image,
     median,
     run_child,
+    skipped_without_data,
     steady,
     table,
 )
@@ -90,8 +90,7 @@ def _round_robin(preset: str, variants: list, opts: Options, train_limit: int, e
 
 def bench_levers(opts: Options) -> Section:
     section = Section("Levers, one at a time (cnnkit's train_one, no run folder)")
-    if not opts.quick and not opts.real_data:
-        section.lines.append(SKIP_NO_DATA)
+    if skipped_without_data(section, opts):
         return section
     train_limit, epochs, reps = (600, 2, 1) if opts.quick else (12_000, 3, 2)
     rows, raw = [], {}

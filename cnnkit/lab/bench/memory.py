@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import tempfile
 
-from cnnkit.lab.bench.common import SKIP_NO_DATA, Options, Section, bench_spec, run_child, table
+from cnnkit.lab.bench.common import (
+    Options,
+    Section,
+    bench_spec,
+    run_child,
+    skipped_without_data,
+    table,
+)
 from cnnkit.sysinfo import load_average, rss_mib
 
 
@@ -30,8 +37,7 @@ def memory_child(preset: str, data_dir: str | None, train_limit: int | None, epo
 
 def bench_memory(opts: Options) -> Section:
     section = Section("5. Memory: training moroney-cnn on Fashion-MNIST, five times in one process")
-    if not opts.quick and not opts.real_data:
-        section.lines.append(SKIP_NO_DATA)
+    if skipped_without_data(section, opts):
         return section
     params = {"preset": "moroney-cnn", "data_dir": opts.data_dir, "train_limit": 300 if opts.quick else None,
               "epochs": 1, "trainings": 2 if opts.quick else 5}

@@ -20,12 +20,12 @@ from pathlib import Path
 
 from cnnkit import settings
 from cnnkit.lab.bench.common import (
-    SKIP_NO_DATA,
     Options,
     Section,
     browser_skip,
     median,
     run_child,
+    skipped_without_data,
     table,
 )
 from cnnkit.runs.store import pid_alive
@@ -99,8 +99,7 @@ def bench_start(opts: Options) -> Section:
     from cnnkit.runs.store import RunStore
 
     section = Section("8. Start → first batch: a fresh worker vs the warm worker")
-    if not opts.quick and not opts.real_data:
-        section.lines.append(SKIP_NO_DATA)
+    if skipped_without_data(section, opts):
         return section
     spec = get_preset("chollet-cnn").experiment()
     if opts.quick:

@@ -19,7 +19,13 @@ import os
 import tempfile
 import time
 
-from cnnkit.lab.bench.common import SKIP_NO_DATA, Options, Section, bench_spec, table
+from cnnkit.lab.bench.common import (
+    Options,
+    Section,
+    bench_spec,
+    skipped_without_data,
+    table,
+)
 
 POLL_SECONDS = 0.005
 
@@ -77,8 +83,7 @@ CASES = ("mid-epoch", "epoch end", "validation", "checkpoint", "test", "baseline
 
 def bench_stop(opts: Options) -> Section:
     section = Section("Stop latency: Stop → training ended, and → the run's final status (chollet-cnn + dense-128)")
-    if not opts.quick and not opts.real_data:
-        section.lines.append(SKIP_NO_DATA)
+    if skipped_without_data(section, opts):
         return section
     train_limit = 3000 if opts.quick else None
     rows, results = [], []

@@ -10,7 +10,6 @@ from __future__ import annotations
 import tempfile
 
 from cnnkit.lab.bench.common import (
-    SKIP_NO_DATA,
     EpochTimer,
     Options,
     Section,
@@ -19,6 +18,7 @@ from cnnkit.lab.bench.common import (
     epoch_end_marks,
     median,
     run_child,
+    skipped_without_data,
     steady,
     table,
 )
@@ -109,8 +109,7 @@ def bench_throughput(opts: Options) -> Section:
     from cnnkit.presets import get_preset
 
     section = Section("1. Training throughput: cnnkit vs a plain Keras script")
-    if not opts.quick and not opts.real_data:
-        section.lines.append(SKIP_NO_DATA)
+    if skipped_without_data(section, opts):
         return section
     presets = ("dense-128",) if opts.quick else THROUGHPUT_PRESETS
     reps = 1 if opts.quick else 3

@@ -21,7 +21,14 @@ import time
 from pathlib import Path
 
 from cnnkit import settings
-from cnnkit.lab.bench.common import SKIP_NO_DATA, Options, Section, median, table
+from cnnkit.lab.bench.common import (
+    SKIP_NO_DATA,
+    Options,
+    Section,
+    median,
+    skipped_without_data,
+    table,
+)
 from cnnkit.sysinfo import load_average
 
 PRESET = "chollet-cnn"
@@ -131,8 +138,7 @@ def bench_whole(opts: Options) -> Section:
 
 def bench_bf16(opts: Options) -> Section:
     section = Section("10. bfloat16's spread: ten whole runs in bf16 and ten in float32, taking turns")
-    if not opts.quick and not opts.real_data:
-        section.lines.append(SKIP_NO_DATA)
+    if skipped_without_data(section, opts):
         return section
     runs = 1 if opts.quick else BF16_RUNS
     limit = 600 if opts.quick else None
