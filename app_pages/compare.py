@@ -115,7 +115,7 @@ else:
                    "shown instead, marked (train).")
 
 # --- Accuracy against cost --------------------------------------------------------------------
-points = ledger.scatter_points(records[:ledger.SCATTER_RUNS])  # 10,000 SVG markers froze the browser for ~10 s
+points = ledger.scatter_points(records[:ledger.SCATTER_RUNS])  # 10,000 SVG markers kept the browser busy ~6 s
 if points:
     st.subheader("Accuracy against cost", help=f"The newest {ledger.SCATTER_RUNS:,} runs" if len(records) > ledger.SCATTER_RUNS else None)
     left, right = st.columns(2)

@@ -8,11 +8,9 @@ the NVIDIA driver's files. Without /proc (not Linux) the answers are "unknown", 
 
 from __future__ import annotations
 
-import ctypes
 import os
 import platform
 import shutil
-import signal
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -21,7 +19,6 @@ from pathlib import Path
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 # The packages a benchmark or reproduction report names, with their versions.
 REPORT_PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "numpy", "streamlit", "playwright")
-PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 # -- the CPU and memory ---------------------------------------------------------------------
@@ -136,14 +133,6 @@ def anonymous_mib(pid: int | str = "self") -> float | None:
         return int(fields["Anonymous"].split()[0]) / 1024
     except (OSError, KeyError, ValueError, IndexError):
         return None
-
-
-def die_with_parent(signum: int = signal.SIGTERM) -> None:
-    """Have the kernel send this process `signum` when its parent dies (Linux; a no-op
-    elsewhere): as `preexec_fn`. The parent is the *thread* that started it: only for
-    children of a thread that lives as long as they should."""
-    if sys.platform == "linux":
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signum)
 
 
 # -- GPUs and libraries -----------------------------------------------------------------------

@@ -111,11 +111,7 @@ def read_run_json(path: str | Path) -> RunJson:
     return parsed
 
 
-def forget(path: str | Path | None = None) -> None:
-    """Drop what was read of one run.json, or of all (for tests and benchmarks)."""
+def forget() -> None:
+    """Drop everything read so far, as a new process starts (tests and benchmarks)."""
     with _lock:
-        if path is None:
-            _remembered.clear()
-        else:
-            _remembered.pop(str(path), None)
-
+        _remembered.clear()

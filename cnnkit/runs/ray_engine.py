@@ -38,7 +38,6 @@ from cnnkit.runs.store import (
     read_json,
     this_process,
 )
-from cnnkit.sysinfo import die_with_parent
 
 NOT_SENT = ("STOP", "log.txt")         # the driver keeps its own log; a STOP travels as a command
 INBOUND = ("STOP", "control.jsonl")    # the driver's commands to the job: never mirrored back (an echo
@@ -142,6 +141,14 @@ def _has_ended(run_json: bytes) -> bool:
         return True
 
 
+def _die_with_parent() -> None:
+    # The worker gets SIGTERM (a clean stop) if the Ray worker that started it is killed. The
+    # kernel ties this to the parent *thread*: fine here, the task's thread outlives the worker.
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def train_remotely(run_id: str, files: dict, data_dir: str | None, mailbox, poll_seconds: float = TASK_POLL_SECONDS,
                    env: dict | None = None):
     """The Ray task (a generator): train the run in a private folder of this node, yielding what
@@ -165,7 +172,7 @@ def train_remotely(run_id: str, files: dict, data_dir: str | None, mailbox, poll
     with open(run_dir / "log.txt", "ab") as log:
         process = subprocess.Popen([sys.executable, "-m", "cnnkit.worker", str(root), run_id], stdout=log,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=str(root),
-                                   preexec_fn=die_with_parent)  # SIGTERM: a clean stop if the Ray worker is killed
+                                   preexec_fn=_die_with_parent if sys.platform == "linux" else None)
     try:
         tail = FolderTail(run_dir)
         yield {"node": socket.gethostname(), "node_id": ray.get_runtime_context().get_node_id(),

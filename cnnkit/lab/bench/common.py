@@ -168,13 +168,19 @@ def EpochTimer():  # noqa: N802 - a class, built lazily so this module never imp
 # Child processes
 
 
+def child_environment(**extra: str) -> dict:
+    """This process's environment with this checkout first on the path (and `extra`)."""
+    root = str(settings.REPO_ROOT)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+            **extra}
+
+
 def run_child(kind: str, params: dict, timeout: float = CHILD_TIMEOUT) -> dict:
     """Run one measurement in a fresh interpreter; its last RESULT line is the answer."""
-    root = str(settings.REPO_ROOT)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "cnnkit.lab.bench", "--child", kind, json.dumps(params)],
-                          capture_output=True, text=True, timeout=timeout, env=env, cwd=root)
+                          capture_output=True, text=True, timeout=timeout, env=child_environment(),
+                          cwd=str(settings.REPO_ROOT))
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(RESULT_PREFIX):
             result = json.loads(line[len(RESULT_PREFIX):])

@@ -12,7 +12,6 @@ bf16    the same `cnnkit train` ten times in bfloat16 and ten in float32, taking
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from cnnkit.lab.bench.common import (
     SKIP_NO_DATA,
     Options,
     Section,
+    child_environment,
     median,
     skipped_without_data,
     table,
@@ -48,12 +48,6 @@ def _timed(command: list[str], env: dict, cwd: str) -> tuple[float, subprocess.C
     return seconds, done
 
 
-def _environment(**extra: str) -> dict:
-    root = str(settings.REPO_ROOT)
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
-            **extra}
-
-
 def cnnkit_run(data_dir: str | None, seed: int, train_limit: int | None, runs_dir: str, **env: str) -> dict:
     """`cnnkit train` as a person types it: a whole process, its JSON result."""
     command = [sys.executable, "-m", "cnnkit", "train", "--preset", PRESET, "--epochs", str(EPOCHS),
@@ -62,7 +56,7 @@ def cnnkit_run(data_dir: str | None, seed: int, train_limit: int | None, runs_di
         command += ["--data-dir", data_dir]
     if train_limit:
         command += ["--train-limit", str(train_limit)]
-    seconds, done = _timed(command, _environment(**env), str(settings.REPO_ROOT))
+    seconds, done = _timed(command, child_environment(**env), str(settings.REPO_ROOT))
     result = json.loads(done.stdout.strip().splitlines()[-1])
     run = json.loads((Path(runs_dir) / result["run_id"] / "run.json").read_text())
     cnn = run["models"]["cnn"]
@@ -82,7 +76,7 @@ def script_run(data_dir: str | None, seed: int, train_limit: int | None, folder:
     path = Path(folder) / "train.py"
     path.write_text(python_script(spec), encoding="utf-8")
     command = [sys.executable, str(path), "--epochs", str(EPOCHS)] + (["--data-dir", data_dir] if data_dir else [])
-    seconds, done = _timed(command, _environment(), folder)
+    seconds, done = _timed(command, child_environment(), folder)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     steps = [(int(total), int(per) / (1000 if unit == "m" else 1e6)) for _, total, per, unit in
              MS_PER_STEP.findall(done.stdout)]
