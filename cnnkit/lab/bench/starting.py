@@ -7,7 +7,8 @@ start   `jobs.start` as the Train page's Start calls it, chollet-cnn on the full
 ledger  10,000 copies of one finished run (run.json rewritten, the model hard-linked): listing
         in a fresh process and again in the same one, then the app in Chromium: Home from
         `streamlit run`, then every page by its sidebar link (Compare, Train, Inspect and Draw
-        list every run and offer them in a picker).
+        list every run and offer them in a picker), then every page a second time (the visit
+        after: the server has read every run.json and imported the page's modules).
 """
 
 from __future__ import annotations
@@ -172,9 +173,51 @@ def _template_run(runs_dir: str, opts: Options) -> Path:
     return next(p for p in Path(runs_dir).iterdir() if not p.name.startswith("."))
 
 
-def bench_ledger(opts: Options) -> Section:
-    from cnnkit.lab.bench.startup import _starts
+def ledger_visits(server, browser) -> dict:
+    """Seconds from `streamlit run` to Home rendered, then to each page by its sidebar link, then
+    the same clicks once more (`again`: each page's repeat visit in the same session)."""
+    from cnnkit.lab.bench.startup import STARTUP_DEADLINE, page_links
+    from cnnkit.lab.browser import goto_when_up, wait_rendered
 
+    page = browser.new_page()
+    try:
+        server.start()
+        goto_when_up(page, server.url, time.perf_counter() + STARTUP_DEADLINE)
+        wait_rendered(page)
+        out = {"home": time.perf_counter() - server.started, "pages": {}, "again": {}}
+        links = page_links(page)
+        for visit in ("pages", "again"):
+            for label, href in links[1:]:
+                start = time.perf_counter()
+                page.click(f'[data-testid="stSidebarNav"] a[href="{href}"]')
+                page.wait_for_url(lambda url, href=href: url.split("?")[0] == href, timeout=60_000)  # ?run=
+                wait_rendered(page, label)
+                out[visit][label] = time.perf_counter() - start
+        return out
+    finally:
+        page.close()
+        server.stop()
+
+
+def _ledger_starts(runs_dir: str, opts: Options, repeats: int) -> list[dict]:
+    from playwright.sync_api import sync_playwright
+
+    from cnnkit.lab.browser import StreamlitServer, launch_browser
+
+    results = []
+    with sync_playwright() as pw:
+        browser = launch_browser(pw)
+        try:
+            for _ in range(repeats):
+                load = load_average()
+                server = StreamlitServer(runs_dir, data_dir=opts.data_dir, offline=False)
+                results.append({**ledger_visits(server, browser), "load": load})
+        finally:
+            browser.close()
+    return results
+
+
+def bench_ledger(opts: Options) -> Section:
     count = 300 if opts.quick else LEDGER_RUNS
     section = Section(f"11. A ledger of {count:,} runs: listing and the pages")
     with tempfile.TemporaryDirectory(prefix="cnnkit-bench-") as made, \
@@ -183,7 +226,7 @@ def bench_ledger(opts: Options) -> Section:
         clone_runs(template, Path(runs_dir), count)
         listings = [run_child("listing", {"runs_dir": runs_dir}) for _ in range(3)]
         skip = browser_skip()
-        starts = [] if skip else _starts(runs_dir, opts, 1 if opts.quick else 2)
+        starts = [] if skip else _ledger_starts(runs_dir, opts, 1 if opts.quick else 2)
     section.lines += table(["listing in a fresh process", "runs", "first list() (s)", "again (s)", "RSS MiB"],
                            [[f"#{i}", r["runs"], r["first"], r["again"], r["rss_mib"]]
                             for i, r in enumerate(listings, start=1)])
@@ -191,15 +234,20 @@ def bench_ledger(opts: Options) -> Section:
         section.lines += ["", skip]
     else:
         labels = list(starts[0]["pages"])
-        rows = [["Home (from `streamlit run`; lists every run first)", *[s["home"] for s in starts],
-                 median(s["home"] for s in starts)]]
-        rows += [[f"{label} (sidebar click)", *[s["pages"].get(label) for s in starts],
-                  median(s["pages"].get(label) for s in starts)] for label in labels]
-        section.lines += ["", *table(["page", *[f"start {i} (s)" for i in range(1, len(starts) + 1)], "median (s)"],
-                                     rows)]
+        n = len(starts)
+        rows = [["Home (from `streamlit run`; lists every run first)", *[s["home"] for s in starts], *[None] * n,
+                 median(s["home"] for s in starts), None]]
+        rows += [[f"{label} (sidebar click)", *[s[visit].get(label) for visit in ("pages", "again") for s in starts],
+                  *[median(s[visit].get(label) for s in starts) for visit in ("pages", "again")]]
+                 for label in labels]
+        starts_cols = [f"{visit} {i} (s)" for visit in ("first", "again") for i in range(1, n + 1)]
+        section.lines += ["", *table(["page", *starts_cols, "first: median (s)", "again: median (s)"], rows)]
     section.lines += ["", f"{count:,} copies of one finished run (chollet-cnn with its dense baseline); "
                       "each page as in the startup benchmark (rendered: Streamlit's script finished and the "
-                      "title on screen; the charts may still be drawing)."]
+                      "title on screen; the charts may still be drawing). *first*: each page's first visit "
+                      "after Home, in sidebar order; *again*: the same clicks once more, in the same "
+                      "session (the server has imported the page's modules and read every run.json). "
+                      f"Load average at each start: {[round(s['load'], 2) for s in starts]}."]
     section.data = {"listings": listings, "starts": starts}
     return section
 
