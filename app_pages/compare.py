@@ -1,6 +1,7 @@
 """Compare: the run ledger, chosen runs' curves overlaid, accuracy against cost, and run actions."""
 
 import functools
+import itertools
 
 import pandas as pd
 import streamlit as st
@@ -68,33 +69,47 @@ if not records:
     st.stop()
 by_id = {r.run_id: r for r in records}
 names = charts.distinct_names({r.run_id: r.name for r in records})  # two runs of one name: + their id's tail
-chips = {run_id: run_chip(record, names[run_id]) for run_id, record in by_id.items()}
+
+# --- Find: with more runs than LEDGER_ROWS, the page lists the newest that match (10,000 rows, options and
+# chips took the browser seconds); the chosen runs stay listed. A small ledger is listed whole, no box ----
+query = st.text_input("Find runs", key="compare_find", placeholder=ledger.FIND_HINT) \
+    if len(records) > ledger.LEDGER_ROWS else ""
+listed, hidden_note = ledger.run_window(records, query)
+listed_ids = [r.run_id for r in listed]
+chip = functools.cache(lambda run_id: run_chip(by_id[run_id], names[run_id]))  # only for the runs offered
+
 
 # --- The ledger: what fits a laptop's width; the optimizer, the baseline's size and time and the run
 # id from the table's 👁 menu (all of them scrolled to, the ledger was cut off on the right) ------
-table = pd.DataFrame(ledger.ledger_rows(records))
-table["status"] = table["status"].map(text.status_label)
-pct = st.column_config.NumberColumn(format="percent")
-columns = {"name": st.column_config.TextColumn(pinned=True), "test accuracy": pct, "baseline accuracy": pct,
-           "params": ui.COUNT_COLUMN, "time (s)": st.column_config.NumberColumn(format="%.1f"),
-           "data": st.column_config.TextColumn(help="SAMPLE: trained on the bundled sample, not the full dataset"),
-           "problem": st.column_config.TextColumn(width="medium") if table["problem"].astype(bool).any() else None,
-           **dict.fromkeys(("optimizer", "baseline params", "baseline time (s)", "run_id"))}
-st.dataframe(table, hide_index=True, key="compare_table", column_config=columns)
+if listed:
+    table = pd.DataFrame(ledger.ledger_rows(listed))
+    table["status"] = table["status"].map(text.status_label)
+    pct = st.column_config.NumberColumn(format="percent")
+    columns = {"name": st.column_config.TextColumn(pinned=True), "test accuracy": pct, "baseline accuracy": pct,
+               "params": ui.COUNT_COLUMN, "time (s)": st.column_config.NumberColumn(format="%.1f"),
+               "data": st.column_config.TextColumn(help="SAMPLE: trained on the bundled sample, not the full dataset"),
+               "problem": st.column_config.TextColumn(width="medium") if table["problem"].astype(bool).any() else None,
+               **dict.fromkeys(("optimizer", "baseline params", "baseline time (s)", "run_id"))}
+    st.dataframe(table, hide_index=True, key="compare_table", column_config=columns)
 st.caption(f"{len(records)} runs in {ui.runs_place(store)} · time: seconds the CNN trained · accuracy on the test "
            "split · more columns in the table's 👁 menu")
+if hidden_note:
+    st.caption(f"🔎 {hidden_note}")
 
 # --- Curves of chosen runs --------------------------------------------------------------------
 st.subheader("Curves")
-with_history = [r.run_id for r in records if ledger.has_curves(r)]  # from run.json: 10,000 runs, no history read
-if not with_history:
+newest = list(itertools.islice((r.run_id for r in records if ledger.has_curves(r)), 3))  # run.json says: no history read
+if not newest:
     st.info("No run has finished an epoch yet: curves appear here after the first one.")
 else:
     c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
-    kept = [i for i in st.session_state.get("_compare_chosen", with_history[:3]) if i in with_history]
+    kept = [i for i in st.session_state.get("_compare_chosen", newest) if i in by_id and ledger.has_curves(by_id[i])]
+    with_history = [r.run_id for r in listed if ledger.has_curves(r)]
+    offered = set(with_history)
+    with_history += [i for i in kept if i not in offered]  # chosen, though not among the runs listed
     chosen = st.session_state["_compare_chosen"] = c1.multiselect(  # a rename is a new widget: its chips
-        "Runs to overlay", with_history, default=kept, format_func=chips.get, max_selections=len(charts.RUN_COLORS),
-        key=ui.labelled_key("compare_runs", map(chips.get, with_history)))
+        "Runs to overlay", with_history, default=kept, format_func=chip, max_selections=len(charts.RUN_COLORS),
+        key=ui.labelled_key("compare_runs", map(chip, with_history)))
     validation = c2.radio("Curves of", ["validation", "training"], horizontal=True,
                           key="compare_split") == "validation"
     baselines = c3.toggle("Dense baselines", True, key="compare_baselines", help="dotted, in the run's colour")
@@ -115,9 +130,11 @@ else:
                    "shown instead, marked (train).")
 
 # --- Accuracy against cost --------------------------------------------------------------------
-points = ledger.scatter_points(records[:ledger.SCATTER_RUNS])  # 10,000 SVG markers kept the browser busy ~6 s
+found = ledger.find_runs(records, query)
+points = ledger.scatter_points(found[:ledger.SCATTER_RUNS])  # 10,000 SVG markers kept the browser busy ~6 s
 if points:
-    st.subheader("Accuracy against cost", help=f"The newest {ledger.SCATTER_RUNS:,} runs" if len(records) > ledger.SCATTER_RUNS else None)
+    drawn = f"The newest {ledger.SCATTER_RUNS:,} runs" + (" found" if query.strip() else "")
+    st.subheader("Accuracy against cost", help=drawn if len(found) > ledger.SCATTER_RUNS else None)
     left, right = st.columns(2)
     left.plotly_chart(charts.accuracy_scatter(points, "params", "parameters", log_x=True), key="compare_vs_params")
     right.plotly_chart(charts.accuracy_scatter(points, "seconds", "training time (s)", log_x=True),
@@ -125,10 +142,14 @@ if points:
 
 # --- One run: rename, delete, re-run, download ------------------------------------------------
 st.subheader("One run")
-ids, kept_id = list(by_id), st.session_state.get("_compare_one")
+kept_id = st.session_state.get("_compare_one")
+ids = listed_ids + ([kept_id] if kept_id in by_id and kept_id not in listed_ids else [])
+if not ids:
+    st.caption("No run listed: change what Find runs holds, above.")
+    st.stop()
 run_id = st.session_state["_compare_one"] = st.selectbox(  # the same: a renamed run's label, a new widget
-    "Run", ids, index=ids.index(kept_id) if kept_id in by_id else 0, format_func=lambda i: f"{chips[i]} · {i}",
-    key=ui.labelled_key("compare_selected", chips.values()))
+    "Run", ids, index=ids.index(kept_id) if kept_id in ids else 0, format_func=lambda i: f"{chip(i)} · {i}",
+    key=ui.labelled_key("compare_selected", map(chip, ids)))
 record = by_id[run_id]
 if record.problem:
     st.warning(f"{text.status_label(record.status)}: {text.plain(record.problem)}")

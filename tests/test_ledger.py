@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 import zipfile
 
@@ -132,3 +133,68 @@ def test_has_files(tmp_path):
     assert not ledger.has_files(tmp_path)
     (tmp_path / "spec.json").write_text("{}")
     assert ledger.has_files(tmp_path)
+
+
+# ---------------------------------------------------------------- the window of a long ledger
+
+
+def listed_runs(names_statuses: list[tuple[str, str]], dataset: str = "mnist") -> list:
+    """RunRecords as RunStore.list() gives them, newest first (ids "r00", "r01", … oldest first)."""
+    from pathlib import Path
+
+    from cnnkit.runs.store import RunRecord
+
+    spec = get_preset("chollet-cnn").experiment().updated({"dataset.name": dataset})
+    records = [RunRecord(f"r{i:02d}", Path(f"/nowhere/r{i:02d}"), status, {"name": name, "created": 1000 + i}, spec)
+               for i, (name, status) in enumerate(names_statuses)]
+    return records[::-1]
+
+
+def test_find_runs_matches_every_word_in_name_id_status_or_dataset():
+    records = listed_runs([("Wide CNN", "finished"), ("wide baseline", "failed"), ("narrow", "failed"),
+                           ("deep", "finished")])
+    assert [r.run_id for r in ledger.find_runs(records, "")] == ["r03", "r02", "r01", "r00"]
+    assert [r.run_id for r in ledger.find_runs(records, "WIDE")] == ["r01", "r00"]  # any case
+    assert [r.run_id for r in ledger.find_runs(records, "wide failed")] == ["r01"]  # every word
+    assert [r.run_id for r in ledger.find_runs(records, "r02")] == ["r02"]  # the run id
+    assert [r.run_id for r in ledger.find_runs(records, "mnist deep")] == ["r03"]  # the dataset
+    assert ledger.find_runs(records, "fashion") == []
+
+
+def test_a_ledger_within_the_limit_is_listed_whole_without_a_note():
+    records = listed_runs([(f"run {i}", "finished") for i in range(5)])
+    shown, note = ledger.run_window(records, "", limit=5)
+    assert shown == records and note == ""
+
+
+def test_the_newest_are_listed_and_the_note_counts_the_others():
+    records = listed_runs([(f"run {i}", "finished") for i in range(12)])
+    shown, note = ledger.run_window(records, "", limit=5)
+    assert [r.run_id for r in shown] == ["r11", "r10", "r09", "r08", "r07"]
+    assert note.startswith("The newest 5 of 12 runs are listed; 7 older ones are not: find any run by ")
+
+
+def test_kept_runs_stay_listed_and_are_not_counted_as_hidden():
+    records = listed_runs([(f"run {i}", "finished") for i in range(12)])
+    shown, note = ledger.run_window(records, "", limit=5, keep=["r02", None, "r10", "gone"])
+    assert [r.run_id for r in shown] == ["r11", "r10", "r09", "r08", "r07", "r02"]  # r10 once; "gone" is no run
+    assert "; 6 older ones are not" in note
+    shown, note = ledger.run_window(records, "run 3", limit=5, keep=["r02"])  # kept whatever was typed
+    assert [r.run_id for r in shown] == ["r03", "r02"]
+    assert note.startswith("1 of 12 runs match “run 3”; 10 not listed. Find: ")
+
+
+def test_a_query_with_more_matches_than_the_limit_says_so():
+    records = listed_runs([(f"run {i}", "failed" if i % 2 else "finished") for i in range(12)])
+    shown, note = ledger.run_window(records, "failed", limit=4)
+    assert [r.run_id for r in shown] == ["r11", "r09", "r07", "r05"]
+    assert note.startswith("6 of 12 runs match “failed”, the newest 4 of them listed; 8 not listed.")
+    shown, note = ledger.run_window(records, "nothing like it", limit=4)
+    assert shown == [] and note.startswith("0 of 12 runs match “nothing like it”; 12 not listed.")
+
+
+def test_the_note_shows_a_query_as_plain_text():
+    records = listed_runs([(f"run {i}", "finished") for i in range(3)])
+    query = "![x](http://a/b.png)"
+    note = ledger.run_window(records, query, limit=1)[1]
+    assert "![x](" not in note and f"match “{query}”" in re.sub(r"\\(.)", r"\1", note)  # escaped, not lost

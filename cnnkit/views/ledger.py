@@ -2,6 +2,10 @@
 
 The Compare page is a thin view over these functions. They read only the run folder's JSON
 files (never TensorFlow), and tolerate damaged runs, which appear as rows with their problem.
+
+With thousands of runs the pages show a window of them: the newest that match what the person
+typed (`find_runs`), plus the runs that must stay reachable (the chosen one, the URL's), and
+say how many are left out and how to find them (`run_window`).
 """
 
 from __future__ import annotations
@@ -15,8 +19,12 @@ from cnnkit.presets import PRESETS
 from cnnkit.runs.store import RunRecord
 from cnnkit.shapes import summarize_spec
 from cnnkit.specs import ExperimentSpec
+from cnnkit.views.text import plain
 
 SCATTER_RUNS = 1_000  # the newest runs drawn against their cost: more SVG markers make the browser crawl
+LEDGER_ROWS = 200  # the newest runs Compare lists (table, overlay, one run); the others by its Find box
+PICKER_RUNS = 100  # the newest runs a page's run picker offers (ui.select_run); the others by its Find box
+FIND_HINT = "part of a name, a status, a dataset or a date as in the run id (20261201)"
 ZIP_FILES = ("model.keras", "baseline.keras", "spec.json", "run.json", "history.json")
 
 
@@ -84,6 +92,48 @@ def ledger_row(record: RunRecord) -> dict:
 
 def ledger_rows(records: list[RunRecord]) -> list[dict]:
     return [ledger_row(record) for record in records]
+
+
+def find_runs(records: list[RunRecord], query: str) -> list[RunRecord]:
+    """The runs whose name, run id, status or dataset contain every word of `query` (any case),
+    in their order; all of them for an empty query."""
+    words = query.casefold().split()
+    if not words:
+        return list(records)
+    found = []
+    for record in records:
+        about = "\n".join((record.name, record.run_id, record.status, record.dataset or "")).casefold()
+        if all(word in about for word in words):
+            found.append(record)
+    return found
+
+
+def run_window(records: list[RunRecord], query: str = "", limit: int | None = None,
+               keep=()) -> tuple[list[RunRecord], str]:
+    """What a page lists of `records` (newest first): the newest `limit` that match `query`
+    (find_runs), then each run of `keep` (run ids: the chosen run, the URL's) that exists and is
+    not among them. With a note for the person, markdown-safe: how many runs are not listed and
+    how to reach them ("" when every run is listed). `limit` None: LEDGER_ROWS."""
+    limit = LEDGER_ROWS if limit is None else limit
+    found = find_runs(records, query)
+    shown = found[:limit]
+    listed = {record.run_id for record in shown}
+    wanted = {run_id for run_id in keep if run_id and run_id not in listed}
+    if wanted:
+        extra = [record for record in records if record.run_id in wanted]
+        shown += extra
+        listed.update(record.run_id for record in extra)
+    hidden = len(records) - len(listed)
+    if not hidden:
+        return shown, ""
+    total = f"{len(records):,} runs"
+    if query.strip():
+        matched = f"{len(found):,} of {total} match “{plain(query.strip())}”"
+        if len(found) > limit:
+            matched += f", the newest {limit:,} of them listed"
+        return shown, f"{matched}; {hidden:,} not listed. Find: {FIND_HINT}."
+    return shown, (f"The newest {min(limit, len(found)):,} of {total} are listed; {hidden:,} older ones are not: "
+                   f"find any run by {FIND_HINT}.")
 
 
 def epoch_curve(history: list[dict], model: str, metric: str) -> tuple[list[int], list[float]]:
