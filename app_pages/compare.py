@@ -131,7 +131,7 @@ else:
 
 # --- Accuracy against cost --------------------------------------------------------------------
 found = ledger.find_runs(records, query)
-points = ledger.scatter_points(found[:ledger.SCATTER_RUNS])  # 10,000 SVG markers kept the browser busy ~6 s
+points = ledger.scatter_points(found[:ledger.SCATTER_RUNS])  # SVG markers: 10,000 runs kept the browser busy ~6 s
 if points:
     drawn = f"The newest {ledger.SCATTER_RUNS:,} runs" + (" found" if query.strip() else "")
     st.subheader("Accuracy against cost", help=drawn if len(found) > ledger.SCATTER_RUNS else None)
