@@ -188,3 +188,24 @@ def test_bench_quick_latency_and_memory(tmp_path, monkeypatch):
     assert [m[0] for m in memory] == ["1", "2"]
     for _, rss, peak in memory:
         assert float(peak.replace(",", "")) >= float(rss.replace(",", ""))
+
+
+def test_the_simulated_run_writes_what_a_training_writes_at_its_pace(tmp_path):
+    from cnnkit.lab.bench.livepage import simulated_run_child
+    from cnnkit.presets import get_preset
+    from cnnkit.runs.store import RunStore
+    from cnnkit.views.health import health_records
+    from cnnkit.views.live import curves_view
+
+    store = RunStore(tmp_path)
+    run_id = store.create(get_preset("chollet-cnn").experiment()).run_id
+    result = simulated_run_child(str(tmp_path), run_id, seconds=1.3, epoch_seconds=0.5)
+    assert result["epochs"] == 2  # epochs end at 0.5 and 1.0 s of 1.3 s
+    assert [h["epoch"] for h in store.history(run_id)] == [1, 2]
+    assert [r["epoch"] for r in health_records(store.path(run_id))] == [1, 2]
+    assert 4 <= result["batch_points"] == len(store.batches(run_id)) <= 6  # one every 0.25 s
+    assert not store.get(run_id).is_active  # ended (without a model file: no page may open it as a result)
+    # what the live monitor makes of it: the CNN's three kinds of line, on both charts
+    curves = curves_view(store.get(run_id), store.history(run_id), store.batches(run_id), [])["curves"]
+    assert [[s["label"] for s in chart["series"]] for chart in curves["charts"]] == \
+        [["CNN train, per batch", "CNN train", "CNN validation"]] * 2

@@ -9,6 +9,7 @@
     whole       a whole `cnnkit train` process vs the plain Keras script, with the in-epoch ratio
     bf16        ten whole runs in bfloat16 and ten in float32: the distribution
     ledger      10,000 runs: listing them, and every page in a browser
+    live        the live Train page's own CPU (server + browser) showing a simulated run; --against REV
     levers      (only when named) each speed lever of training on its own
     hostile     (only when named) each hostile model file through `cnnkit import`: outcome, time,
                 peak memory; hostile-keras also hands each to Keras alone, for comparison
@@ -48,6 +49,7 @@ from cnnkit.lab.bench.explain import bench_explain, explain_child
 from cnnkit.lab.bench.hostile import bench_hostile, bench_hostile_keras, hostile_files_child
 from cnnkit.lab.bench.latency import bench_latency, latency_child
 from cnnkit.lab.bench.levers import bench_levers, lever_child
+from cnnkit.lab.bench.livepage import bench_live, simulated_run_child
 from cnnkit.lab.bench.memory import bench_memory, memory_child
 from cnnkit.lab.bench.starting import bench_ledger, bench_start, listing_child
 from cnnkit.lab.bench.startup import bench_startup
@@ -60,11 +62,13 @@ RUNNERS = {"throughput": bench_throughput, "latency": bench_latency, "memory": b
            "dashboard": bench_dashboard, "startup": bench_startup, "levers": bench_levers,
            "hostile": bench_hostile, "hostile-keras": bench_hostile_keras, "explain": bench_explain,
            "augmentation": bench_augmentation, "stop": bench_stop, "sweeps": bench_sweeps,
-           "start": bench_start, "whole": bench_whole, "bf16": bench_bf16, "ledger": bench_ledger}
+           "start": bench_start, "whole": bench_whole, "bf16": bench_bf16, "ledger": bench_ledger,
+           "live": bench_live}
 CHILDREN = {"reference": reference_training, "cnnkit": cnnkit_training, "latency": latency_child,
             "memory": memory_child, "train_run": train_run_child, "bare": bare_training_child,
             "lever": lever_child, "hostile_files": hostile_files_child,
-            "explain": explain_child, "augmentation": augmentation_child, "listing": listing_child}
+            "explain": explain_child, "augmentation": augmentation_child, "listing": listing_child,
+            "live_sim": simulated_run_child}
 
 __all__ = ["BENCHES", "CHILDREN", "EXTRAS", "RUNNERS", "Options", "Section", "main", "median", "percentile",
            "run_child", "selected", "steady", "table"]

@@ -27,7 +27,7 @@ from cnnkit.errors import DataError, SpecError
 from cnnkit.lab.browser import browser_available
 from cnnkit.sysinfo import describe_machine, load_average, machine_info
 
-BENCHES = ("throughput", "latency", "memory", "dashboard", "startup", "start", "whole", "bf16", "ledger")
+BENCHES = ("throughput", "latency", "memory", "dashboard", "startup", "start", "whole", "bf16", "ledger", "live")
 EXTRAS = ("levers", "hostile", "hostile-keras", "explain", "augmentation", "stop", "sweeps")  # run only when named
 RESULT_PREFIX = "BENCH_RESULT "
 CHILD_TIMEOUT = 3 * 3600
@@ -113,6 +113,7 @@ class Options:
     data_dir: str | None
     quick: bool
     real_data: bool
+    against: str | None = None  # a git revision the `live` benchmark also shows, taking turns
 
     def __repr__(self) -> str:
         return f"Options(quick={self.quick}, real_data={self.real_data})"
@@ -249,7 +250,8 @@ def run_all(args, runners: dict[str, Callable[[Options], Section]]) -> int:
     data_dir = getattr(args, "data_dir", None) or settings.get().data_dir
     if data_dir and not Path(data_dir).is_dir():
         raise DataError(f"--data-dir {data_dir} is not a folder")
-    opts = Options(data_dir=data_dir, quick=bool(getattr(args, "quick", False)), real_data=has_real_data(data_dir))
+    opts = Options(data_dir=data_dir, quick=bool(getattr(args, "quick", False)), real_data=has_real_data(data_dir),
+                   against=getattr(args, "against", None))
     started, load_start = time.perf_counter(), load_average()
     sections = []
     for name in names:
