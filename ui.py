@@ -28,8 +28,9 @@ DRAFT_FILE = "draft.json"
 COUNT_COLUMN = st.column_config.NumberColumn(format="localized")  # a count in a table: 96,844
 
 
-def page(title: str, icon: str) -> None:
-    """Call first on every page."""
+def page(title: str, icon: str, runs_panel: bool = True) -> None:
+    """Call first on every page. `runs_panel=False`: the page calls active_runs_panel itself, once
+    it knows which run it shows."""
     st.set_page_config(page_title=f"{title} · cnnkit", page_icon=icon, layout="wide")
     try:
         settings.get()
@@ -37,7 +38,8 @@ def page(title: str, icon: str) -> None:
         st.error(f"This server is misconfigured: {text.plain(exc)}", icon="🛑")
         st.stop()
     workspace_key()  # before anything of the page: a link's workspace is asked about first
-    active_runs_panel()
+    if runs_panel:
+        active_runs_panel()
 
 
 # ---------------------------------------------------------------------------
@@ -261,17 +263,18 @@ def predictor(record: RunRecord, key: str = "cnn"):
     return _predictor(str(path), output, path.stat().st_mtime)
 
 
-def canvas_png(canvas, side: int) -> bytes | None:
-    """The PNG a streamlit-drawable-canvas result carries, or None before the first stroke.
-    Its data URL is measured before it is base64-decoded (ValueError when it is too long for a
-    `side`×`side` canvas): a forged message must not become a large allocation here either."""
-    from cnnkit.data.drawing import max_canvas_png_bytes
+def draw_canvas(side: int, brush: int, key: str) -> np.ndarray | None:
+    """The Draw page's canvas (components/draw_canvas.js): its ink as a (side, side) uint8 array
+    after each stroke, None while it is empty. The browser's message is checked before anything
+    is decoded (cnnkit.data.drawing.load_canvas_pixels: ValueError with a message)."""
+    from cnnkit.data.drawing import load_canvas_pixels
 
-    url = getattr(canvas, "_image_data_url", None) or ""  # the component's own field (0.13)
-    if len(url) > max_canvas_png_bytes(side, side) * 4 // 3 + 64:  # base64 of the largest PNG allowed
-        raise ValueError(f"The drawing arrived as a {len(url):,}-character message; this canvas is "
-                         f"{side}×{side}. Clear it and draw again.")
-    return canvas.image_bytes
+    canvas = st.components.v2.component("cnnkit_draw_canvas", js=_component_file("draw_canvas.js"),
+                                        css=_component_file("draw_canvas.css"))
+    drawn = (st.session_state.get(key) or {}).get("drawing") is not None
+    result = canvas(data={"side": side, "brush": brush, "drawn": drawn}, key=key, width="content",
+                    default={"drawing": None}, on_drawing_change=lambda: None)
+    return load_canvas_pixels(result.drawing, side)
 
 
 def test_predictions(record: RunRecord, key: str):
@@ -393,21 +396,36 @@ def show_progress(status, label: str = "", details: bool = True) -> None:
         st.caption(status.details)
 
 
-def live_run(run_id: str, stop_key: str, stop_help: str | None = None) -> RunRecord:
-    """The body of a page's polling fragment: the run's progress and a Stop button. A run that
-    has ended reruns the whole page once (it draws the results; the fragment stops polling)."""
+LIVE_POLL_SECONDS = 2.0  # a live run's poll: the bar glides on between polls at the run's own pace
+
+
+@functools.cache
+def _component_file(name: str) -> str:
+    return (settings.REPO_ROOT / "components" / name).read_text(encoding="utf-8")
+
+
+def live_monitor(view: dict, key: str) -> None:
+    """A cnnkit.views.live view (status and progress, or curves) drawn in the browser: no plotly,
+    no iframe; the same elements are updated on every poll (components/live_monitor.js)."""
+    monitor = st.components.v2.component("cnnkit_live_monitor", js=_component_file("live_monitor.js"),
+                                         css=_component_file("live_monitor.css"))
+    monitor(data=view, key=key)
+
+
+def live_run(run_id: str, stop_key: str, stop_help: str | None = None, key: str = "live") -> RunRecord:
+    """The body of a page's polling fragment (every LIVE_POLL_SECONDS): the run's status and
+    progress, Pause, the learning rate and Stop, then its curves and health. A run that has ended
+    reruns the whole page once (it draws the results; the fragment stops polling)."""
+    from cnnkit.runs.control import events
     from cnnkit.runs.jobs import stop
-    from cnnkit.views.monitor import live_status
+    from cnnkit.views.live import curves_view, status_view
 
     runs = store()
     record = runs.get(run_id)
     if not record.is_active:
         st.rerun()
-    st.caption(f"{text.status_label(record.status)} · run `{record.run_id}`")  # redrawn: queued → running
-    show_progress(live_status(record, runs.progress(run_id)))
-    from cnnkit.runs.control import events
-
-    steered = events(runs, run_id)  # read once for both controls
+    live_monitor(status_view(record, runs.progress(run_id), LIVE_POLL_SECONDS), f"{key}_status")
+    steered = events(runs, run_id)  # read once for the controls and the curves
     pause, rate, end = st.columns([1, 1.6, 1], vertical_alignment="bottom")
     with pause:
         steer_pause(runs, record, steered)
@@ -416,6 +434,7 @@ def live_run(run_id: str, stop_key: str, stop_help: str | None = None) -> RunRec
     if end.button("⏹️ Stop", key=stop_key, help=stop_help, width="stretch"):
         stop(runs, run_id)
         st.toast("Stopping…")
+    live_monitor(curves_view(record, runs.history(run_id), runs.batches(run_id), steered), f"{key}_curves")
     return record
 
 
@@ -927,12 +946,13 @@ def test_image_grid(rows, preds, raw, names, key: str, columns: int = 8) -> None
 # Steering: the active runs of this workspace, continuing a run, the learning-rate schedule
 
 
-def active_runs_panel() -> None:
+def active_runs_panel(shown: str | None = None) -> None:
     """In the sidebar of every page while this workspace has a queued or running run: each with
-    its progress, Open (on Train) and Stop. Nothing, and no polling, when none is active."""
+    its progress, Open (on Train) and Stop. Nothing, and no polling, when none is active but the
+    run `shown` live on the page itself (each poll costs the browser: docs/PERFORMANCE.md §12)."""
     from cnnkit.runs.jobs import active_runs
 
-    if active_runs(store()):
+    if any(record.run_id != shown for record in active_runs(store())):
         with st.sidebar:
             _active_runs()
 

@@ -5,7 +5,7 @@ import streamlit as st
 
 import ui
 from cnnkit.data.catalog import get_dataset_info
-from cnnkit.data.drawing import drawing_message, load_canvas_png, subject
+from cnnkit.data.drawing import drawing_message, subject
 from cnnkit.views import charts, demo, text
 
 # --- Helpers: the quick train while it runs, the canvas and what the models read -------------
@@ -13,53 +13,30 @@ from cnnkit.views import charts, demo, text
 CANVAS_SIDE = 280
 
 
-@st.fragment(run_every=1.0)
+@st.fragment(run_every=ui.LIVE_POLL_SECONDS)
 def quick_progress(run_id: str) -> None:
-    record = ui.live_run(run_id, "draw_quick_stop")  # once it has ended: the canvas, with the new model
-    ui.show_curves(record, "draw_quick")  # something to watch while it learns
-
-
-def clear_canvas() -> None:
-    # A changed initial drawing empties the canvas in place (a new key would remount it, and a
-    # fresh canvas ignores strokes until it has loaded). Until the empty canvas reports back, the
-    # last drawing is still the component's value: remember it as stale.
-    st.session_state["draw_clears"] = st.session_state.get("draw_clears", 0) + 1
-    st.session_state["draw_stale"] = st.session_state.get("draw_last")
+    ui.live_run(run_id, "draw_quick_stop", key="draw_quick")  # once it has ended: the canvas, with the new model
 
 
 @st.fragment
 def drawing(predictors: dict, run_id: str, names: list, dataset: str) -> None:
     """Only this part reruns on a stroke: canvas → 28×28 → predictions, nothing else."""
-    # Importing it registers its component, which works only inside a running app.
-    from streamlit_drawable_canvas import st_canvas
-
     # Side by side while they fit, else one under the other: in a column narrower than itself the
-    # canvas scrolled sideways. The line above it keeps the toolbar that fades in over its top
-    # edge off the Model selector.
+    # canvas scrolled sideways.
     row = st.container(horizontal=True, gap="medium")
     left, middle, right = row.container(width=CANVAS_SIDE), row.container(width=200), row.container()
     with left:
         st.markdown("**Your drawing**")
-        clears = st.session_state.get("draw_clears", 0)
-        canvas = st_canvas(stroke_width=st.session_state.get("draw_brush", 20), stroke_color="#FFFFFF",
-                           background_color="#000000", height=CANVAS_SIDE, width=CANVAS_SIDE, drawing_mode="freedraw",
-                           initial_drawing={"objects": [], "clears": clears} if clears else None,
-                           return_image_data=True, key="draw_canvas")
-        b1, b2 = st.columns([1, 2], vertical_alignment="bottom")
-        b1.button("🧹 Clear", key="draw_clear", on_click=clear_canvas)
-        b2.slider("Brush width", 6, 40, 20, key="draw_brush")
+        try:  # the browser's message is hostile: its length is checked before anything is decoded
+            ink = ui.draw_canvas(CANVAS_SIDE, st.session_state.get("draw_brush", 20), "draw_canvas")
+        except ValueError as exc:
+            ui.show_error(exc, "Could not read the drawing")
+            ink = None
+        st.slider("Brush width", 6, 40, 20, key="draw_brush")
         show_maps = st.toggle("Show the feature maps of the drawing", key="draw_show_maps")
         show_strip = st.toggle("Shift, turn, zoom my drawing", key="draw_show_strip")
         show_why = st.toggle("Why? What each model looked at", key="draw_show_why")
-    try:  # the browser's PNG is hostile: its size is checked before anything is decoded
-        png = ui.canvas_png(canvas, CANVAS_SIDE)
-        st.session_state["draw_last"], fresh = demo.canvas_report(png, st.session_state.get("draw_stale"))
-        if fresh:
-            st.session_state["draw_stale"] = None  # the canvas has reported since the Clear
-        result = demo.read_drawing(load_canvas_png(png, CANVAS_SIDE, CANVAS_SIDE) if fresh else None, predictors)
-    except ValueError as exc:
-        ui.show_error(exc, "Could not read the drawing")
-        return
+    result = demo.read_drawing(ink, predictors)
     with middle:
         st.markdown("**What the model sees** (28×28)")
         if result.drawing.ok:
@@ -82,13 +59,14 @@ def drawing(predictors: dict, run_id: str, names: list, dataset: str) -> None:
 
 # --- The page ---------------------------------------------------------------------------------
 
-ui.page("Draw", "✏️")
+ui.page("Draw", "✏️", runs_panel=False)
 store = ui.store()
 title = st.empty()  # in the words of the chosen run's dataset, once it is chosen
 title.title(f"✏️ {subject('mnist').title}")
 records = store.list()
 runs = demo.drawable_runs(records)
 quick_id = demo.quick_train_id(records, st.session_state.get("draw_quick_run"))
+ui.active_runs_panel(shown=quick_id)  # not the quick train this page shows live already
 if quick_id and store.exists(quick_id):
     quick = store.get(quick_id)
     if quick.is_active:

@@ -10,17 +10,10 @@ from cnnkit.views import editing, monitor, text
 # --- Helpers: the run live while it trains, its results afterwards ---------------------------
 
 
-@st.fragment(run_every=1.0)
+@st.fragment(run_every=ui.LIVE_POLL_SECONDS)
 def live_progress(run_id: str) -> None:
-    ui.live_run(run_id, f"train_stop_{run_id}", "Stops within one batch (or leaves the queue)")
-
-
-# Redrawing the two charts is most of what a live page costs the machine it trains on (the
-# browser re-plots them): every 2 s instead of every second cut that by about a third.
-@st.fragment(run_every=2.0)
-def live_curves(run_id: str) -> None:
-    ui.show_curves(ui.store().get(run_id), "live")
-    ui.health_panel(ui.store().get(run_id))
+    record = ui.live_run(run_id, f"train_stop_{run_id}", "Stops within one batch (or leaves the queue)")
+    ui.health_panel(record)
 
 
 def results(record) -> None:
@@ -31,7 +24,7 @@ def results(record) -> None:
 
 # --- The page -------------------------------------------------------------------------------
 
-ui.page("Train", "🏋️")
+ui.page("Train", "🏋️", runs_panel=False)
 store = ui.store()
 draft = ui.load_draft()
 ds = draft.dataset
@@ -39,6 +32,7 @@ ui.ready_worker(ds.name)  # a warm worker waits for Start (runs/warm.py), unless
 st.title("🏋️ Train")
 # the URL first: the sidebar's Open (and a shared link) name the run to show
 record = monitor.pick_run(store.list(), [st.query_params.get("run"), st.session_state.get("train_run")])
+ui.active_runs_panel(shown=record and record.run_id)  # not the run this page shows live already
 if record is not None and record.is_active:  # on a phone the run sits below all the settings
     # no status here: this line is not redrawn by the polling fragment, so "queued" would go stale
     st.markdown(f"🏃 **{text.plain(record.name)}** is on: [↓ its progress, Pause and Stop](#the-run)")
@@ -93,8 +87,7 @@ with view:
         st.stop()
     st.subheader(text.plain(record.name), anchor="the-run")
     if record.is_active:
-        live_progress(record.run_id)  # with the status caption, redrawn as it changes
-        live_curves(record.run_id)
+        live_progress(record.run_id)  # status, progress, controls, curves: redrawn as they change
         st.stop()
     st.caption(f"{text.status_label(record.status)} · run `{record.run_id}`")
     if record.status == "finished":

@@ -172,7 +172,7 @@ def tensorflow_build() -> str:
 
 
 def versions() -> dict[str, str]:
-    names = ("streamlit", "keras", "numpy", "plotly", "streamlit-drawable-canvas")
+    names = ("streamlit", "keras", "numpy", "plotly")
     out = {"tensorflow": tensorflow_build()}
     out.update({name: package_version(name) or "not installed" for name in names})
     return out

@@ -5,6 +5,7 @@ The browser tests' server and Chromium are here too.
 """
 
 import contextlib
+import json
 
 
 def spec_layers(model) -> list:
@@ -98,3 +99,20 @@ def ray_cluster():
         finally:
             ray.shutdown()
             cluster.shutdown()
+
+
+def live_views(at) -> list[dict]:
+    """The data of every live monitor on an AppTest's page (ui.live_monitor: a components.v2
+    element, which AppTest keeps as JSON): {"status": …} and {"curves": …} dicts, in page order."""
+    return [json.loads(e.proto.json) for e in at.get("bidi_component") if e.proto.component_name == "cnnkit_live_monitor"]
+
+
+def live_texts(at) -> list[str]:
+    """What the live monitors say in words: the status caption, sentence and speed, the steering
+    events and the notes under the curves."""
+    found = []
+    for view in live_views(at):
+        status, curves = view.get("status") or {}, view.get("curves") or {}
+        found += [status.get("caption"), status.get("text"), status.get("details"), *curves.get("empty", []),
+                  *curves.get("events", []), curves.get("note")]
+    return [line for line in found if line]

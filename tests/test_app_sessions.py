@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 from cnnkit.runs.store import RunStore, pid_alive
 from cnnkit.runs.workspaces import workspace_root
 from cnnkit.sysinfo import rss_mib
+from tests.oracles import live_views
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = "app_pages/train.py"
@@ -31,7 +32,8 @@ def param(at: AppTest, name: str) -> str:
 
 
 def progress_texts(at: AppTest) -> list[str]:
-    return [p.proto.text for p in at.get("progress")]
+    """The progress bars' sentences: the sidebar's, and the live monitor's on the page."""
+    return [p.proto.text for p in at.get("progress")] + [v["status"]["text"] for v in live_views(at) if "status" in v]
 
 
 def three_visitors_press_start(runs_dir) -> float:

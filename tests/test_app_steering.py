@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from cnnkit.runs import control, jobs
 from cnnkit.runs.store import RunStore, atomic_write_json, this_process
+from tests.oracles import live_texts, live_views
 from tests.test_training import tiny_spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +38,8 @@ def live_run(store: RunStore, name="first run", **progress) -> str:
 
 def texts(at) -> str:
     """Every message as a person reads it (the pages escape markdown in text they did not write)."""
-    shown = " ".join(str(e.value) for e in [*at.warning, *at.caption, *at.info, *at.markdown, *at.error])
+    shown = " ".join([*(str(e.value) for e in [*at.warning, *at.caption, *at.info, *at.markdown, *at.error]),
+                      *live_texts(at)])
     return re.sub(r"\\(.)", r"\1", shown)
 
 
@@ -102,7 +104,7 @@ def test_live_run_pause_resume_and_learning_rate(runs_dir):
     atomic_write_json(store.path(run_id) / "progress.json", {"phase": "training", "model": "cnn", "epoch": 1,
                                                              "epochs": 1, "batch": 3, "batches": 7, "paused": True})
     at.run()
-    assert any("Paused" in bar.proto.text for bar in at.get("progress"))
+    assert any("Paused" in view["status"]["text"] for view in live_views(at) if "status" in view)
     at.number_input(key=f"lr_{run_id}_0.001").set_value(0.0003).run()
     at.button(key=f"lr_set_{run_id}").click().run()
     # The job applies it (here, by hand); then the CLI sets another: the box shows the rate in use.

@@ -25,6 +25,7 @@ from cnnkit.shapes import summarize_spec
 from cnnkit.specs import ExperimentSpec
 from cnnkit.views import demo
 from cnnkit.views.analysis import load_predictions
+from tests.oracles import live_texts
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN, INSPECT, DRAW = "app_pages/train.py", "app_pages/inspect_run.py", "app_pages/draw.py"
@@ -46,7 +47,7 @@ def app(page: str, timeout: float = 30) -> AppTest:
 
 def texts(at: AppTest) -> list[str]:
     return [unmark(e.value) for kind in ("markdown", "caption", "info", "warning", "error", "subheader")
-            for e in getattr(at, kind)]
+            for e in getattr(at, kind)] + live_texts(at)
 
 
 def array(value) -> np.ndarray:
@@ -443,3 +444,22 @@ def test_inspect_offers_to_evaluate_a_damaged_predictions_file_again(prepared, m
                for s in at.success)
     after = load_predictions(record.path)
     assert np.array_equal(after.y_true, before.y_true) and np.allclose(after.probs, before.probs, atol=2e-6)
+
+
+def test_the_canvas_message_is_read_by_the_page_and_a_forged_one_refused(prepared_env):
+    # What components/draw_canvas.js sends after a stroke, put where the component keeps it.
+    ink = np.zeros((280, 280), np.uint8)
+    ink[50:230, 128:152] = 255                                   # one thick vertical stroke
+    stroke = {"side": 280, "pixels": base64.b64encode(ink.tobytes()).decode(), "strokes": 1}
+    at = app(DRAW, timeout=60)
+    at.session_state["draw_canvas"] = {"drawing": stroke}
+    at.run()
+    assert not at.exception and not at.error
+    assert "## Prediction: 1" in texts(at)
+    at.session_state["draw_canvas"] = {"drawing": {**stroke, "pixels": "A" * 50_000_000}}   # a forged message
+    at.run()
+    assert not at.exception
+    assert [unmark(e.value) for e in at.error] == ["Could not read the drawing: The drawing arrived as an oversized "
+                                           "message; this 280×280 canvas sends 104,536 characters. Clear it and "
+                                           "draw again."]
+    assert not any("Prediction:" in t for t in texts(at))

@@ -1,8 +1,10 @@
-"""The Draw page's layout in a real browser (Chromium through cnnkit.lab.browser), at a laptop's
-1,400 px and a phone's 390 px: the canvas's toolbar, which fades in above the canvas on hover,
-covers nothing; nothing scrolls sideways; a dot is read with a warning under the prediction.
+"""The Draw page's canvas in a real browser (Chromium through cnnkit.lab.browser), at a laptop's
+1,400 px and a phone's 390 px: the canvas and its Undo and Clear cover nothing and nothing scrolls
+sideways; Undo takes the last stroke back and Clear empties it, on the canvas and in the reading;
+a dot is read with a warning under the prediction.
 
-The canvas component keeps its parts in a shadow root: the measuring script walks into it.
+The canvas component (components/draw_canvas.js) keeps its parts in a shadow root: the measuring
+script walks into it, and Playwright's locators go in by themselves.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ pytestmark = pytest.mark.slow
 
 LAPTOP, PHONE = {"width": 1400, "height": 900}, {"width": 390, "height": 844}
 
-# Every element, through open shadow roots; boxes as plain objects; the toolbar's card (the part
-# people see), what it could cover (the Model selector, the messages, every text) and who overflows.
+# Every element, through open shadow roots; boxes as plain objects; the canvas and its buttons,
+# what they could cover (the Model selector, the messages, every text) and who overflows.
 MEASURE = """() => {
   const all = [], roots = [document];
   while (roots.length) {
@@ -40,7 +42,6 @@ MEASURE = """() => {
     }
     return boxes;
   };
-  const card = find('.dc-toolbar-card'), scroller = find('.dc-scroll');
   const covered = [];
   for (const el of document.querySelectorAll('[data-testid="stSelectbox"], [data-testid="stAlert"]'))
     covered.push({what: el.dataset.testid + ': ' + el.innerText.slice(0, 40), box: box(el.getBoundingClientRect())});
@@ -48,12 +49,10 @@ MEASURE = """() => {
     for (const b of textBoxes(el)) covered.push({what: 'text: ' + el.innerText.slice(0, 40), box: b});
   const se = document.scrollingElement, main = document.querySelector('[data-testid="stMain"]');
   return {
-    toolbar: card && box(card.getBoundingClientRect()),
-    toolbarOpacity: card && getComputedStyle(find('.dc-toolbar')).opacity,
-    canvas: box(find('canvas.upper-canvas').getBoundingClientRect()),
+    canvas: box(find('canvas.ink').getBoundingClientRect()),
+    tools: box(find('.tools').getBoundingClientRect()),
     covered,
-    overflow: {canvas: scroller.scrollWidth - scroller.clientWidth, page: se.scrollWidth - se.clientWidth,
-               main: main.scrollWidth - main.clientWidth},
+    overflow: {page: se.scrollWidth - se.clientWidth, main: main.scrollWidth - main.clientWidth},
   };
 }"""
 
@@ -81,32 +80,54 @@ def browser():
 def open_draw(browser, server, viewport: dict):
     page = browser.new_page(viewport=viewport)
     page.goto(f"{server.url}/Draw")
-    page.locator("canvas.upper-canvas").first.wait_for(timeout=60_000)
+    page.locator("canvas.ink").first.wait_for(timeout=60_000)
     wait_idle(page)
-    page.wait_for_timeout(300)  # the canvas takes strokes once it has loaded (see test_browser_e2e)
     return page
 
 
-def show_toolbar(page) -> dict:
-    page.locator("canvas.upper-canvas").first.hover()
-    page.wait_for_timeout(600)  # it fades in after 0.1 s, for 0.15 s
-    return page.evaluate(MEASURE)
+READ = "() => /Prediction: \\d/.test(document.body.innerText)"
+EMPTY = "() => document.body.innerText.includes('Nothing drawn yet')"
 
 
 @pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["1400px", "390px"])
-def test_the_canvas_toolbar_covers_nothing_and_nothing_scrolls_sideways(server, browser, viewport):
+def test_the_canvas_and_its_buttons_cover_nothing_and_nothing_scrolls_sideways(server, browser, viewport):
     page = open_draw(browser, server, viewport)
     for moment in ("empty canvas", "after a stroke"):
-        seen = show_toolbar(page)
-        assert seen["toolbarOpacity"] == "1", seen  # it is showing, so its box is what a person sees
-        hidden = [c["what"] for c in seen["covered"] if overlaps(seen["toolbar"], c["box"])]
-        assert not hidden, (moment, seen["toolbar"], hidden)
-        assert seen["overflow"] == {"canvas": 0, "page": 0, "main": 0}, moment
+        seen = page.evaluate(MEASURE)
+        for part in ("canvas", "tools"):
+            hidden = [c["what"] for c in seen["covered"] if overlaps(seen[part], c["box"])]
+            assert not hidden, (moment, part, seen[part], hidden)
+        assert seen["overflow"] == {"page": 0, "main": 0}, moment
         assert seen["canvas"]["right"] - seen["canvas"]["left"] == pytest.approx(280, abs=0.5)
+        assert seen["tools"]["top"] >= seen["canvas"]["bottom"]  # under the canvas, not over it
         if moment == "empty canvas":
             canvas_stroke(page, ONE_STROKE)
-            page.wait_for_function("() => /Prediction: \\d/.test(document.body.innerText)", timeout=30_000)
+            page.wait_for_function(READ, timeout=30_000)
             wait_idle(page)
+
+
+def test_undo_takes_the_last_stroke_back_and_clear_empties_the_canvas(server, browser):
+    page = open_draw(browser, server, LAPTOP)
+    lit = ("() => { const roots = [document]; let c; while (roots.length && !c) { const r = roots.pop(); "
+           "c = r.querySelector('canvas.ink'); r.querySelectorAll('*').forEach(e => e.shadowRoot && roots.push(e.shadowRoot)); } "
+           "const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0; "
+           "for (let i = 0; i < d.length; i += 4) n += d[i] > 127; return n; }")
+    canvas_stroke(page, ONE_STROKE)
+    page.wait_for_function(READ, timeout=30_000)
+    one = page.evaluate(lit)
+    canvas_stroke(page, [(0.3, 0.3), (0.7, 0.3)])  # a bar across the top: a "7"
+    page.wait_for_function(f"() => ({lit})() > {one}", timeout=10_000)
+    page.get_by_role("button", name="Undo").click()
+    assert page.evaluate(lit) == one  # the bar is gone, the "1" is as it was
+    page.get_by_role("button", name="Undo").click()
+    assert page.evaluate(lit) == 0
+    page.wait_for_function(EMPTY, timeout=30_000)  # the server was told: no reading of an empty canvas
+    canvas_stroke(page, ONE_STROKE)
+    page.wait_for_function(READ, timeout=30_000)
+    page.get_by_role("button", name="Clear").click()
+    assert page.evaluate(lit) == 0
+    page.wait_for_function(EMPTY, timeout=30_000)
+    assert not page.evaluate(READ)
 
 
 def test_a_dot_is_read_with_a_warning_under_the_prediction(server, browser):

@@ -11,6 +11,7 @@ a stop). The stop latency is printed, never asserted (the machine is shared).
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -92,9 +93,10 @@ def test_pause_lr_resume_stop_at_epoch_end_then_continue(tmp_path):
             wait_until(lambda: (store.progress(run_dir.name) or {}).get("phase") == "training", "training")
             page.get_by_role("button", name="Pause").click()
             wait_until(lambda: "pause" in kinds(run_dir), "the pause event")
-            page.wait_for_function("() => document.body.innerText.includes('Paused: the CNN waits')",
-                                   timeout=30_000)
-            assert "running · run" in page.inner_text("body") and "queued · run" not in page.inner_text("body")
+            # the live monitor's words are in its shadow root: Playwright's locators go in, innerText does not
+            page.get_by_text(re.compile("Paused: the CNN waits")).wait_for(timeout=30_000)
+            status = page.locator(".status-box").first.inner_text()
+            assert "running · run" in status and "queued · run" not in status
             paused_batches = len(store.batches(run_dir.name))
 
             # the fragment redraws every second: type and click Set at once (the blur sends the value with it)
@@ -104,8 +106,12 @@ def test_pause_lr_resume_stop_at_epoch_end_then_continue(tmp_path):
             assert len(store.batches(run_dir.name)) == paused_batches  # nothing trained while paused
             resume = page.get_by_role("button", name="Resume")
             resume.wait_for(timeout=30_000)  # the live fragment has redrawn: paused, with its Resume
-            page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 2", timeout=30_000)
-            time.sleep(2.5)  # the curves' fragment redraws every 2 s: now with the learning-rate marker
+            # the live monitor's two charts (in its shadow root: Playwright's locators go in), now with
+            # the pause and the new rate marked at one place
+            charts = page.locator("figure.chart")
+            wait_until(lambda: charts.count() >= 2 and all(
+                "⏸ paused · lr → 0.0003" in (charts.nth(i).get_attribute("data-marks") or "") for i in range(2)),
+                "the marked live curves", 30)
             shoot(page, "train-live")  # paused: the controls, the marked curves, Active runs in the sidebar
             resume.click()
             wait_until(lambda: "resume" in kinds(run_dir), "the resume event")

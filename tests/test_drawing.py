@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 
 import numpy as np
@@ -10,8 +11,9 @@ from PIL import Image
 
 from cnnkit.data.drawing import (
     DrawingResult,
+    canvas_message_length,
     drawing_message,
-    load_canvas_png,
+    load_canvas_pixels,
     load_image,
     preprocess_drawing,
     subject,
@@ -352,33 +354,36 @@ def test_load_image_rejects_truncated_files():
 # The canvas's PNG is hostile (issue 12, item 1)
 
 
-def test_the_canvas_png_is_decoded_only_at_the_canvas_size():
-    drawn = np.zeros((280, 280, 4), dtype=np.uint8)
+def canvas_message(ink: np.ndarray) -> dict:
+    """What components/draw_canvas.js sends: the canvas's red channel (white ink), base64."""
+    return {"side": ink.shape[0], "pixels": base64.b64encode(ink.astype(np.uint8).tobytes()).decode(), "strokes": 1}
+
+
+def test_the_canvas_message_round_trips_to_the_same_pixels_and_reads_as_the_rgba_canvas():
+    drawn = np.zeros((280, 280), dtype=np.uint8)
     drawn[100:180, 130:150] = 255
-    assert load_canvas_png(png_bytes(drawn), 280, 280).shape == (280, 280, 4)
-    assert load_canvas_png(png_bytes(np.zeros((560, 560, 4), np.uint8)), 280, 280).shape == (560, 560, 4)  # 2× screen
+    drawn[60:100, 110:170] = 128  # anti-aliased edges are grey, not only 0 or 255
+    pixels = load_canvas_pixels(canvas_message(drawn), 280)
+    assert pixels.dtype == np.uint8 and np.array_equal(pixels, drawn)
+    # the same ink as the RGBA canvas it came from (opaque black, white ink) gives the same 28×28
+    rgba = np.zeros((280, 280, 4), np.uint8)
+    rgba[..., :3], rgba[..., 3] = drawn[..., None], 255
+    assert np.abs(preprocess_drawing(pixels).image - preprocess_drawing(rgba).image).max() < 1e-6
+    assert load_canvas_pixels(None, 280) is None  # before the first stroke, and after a Clear
+    assert canvas_message_length(280) == 104_536 == len(canvas_message(drawn)["pixels"])  # ⌈78,400 / 3⌉ × 4
 
 
-@pytest.mark.parametrize("shape, why", [
-    ((8000, 8000, 4), "arrived as a 8000×8000 image"),    # the forged message: 256 MB of RGBA
-    ((280, 2800, 4), "arrived as a 2800×280 image"),      # other proportions
-    ((100, 100, 4), "arrived as a 100×100 image"),        # smaller than the canvas
+@pytest.mark.parametrize("message, why", [
+    ({"side": 280, "pixels": "A" * 100_000_000}, "oversized message"),          # never decoded: 100 MB
+    ({"side": 280, "pixels": "AAAA"}, "a 4-character message"),
+    ({"side": 8000, "pixels": "A" * 104_536}, "this 280×280 canvas sends 104,536"),  # another canvas
+    ({"side": 280, "pixels": "!" * 104_536}, "damaged"),                         # the right length, not base64
+    ({"side": 280, "pixels": 12}, "not a drawing"),
+    ("a string", "not a drawing"),
 ])
-def test_a_canvas_png_of_another_size_is_refused_before_its_pixels_are_decoded(shape, why):
-    forged = png_bytes(np.zeros(shape, dtype=np.uint8))
+def test_a_forged_canvas_message_is_refused_before_it_is_decoded(message, why):
     with pytest.raises(ValueError, match=why):
-        load_canvas_png(forged, 280, 280)
-
-
-def test_a_canvas_message_that_is_not_a_png_is_refused():
-    buf = io.BytesIO()
-    Image.new("RGBA", (280, 280)).save(buf, format="TIFF")  # a TIFF was accepted before
-    with pytest.raises(ValueError, match="this one is TIFF"):
-        load_canvas_png(buf.getvalue(), 280, 280)
-    with pytest.raises(ValueError, match="too large"):
-        load_canvas_png(b"\x89PNG" + b"\x00" * 6_000_000, 280, 280)  # past 4×4 RGBA canvases
-    with pytest.raises(ValueError, match="sent no image"):
-        load_canvas_png(None, 280, 280)
+        load_canvas_pixels(message, 280)
 
 
 # ---------------------------------------------------------------- a photo instead of the canvas

@@ -6,7 +6,6 @@ function under test another way.
 
 from __future__ import annotations
 
-import hashlib
 from types import SimpleNamespace
 
 import numpy as np
@@ -272,19 +271,6 @@ def test_quick_train_id():
     assert demo.quick_train_id([other, quick], "mine") == "mine"      # this session's, whatever runs
     assert demo.quick_train_id([other, quick], None) == "q"
     assert demo.quick_train_id([other, run("old", name=demo.QUICK_TRAIN_NAME)], None) is None
-
-
-def test_canvas_report():
-    digest = hashlib.md5(b"abc").hexdigest()
-    assert digest == "900150983cd24fb0d6963f7d28e17f72"              # RFC 1321's test vector
-    assert demo.canvas_report(b"abc", None) == (digest, True)
-    assert demo.canvas_report(b"abc", digest) == (digest, False)      # still the drawing before Clear
-    assert demo.canvas_report(None, digest) == (None, False)
-    assert demo.canvas_report(b"", None) == (None, False)
-
-
-# ---------------------------------------------------------------------------
-# Someone else's text is drawn as text (issue 12, item 4)
 
 
 def test_plain_escapes_every_markdown_meaning_and_joins_lines():

@@ -16,6 +16,8 @@ Plain numpy + Pillow: never import TensorFlow, Keras or Streamlit here.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 import os
 import warnings
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
+from cnnkit.errors import UploadError
 from cnnkit.files import read_bounded
 
 __all__ = ["DrawingResult", "Subject", "drawing_message", "load_image", "preprocess_drawing", "preprocess_steps",
@@ -358,10 +361,9 @@ def preprocess_drawing(image, *, size: int = 28, box: int = 20, stages: list | N
 # -------------------------------------------------------------------- uploads
 
 
-def _open_image(raw: bytes, max_pixels: int, formats: tuple[str, ...] = ALLOWED_FORMATS,
-                fits=None) -> Image.Image:
-    """Open and fully decode, refusing non-images, other formats and decompression bombs.
-    `fits(width, height)`: why the size is wrong, or None; checked before any pixel is decoded."""
+def _open_image(raw: bytes, max_pixels: int, formats: tuple[str, ...] = ALLOWED_FORMATS) -> Image.Image:
+    """Open and fully decode, refusing non-images, other formats and decompression bombs (the
+    size is checked before any pixel is decoded)."""
     not_image = "The file is not an image PIL can read (PNG, JPEG, BMP, GIF)."
     try:
         with warnings.catch_warnings():
@@ -375,9 +377,6 @@ def _open_image(raw: bytes, max_pixels: int, formats: tuple[str, ...] = ALLOWED_
     if img.format not in formats:
         raise ValueError(f"{not_image[:-1]}; this one is {img.format}.")
     width, height = img.size
-    problem = fits(width, height) if fits else None
-    if problem:
-        raise ValueError(problem)
     if width * height > max_pixels:
         raise ValueError(
             f"The image has too many pixels: {width}x{height} = {width * height:,}, "
@@ -420,36 +419,32 @@ def load_image(
     return _to_array(_open_image(read_bounded(data, max_bytes, "image"), max_pixels))
 
 
-# The canvas: its PNG comes from the browser, so it is as hostile as an upload. A forged message
-# of 324 KiB once decoded to 8,000×8,000 RGBA in the server (RSS 190 → 3,590 MiB), and a TIFF
-# passed too. Only a PNG the size of the canvas is decoded; a high-density screen draws the
-# same canvas with more pixels (up to 4× per side), in the same proportions.
-MAX_CANVAS_SCALE = 4
+# The canvas (components/draw_canvas.js) sends its ink as side×side bytes in base64: the message
+# comes from the browser, so it is as hostile as an upload. Its length is checked against the one
+# length a canvas of this side can send before anything is decoded, and nothing is decompressed
+# (a forged 324 KiB PNG once became 8,000×8,000 RGBA in the server: RSS 190 → 3,590 MiB).
 
 
-def canvas_size_problem(width: int, height: int, canvas_width: int, canvas_height: int) -> str | None:
-    """Why a `width`×`height` image cannot be the `canvas_width`×`canvas_height` canvas, or None."""
-    scale = width / canvas_width
-    if not 1 <= scale <= MAX_CANVAS_SCALE or abs(height - scale * canvas_height) > max(2.0, scale):
-        return (f"The drawing arrived as a {width}×{height} image; this canvas is "
-                f"{canvas_width}×{canvas_height}. Clear it and draw again.")
-    return None
+def canvas_message_length(side: int) -> int:
+    """The base64 length of a side×side canvas's ink."""
+    return 4 * -(-side * side // 3)
 
 
-def max_canvas_png_bytes(canvas_width: int, canvas_height: int) -> int:
-    """The most bytes a canvas's PNG may have: raw RGBA at the largest scale, and some slack (a PNG
-    is never much larger than its raw pixels)."""
-    max_side = MAX_CANVAS_SCALE * max(canvas_width, canvas_height)
-    return 4 * max_side * max_side + 65_536
-
-
-def load_canvas_png(data: bytes | None, canvas_width: int, canvas_height: int) -> np.ndarray:
-    """The canvas component's PNG bytes → a uint8 array, with its size and bytes capped before
-    decoding (ValueError with a message otherwise)."""
-    if not data:
-        raise ValueError("The canvas sent no image.")
-    max_side = MAX_CANVAS_SCALE * max(canvas_width, canvas_height)
-    raw = read_bounded(data, max_canvas_png_bytes(canvas_width, canvas_height), "canvas image")
-    img = _open_image(raw, max_side * max_side, formats=("PNG",),
-                      fits=lambda w, h: canvas_size_problem(w, h, canvas_width, canvas_height))
-    return _to_array(img)
+def load_canvas_pixels(message, side: int) -> np.ndarray | None:
+    """The canvas's message {"side", "pixels": base64 of side×side bytes, "strokes"} → its ink as a
+    (side, side) uint8 array, 255 where it is white; None before the first stroke and after a
+    Clear. UploadError (a ValueError) with a message for anything else."""
+    if message is None:
+        return None
+    if not isinstance(message, dict) or not isinstance(message.get("pixels"), str):
+        raise UploadError("The canvas sent something that is not a drawing. Clear it and draw again.")
+    pixels, expected = message["pixels"], canvas_message_length(side)
+    if message.get("side") != side or len(pixels) != expected:
+        shown = f"a {len(pixels):,}-character" if len(pixels) < 10 * expected else "an oversized"
+        raise UploadError(f"The drawing arrived as {shown} message; this {side}×{side} canvas sends "
+                         f"{expected:,} characters. Clear it and draw again.")
+    try:
+        raw = base64.b64decode(pixels, validate=True)
+    except (ValueError, binascii.Error):
+        raise UploadError("The drawing arrived damaged (not base64). Clear it and draw again.") from None
+    return np.frombuffer(raw, np.uint8).reshape(side, side)

@@ -210,11 +210,11 @@ def wait_idle(page, quiet_s: float = 1.0, timeout_s: float = 30.0) -> None:
 
 # -- drawing on the Draw page's canvas ----------------------------------------------------------
 
-CANVAS = "canvas.upper-canvas"  # streamlit-drawable-canvas's layer that takes the mouse
+CANVAS = "canvas.ink"  # components/draw_canvas.js (in its shadow root: Playwright's locators go in)
 
 
 def canvas_stroke(page, points: list[tuple[float, float]]) -> None:
-    """One mouse stroke on the drawable canvas through `points` in 0–1 canvas coordinates."""
+    """One mouse stroke on the Draw page's canvas through `points` in 0–1 canvas coordinates."""
     canvas = page.locator(CANVAS).first
     canvas.wait_for(state="visible", timeout=120_000)
     box = canvas.bounding_box()

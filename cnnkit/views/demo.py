@@ -6,7 +6,6 @@ No Streamlit and no TensorFlow import here: `read_drawing` takes already-loaded 
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field
 
@@ -141,10 +140,3 @@ def quick_train_id(records: list, remembered: str | None) -> str | None:
     """The quick train to show: the one this session started, else one running now."""
     return remembered or next((r.run_id for r in records if r.is_active and r.name == QUICK_TRAIN_NAME),
                               None)
-
-
-def canvas_report(png: bytes | None, stale: str | None) -> tuple[str | None, bool]:
-    """(digest of the canvas's image, whether it is a new drawing). After a Clear the canvas goes
-    on reporting the old drawing (digest `stale`) until the empty canvas has loaded."""
-    digest = hashlib.md5(png).hexdigest() if png else None
-    return digest, digest is not None and digest != stale

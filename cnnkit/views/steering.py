@@ -62,20 +62,29 @@ def event_label(event: dict) -> str:
     return str(kind)
 
 
-def mark_events(fig: go.Figure, events: list[dict], steps_per_epoch: int | None) -> go.Figure:
-    """Vertical markers for pauses, learning-rate changes and continuations (not resumes: a
-    resume sits where its pause is, on a step axis). Events at one place share a marker and a
-    label ("⏸ paused · lr → 0.0003"), so labels never print over each other."""
+def event_marks(events: list[dict], steps_per_epoch: int | None) -> list[dict]:
+    """Where pauses, learning-rate changes and continuations sit on the epoch axis (not resumes: a
+    resume sits where its pause is, on a step axis): {x, label, color, dash} each. Events at one
+    place share a mark and a label ("⏸ paused · lr → 0.0003"), so labels never print over each other."""
     places: dict[float, list[dict]] = {}
     for event in events:
         x = event_x(event, steps_per_epoch)
         if event.get("event") in EVENT_STYLES and x is not None:
             places.setdefault(round(x, 6), []).append(event)
+    marks = []
     for x, here in places.items():
         color, dash = EVENT_STYLES[here[-1]["event"]]
-        fig.add_vline(x=x, line=dict(color=color, dash=dash, width=1.5),
-                      annotation_text=" · ".join(dict.fromkeys(event_label(event) for event in here)),
-                      annotation_position="top left", annotation_font=dict(size=10, color=color))
+        marks.append({"x": x, "label": " · ".join(dict.fromkeys(event_label(event) for event in here)),
+                      "color": color, "dash": dash})
+    return marks
+
+
+def mark_events(fig: go.Figure, events: list[dict], steps_per_epoch: int | None) -> go.Figure:
+    """`event_marks` as vertical lines with their labels on a plotly figure."""
+    for mark in event_marks(events, steps_per_epoch):
+        fig.add_vline(x=mark["x"], line=dict(color=mark["color"], dash=mark["dash"], width=1.5),
+                      annotation_text=mark["label"], annotation_position="top left",
+                      annotation_font=dict(size=10, color=mark["color"]))
     return fig
 
 

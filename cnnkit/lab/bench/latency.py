@@ -16,18 +16,21 @@ from cnnkit.sysinfo import load_average
 LATENCY_MODELS = ("quick-train", "moroney-cnn", "kruse-conv-nopool")
 
 
-def _stroke_canvas(size: int = 280):
-    """A canvas with a vertical stroke ('1'), RGBA as streamlit-drawable-canvas returns it."""
+def _stroke_message(size: int = 280) -> dict:
+    """A vertical stroke ('1') as the Draw page's canvas sends it (components/draw_canvas.js)."""
+    import base64
+
     import numpy as np
 
-    canvas = np.zeros((size, size, 4), np.uint8)
-    canvas[size // 5: 4 * size // 5, size // 2 - 10: size // 2 + 10] = (255, 255, 255, 255)
-    return canvas
+    ink = np.zeros((size, size), np.uint8)
+    ink[size // 5: 4 * size // 5, size // 2 - 10: size // 2 + 10] = 255
+    return {"side": size, "pixels": base64.b64encode(ink.tobytes()).decode(), "strokes": 1}
 
 
 def latency_child(models: list[str], calls: int, predict_calls: int) -> dict:
     import numpy as np
 
+    from cnnkit.data.drawing import load_canvas_pixels
     from cnnkit.model.inspection import Predictor
     from cnnkit.model.models import build_model
     from cnnkit.model.predictor import load_predictor
@@ -36,7 +39,7 @@ def latency_child(models: list[str], calls: int, predict_calls: int) -> dict:
     from cnnkit.views.demo import quick_train_spec, read_drawing
 
     out = {}
-    canvas = _stroke_canvas()
+    message = _stroke_message()
     image = np.random.default_rng(0).integers(0, 256, (28, 28)).astype(np.float32)
     with tempfile.TemporaryDirectory(prefix="cnnkit-bench-") as tmp:
         for name in models:
@@ -50,7 +53,8 @@ def latency_child(models: list[str], calls: int, predict_calls: int) -> dict:
             compiled = Predictor(model, spec.output)
             timings = {
                 f"app: {type(app).__name__}.probabilities": _timed(lambda p=app: p.probabilities(image), calls),
-                "app: canvas → read_drawing": _timed(lambda p=app: read_drawing(canvas, {"cnn": p}), calls),
+                "app: canvas → read_drawing": _timed(
+                    lambda p=app: read_drawing(load_canvas_pixels(message, 280), {"cnn": p}), calls),
                 "TF: inspection.Predictor": _timed(lambda p=compiled: p.probabilities(image), calls),
                 "TF: model.predict": _timed(lambda m=model: m.predict(image[None, ..., None], verbose=0),
                                             predict_calls)}
@@ -83,7 +87,7 @@ def bench_latency(opts: Options) -> Section:
     section.lines += ["", f"Load average at the start: {load:.2f}. Untrained models (latency does not "
                       "depend on the weights), saved to a .keras file and loaded the way the pages load "
                       "them (`cnnkit.model.predictor.load_predictor`: a numpy forward pass, so the server never imports "
-                      "TensorFlow). `read_drawing` adds the drawing's preprocessing (280×280 RGBA canvas → "
+                      "TensorFlow). `read_drawing` adds reading the canvas's message and the drawing's preprocessing (280×280 ink → "
                       "centred 28×28), as the Draw page runs it. For comparison, TensorFlow's compiled "
                       "`inspection.Predictor` (a tf.function) and `model.predict`."]
     section.data = result
