@@ -242,7 +242,11 @@ def bench_ledger(opts: Options) -> Section:
                  for label in labels]
         starts_cols = [f"{visit} {i} (s)" for visit in ("first", "again") for i in range(1, n + 1)]
         section.lines += ["", *table(["page", *starts_cols, "first: median (s)", "again: median (s)"], rows)]
+    from cnnkit.views.ledger import LEDGER_ROWS, PICKER_RUNS, SCATTER_RUNS
+
     section.lines += ["", f"{count:,} copies of one finished run (chollet-cnn with its dense baseline); "
+                      f"Compare lists the newest {LEDGER_ROWS:,} (table, overlay, one run) and draws the newest "
+                      f"{SCATTER_RUNS:,} against their cost; a run picker offers the newest {PICKER_RUNS:,}; "
                       "each page as in the startup benchmark (rendered: Streamlit's script finished and the "
                       "title on screen; the charts may still be drawing). *first*: each page's first visit "
                       "after Home, in sidebar order; *again*: the same clicks once more, in the same "
