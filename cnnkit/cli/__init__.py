@@ -319,7 +319,7 @@ def build_parser() -> OneLineParser:
                         "also levers, hostile, hostile-keras, explain, augmentation, stop, sweeps (docs/PERFORMANCE.md)")
     add_data_dir(p)
     p.add_argument("--quick", action="store_true", help="fewer repeats and smaller sizes: a smoke test")
-    p.add_argument("--against", metavar="REV", help="live: also show the run with this git revision's app, taking turns")
+    p.add_argument("--against", metavar="REV", help="live, draw: also measure this git revision's app, taking turns")
     p.add_argument("--output", help="also write the markdown report to this file")
     p.set_defaults(func=cmd_bench)
 

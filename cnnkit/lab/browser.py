@@ -213,9 +213,9 @@ def wait_idle(page, quiet_s: float = 1.0, timeout_s: float = 30.0) -> None:
 CANVAS = "canvas.ink"  # components/draw_canvas.js (in its shadow root: Playwright's locators go in)
 
 
-def canvas_stroke(page, points: list[tuple[float, float]]) -> None:
+def canvas_stroke(page, points: list[tuple[float, float]], selector: str = CANVAS) -> None:
     """One mouse stroke on the Draw page's canvas through `points` in 0–1 canvas coordinates."""
-    canvas = page.locator(CANVAS).first
+    canvas = page.locator(selector).first
     canvas.wait_for(state="visible", timeout=120_000)
     box = canvas.bounding_box()
     xy = [(box["x"] + px * box["width"], box["y"] + py * box["height"]) for px, py in points]

@@ -10,6 +10,7 @@
     bf16        ten whole runs in bfloat16 and ten in float32: the distribution
     ledger      10,000 runs: listing them, and every page in a browser
     live        the live Train page's own CPU (server + browser) showing a simulated run; --against REV
+    draw        Draw in a browser: a fresh tab → its first prediction, a stroke → its prediction; --against REV
     levers      (only when named) each speed lever of training on its own
     hostile     (only when named) each hostile model file through `cnnkit import`: outcome, time,
                 peak memory; hostile-keras also hands each to Keras alone, for comparison
@@ -45,6 +46,7 @@ from cnnkit.lab.bench.common import (
     table,
 )
 from cnnkit.lab.bench.dashboard import bare_training_child, bench_dashboard, train_run_child
+from cnnkit.lab.bench.drawpage import bench_draw
 from cnnkit.lab.bench.explain import bench_explain, explain_child
 from cnnkit.lab.bench.hostile import bench_hostile, bench_hostile_keras, hostile_files_child
 from cnnkit.lab.bench.latency import bench_latency, latency_child
@@ -63,7 +65,7 @@ RUNNERS = {"throughput": bench_throughput, "latency": bench_latency, "memory": b
            "hostile": bench_hostile, "hostile-keras": bench_hostile_keras, "explain": bench_explain,
            "augmentation": bench_augmentation, "stop": bench_stop, "sweeps": bench_sweeps,
            "start": bench_start, "whole": bench_whole, "bf16": bench_bf16, "ledger": bench_ledger,
-           "live": bench_live}
+           "live": bench_live, "draw": bench_draw}
 CHILDREN = {"reference": reference_training, "cnnkit": cnnkit_training, "latency": latency_child,
             "memory": memory_child, "train_run": train_run_child, "bare": bare_training_child,
             "lever": lever_child, "hostile_files": hostile_files_child,

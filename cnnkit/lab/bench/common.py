@@ -12,11 +12,13 @@ runners and `child_main` its children, so the benchmark modules can import this 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +29,8 @@ from cnnkit.errors import DataError, SpecError
 from cnnkit.lab.browser import browser_available
 from cnnkit.sysinfo import describe_machine, load_average, machine_info
 
-BENCHES = ("throughput", "latency", "memory", "dashboard", "startup", "start", "whole", "bf16", "ledger", "live")
+BENCHES = ("throughput", "latency", "memory", "dashboard", "startup", "start", "whole", "bf16", "ledger", "live",
+           "draw")
 EXTRAS = ("levers", "hostile", "hostile-keras", "explain", "augmentation", "stop", "sweeps")  # run only when named
 RESULT_PREFIX = "BENCH_RESULT "
 CHILD_TIMEOUT = 3 * 3600
@@ -167,6 +170,23 @@ def EpochTimer():  # noqa: N802 - a class, built lazily so this module never imp
 
 # ---------------------------------------------------------------------------
 # Child processes
+
+
+@contextlib.contextmanager
+def checkouts(against: str | None):
+    """The apps a before/after benchmark shows, taking turns: {"this checkout": None} and, with
+    `against` (a git revision), {against: a temporary worktree of it}, removed afterwards."""
+    apps: dict[str, Path | None] = {"this checkout": None}
+    if not against:
+        yield apps
+        return
+    folder = Path(tempfile.mkdtemp(prefix="cnnkit-against-")) / "app"
+    git = ["git", "-C", str(settings.REPO_ROOT), "worktree"]
+    subprocess.run([*git, "add", "--detach", str(folder), against], check=True, capture_output=True)
+    try:
+        yield {**apps, against: folder}
+    finally:
+        subprocess.run([*git, "remove", "--force", str(folder)], capture_output=True)
 
 
 def child_environment(**extra: str) -> dict:

@@ -16,13 +16,19 @@ import contextlib
 import math
 import os
 import random
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from cnnkit import settings
-from cnnkit.lab.bench.common import Options, Section, browser_skip, median, run_child, table
+from cnnkit.lab.bench.common import (
+    Options,
+    Section,
+    browser_skip,
+    checkouts,
+    median,
+    run_child,
+    table,
+)
 from cnnkit.lab.bench.dashboard import dashboard_cpu
 from cnnkit.lab.browser import StreamlitServer, goto_when_up, launch_browser, wait_rendered
 from cnnkit.sysinfo import load_average
@@ -121,12 +127,6 @@ def _this_pid() -> dict:
     return this_process()
 
 
-def _worktree(rev: str, folder: Path) -> Path:
-    subprocess.run(["git", "-C", str(settings.REPO_ROOT), "worktree", "add", "--detach", str(folder), rev],
-                   check=True, capture_output=True)
-    return folder
-
-
 def measure_apps(apps: dict[str, Path | None], seconds: float, reps: int) -> tuple[dict, list]:
     """Each app (a checkout's folder; None: this one) shows `reps` simulated runs, taking turns:
     {name: [{"server": share of a core, "browser": share of a core, …}, …]}, and the load averages."""
@@ -155,16 +155,8 @@ def bench_live(opts: Options) -> Section:
         section.lines.append(skip)
         return section
     seconds, reps = (8.0, 1) if opts.quick else (SHOWN_SECONDS, REPEATS)
-    with tempfile.TemporaryDirectory(prefix="cnnkit-against-") as scratch:
-        apps = {"this checkout": None}
-        if opts.against:
-            apps[opts.against] = _worktree(opts.against, Path(scratch) / "app")
-        try:
-            shares, loads = measure_apps(apps, seconds, reps)
-        finally:
-            if opts.against:
-                subprocess.run(["git", "-C", str(settings.REPO_ROOT), "worktree", "remove", "--force",
-                                str(apps[opts.against])], capture_output=True)
+    with checkouts(opts.against) as apps:
+        shares, loads = measure_apps(apps, seconds, reps)
     cores = os.cpu_count() or 1
     rows = []
     for name, runs in shares.items():
