@@ -31,7 +31,7 @@ ds = draft.dataset
 ui.ready_worker(ds.name)  # a warm worker waits for Start (runs/warm.py), unless this server has them off
 st.title("🏋️ Train")
 # the URL first: the sidebar's Open (and a shared link) name the run to show
-record = monitor.pick_run(store.list(), [st.query_params.get("run"), st.session_state.get("train_run")])
+record = monitor.attach_run(store, [st.query_params.get("run"), st.session_state.get("train_run")])
 ui.active_runs_panel(shown=record and record.run_id)  # not the run this page shows live already
 if record is not None and record.is_active:  # on a phone the run sits below all the settings
     # no status here: this line is not redrawn by the polling fragment, so "queued" would go stale

@@ -160,3 +160,19 @@ def test_result_rows_one_per_model_with_mean_epoch_time():
     assert rows[0]["seconds_per_epoch"] == 2.0 and rows[0]["epochs"] == 2 and rows[0]["seconds"] == 4.5
     assert rows[1]["test_loss"] is None and rows[1]["seconds_per_epoch"] is None and rows[1]["epochs"] == 0
     assert len(monitor.result_rows(record("finished", baseline=None, models=models))) == 1
+
+
+def test_attach_run_reads_the_wanted_run_without_listing_and_else_picks_as_pick_run(tmp_path, monkeypatch):
+    from cnnkit.runs.store import RunStore
+    from tests.test_training import tiny_spec
+
+    store = RunStore(tmp_path)
+    old, new = store.create(tiny_spec(), name="old").run_id, store.create(tiny_spec(), name="new").run_id
+    for run_id in (old, new):
+        store.update(run_id, status="failed")
+    everything = store.list()
+    monkeypatch.setattr(store, "list", lambda: pytest.fail("listed every run for a run it was told"))
+    assert monitor.attach_run(store, ["../../etc", None, old]).run_id == old  # a hostile URL id is passed over
+    monkeypatch.setattr(store, "list", lambda: everything)
+    assert monitor.attach_run(store, ["gone-run", None]).run_id == monitor.pick_run(everything, []).run_id == new
+    assert monitor.attach_run(RunStore(tmp_path / "empty"), [None]) is None

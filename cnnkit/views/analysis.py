@@ -90,7 +90,9 @@ def mistakes(predictions: Predictions, limit: int = 50) -> np.ndarray:
 
 def inspectable_runs(records: list) -> dict:
     """{run id: record} of the runs that left a model (finished, or stopped with a checkpoint)."""
-    return {r.run_id: r for r in records if r.status in INSPECTABLE and r.has_model()}
+    # A finished run's model was checked by the listing (without it the run reads as damaged): a
+    # stat fewer per run, 10,000 of them on Inspect with a long ledger.
+    return {r.run_id: r for r in records if r.status in INSPECTABLE and (r.status == "finished" or r.has_model())}
 
 
 def inspectable_models(record) -> list[str]:

@@ -6,9 +6,11 @@ the pages stay thin and every rule here is testable without Streamlit or TensorF
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
+from cnnkit.errors import RunError
 from cnnkit.runs.store import RunRecord
 from cnnkit.views.text import MODEL_TITLES, fmt_pct, fmt_seconds
 
@@ -129,6 +131,17 @@ def pick_run(records: list[RunRecord], wanted: list[str | None]) -> RunRecord | 
             if record.status in statuses:
                 return record
     return records[0] if records else None
+
+
+def attach_run(store, wanted: list[str | None]) -> RunRecord | None:
+    """pick_run(store.list(), wanted), without listing every run when a wanted id names one (the
+    URL's, the session's): with 10,000 runs the listing was half of the Train page's time. An id
+    that is not a valid run id (it comes from the URL) is passed over, as pick_run passes it."""
+    for run_id in wanted:
+        with contextlib.suppress(RunError):
+            if run_id and store.exists(run_id):
+                return store.get(run_id)
+    return pick_run(store.list(), [])
 
 
 def result_rows(record: RunRecord) -> list[dict]:
