@@ -163,16 +163,23 @@ def test_result_rows_one_per_model_with_mean_epoch_time():
 
 
 def test_attach_run_reads_the_wanted_run_without_listing_and_else_picks_as_pick_run(tmp_path, monkeypatch):
-    from cnnkit.runs.store import RunStore
+    from cnnkit.runs import jobs
+    from cnnkit.runs.store import RunStore, this_process
     from tests.test_training import tiny_spec
 
     store = RunStore(tmp_path)
-    old, new = store.create(tiny_spec(), name="old").run_id, store.create(tiny_spec(), name="new").run_id
-    for run_id in (old, new):
-        store.update(run_id, status="failed")
+    assert monitor.attach_run(store, [None]) is None  # no runs yet
+    failed, done, newer_failed = (store.create(tiny_spec(), name=name).run_id for name in ("a", "b", "c"))
+    for run_id, status in ((failed, "failed"), (done, "finished"), (newer_failed, "failed")):
+        store.update(run_id, status=status)
+    (store.path(done) / "model.keras").write_bytes(b"a model")  # a finished run without one is damaged
     everything = store.list()
-    monkeypatch.setattr(store, "list", lambda: pytest.fail("listed every run for a run it was told"))
-    assert monitor.attach_run(store, ["../../etc", None, old]).run_id == old  # a hostile URL id is passed over
-    monkeypatch.setattr(store, "list", lambda: everything)
-    assert monitor.attach_run(store, ["gone-run", None]).run_id == monitor.pick_run(everything, []).run_id == new
-    assert monitor.attach_run(RunStore(tmp_path / "empty"), [None]) is None
+    monkeypatch.setattr(store, "list", lambda: pytest.fail("read every run to show one"))
+    assert monitor.attach_run(store, ["../../etc", None, failed]).run_id == failed  # a hostile URL id is passed over
+    # none wanted: as pick_run, the newest finished run (not the newer failed one)
+    assert monitor.attach_run(store, ["gone-run", None]).run_id == monitor.pick_run(everything, []).run_id == done
+    running = store.create(tiny_spec(), name="d").run_id
+    store.update(running, status="running", **this_process())
+    jobs.mark_active(store, running)
+    assert monitor.attach_run(store, [None]).run_id == running  # an active run comes first
+    assert store.newest().run_id == running and store.newest("failed").run_id == newer_failed

@@ -21,6 +21,7 @@ never sees half a file. Plain Python: listing runs never imports TensorFlow.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -368,17 +369,34 @@ class RunStore:
             status, problem = "damaged", "the run says finished but model.keras is missing"
         return RunRecord(run_id, run_dir, status, meta, spec, problem)
 
-    def list(self) -> list[RunRecord]:
-        """All runs, newest first. Hidden folders (".slots") and stray files are skipped. Each
-        run.json is read once while it stays the same file (runs/listing.py)."""
+    def _run_names(self) -> list[str]:
+        """The run folders' names. Hidden folders (".slots") and stray files are skipped."""
         try:
             with os.scandir(self.root) as entries:  # is_dir() from the directory entry: no stat
-                names = [entry.name for entry in entries if not entry.name.startswith(".")
-                         and entry.is_dir() and RUN_ID_PATTERN.fullmatch(entry.name)]
+                return [entry.name for entry in entries if not entry.name.startswith(".")
+                        and entry.is_dir() and RUN_ID_PATTERN.fullmatch(entry.name)]
         except (FileNotFoundError, NotADirectoryError):
             return []
-        records = [self._read(name, self.root / name) for name in names]
+
+    def list(self) -> list[RunRecord]:
+        """All runs, newest first. Each run.json is read once while it stays the same file
+        (runs/listing.py)."""
+        records = [self._read(name, self.root / name) for name in self._run_names()]
         return sorted(records, key=lambda r: (r.created, r.run_id), reverse=True)
+
+    def newest(self, status: str | None = None) -> RunRecord | None:
+        """The newest run (of `status`) in list()'s order, reading run.json newest second first
+        until one matches: a page that shows one run need not read all of 10,000. A run id starts
+        with the second it was created in (create()); the runs of one second are read together
+        and ordered as list() orders them."""
+        by_second = itertools.groupby(sorted(self._run_names(), reverse=True), key=lambda name: name[:15])
+        for _, names in by_second:
+            records = sorted((self._read(name, self.root / name) for name in names),
+                             key=lambda r: (r.created, r.run_id), reverse=True)
+            found = next((r for r in records if status is None or r.status == status), None)
+            if found is not None:
+                return found
+        return None
 
     def latest(self, dataset: str | None = None, status: str = "finished") -> RunRecord | None:
         for record in self.list():
