@@ -211,6 +211,14 @@ def run_child(kind: str, params: dict, timeout: float = CHILD_TIMEOUT) -> dict:
     raise RuntimeError(f"benchmark child {kind} failed (exit {proc.returncode}): {' / '.join(tail)}")
 
 
+def make_finished_run(runs_dir: str, data_dir: str | None) -> Path:
+    """A small finished run to show (chollet-cnn on 2,000 images, 1 epoch, with its dense
+    baseline), trained in a child process; its folder."""
+    run_child("train_run", {"runs_dir": runs_dir, "data_dir": data_dir, "preset": "chollet-cnn",
+                            "train_limit": 2000, "epochs": 1, "baseline": "dense-128"})
+    return next(p for p in Path(runs_dir).iterdir() if not p.name.startswith("."))
+
+
 def child_main(argv: list[str], children: dict[str, Callable[..., dict]]) -> int:
     """In the child: `KIND PARAMS-JSON` → children[KIND](**params), printed as a RESULT line."""
     kind, params = argv[0], json.loads(argv[1])

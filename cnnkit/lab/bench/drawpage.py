@@ -26,8 +26,8 @@ from cnnkit.lab.bench.common import (
     Section,
     browser_skip,
     checkouts,
+    make_finished_run,
     median,
-    run_child,
     table,
 )
 from cnnkit.lab.browser import ONE_STROKE, StreamlitServer, canvas_stroke, launch_browser, wait_idle
@@ -84,8 +84,7 @@ def bench_draw(opts: Options) -> Section:
     with tempfile.TemporaryDirectory(prefix="cnnkit-draw-") as scratch, checkouts(opts.against) as apps, \
             sync_playwright() as pw, contextlib.ExitStack() as stack:
         model_runs = Path(scratch) / "model"
-        run_child("train_run", {"runs_dir": str(model_runs), "data_dir": opts.data_dir, "preset": "chollet-cnn",
-                                "train_limit": 2000, "epochs": 1, "baseline": "dense-128"})
+        make_finished_run(str(model_runs), opts.data_dir)
         browser = launch_browser(pw)
         stack.callback(browser.close)
         servers = {}

@@ -24,11 +24,13 @@ from cnnkit.lab.bench.common import (
     Options,
     Section,
     browser_skip,
+    make_finished_run,
     median,
     run_child,
     skipped_without_data,
     table,
 )
+from cnnkit.lab.bench.startup import fresh_starts
 from cnnkit.runs.store import pid_alive
 from cnnkit.sysinfo import anonymous_mib, cpu_seconds, load_average, rss_mib
 
@@ -167,12 +169,6 @@ def listing_child(runs_dir: str) -> dict:
     return {"runs": count, "first": times[0], "again": times[1], **rss_mib()}
 
 
-def _template_run(runs_dir: str, opts: Options) -> Path:
-    run_child("train_run", {"runs_dir": runs_dir, "data_dir": opts.data_dir, "preset": "chollet-cnn",
-                            "train_limit": 2000, "epochs": 1, "baseline": "dense-128"})
-    return next(p for p in Path(runs_dir).iterdir() if not p.name.startswith("."))
-
-
 def ledger_visits(server, browser) -> dict:
     """Seconds from `streamlit run` to Home rendered, then to each page by its sidebar link, then
     the same clicks once more (`again`: each page's repeat visit in the same session)."""
@@ -199,34 +195,16 @@ def ledger_visits(server, browser) -> dict:
         server.stop()
 
 
-def _ledger_starts(runs_dir: str, opts: Options, repeats: int) -> list[dict]:
-    from playwright.sync_api import sync_playwright
-
-    from cnnkit.lab.browser import StreamlitServer, launch_browser
-
-    results = []
-    with sync_playwright() as pw:
-        browser = launch_browser(pw)
-        try:
-            for _ in range(repeats):
-                load = load_average()
-                server = StreamlitServer(runs_dir, data_dir=opts.data_dir, offline=False)
-                results.append({**ledger_visits(server, browser), "load": load})
-        finally:
-            browser.close()
-    return results
-
-
 def bench_ledger(opts: Options) -> Section:
     count = 300 if opts.quick else LEDGER_RUNS
     section = Section(f"11. A ledger of {count:,} runs: listing and the pages")
     with tempfile.TemporaryDirectory(prefix="cnnkit-bench-") as made, \
             tempfile.TemporaryDirectory(prefix="cnnkit-bench-") as runs_dir:
-        template = _template_run(made, opts)
+        template = make_finished_run(made, opts.data_dir)
         clone_runs(template, Path(runs_dir), count)
         listings = [run_child("listing", {"runs_dir": runs_dir}) for _ in range(3)]
         skip = browser_skip()
-        starts = [] if skip else _ledger_starts(runs_dir, opts, 1 if opts.quick else 2)
+        starts = [] if skip else fresh_starts(runs_dir, opts, 1 if opts.quick else 2, ledger_visits)
     section.lines += table(["listing in a fresh process", "runs", "first list() (s)", "again (s)", "RSS MiB"],
                            [[f"#{i}", r["runs"], r["first"], r["again"], r["rss_mib"]]
                             for i, r in enumerate(listings, start=1)])

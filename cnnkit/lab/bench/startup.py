@@ -10,7 +10,7 @@ from __future__ import annotations
 import tempfile
 import time
 
-from cnnkit.lab.bench.common import Options, Section, browser_skip, median, run_child, table
+from cnnkit.lab.bench.common import Options, Section, browser_skip, make_finished_run, median, table
 from cnnkit.lab.browser import StreamlitServer, goto_when_up, launch_browser, wait_rendered
 from cnnkit.sysinfo import load_average
 
@@ -47,12 +47,9 @@ def startup_once(server: StreamlitServer, browser) -> dict:
         server.stop()
 
 
-def _make_finished_run(runs_dir: str, opts: Options) -> None:
-    run_child("train_run", {"runs_dir": runs_dir, "data_dir": opts.data_dir, "preset": "chollet-cnn",
-                            "train_limit": 2000, "epochs": 1, "baseline": "dense-128"})
-
-
-def _starts(runs_dir: str, opts: Options, repeats: int) -> list[dict]:
+def fresh_starts(runs_dir: str, opts: Options, repeats: int, visit=None) -> list[dict]:
+    """`repeats` fresh `streamlit run`s of the app on `runs_dir`, each visited by `visit(server,
+    browser)` (startup_once: Home, then every page once) in one Chromium; its times and the load."""
     from playwright.sync_api import sync_playwright
 
     results = []
@@ -63,7 +60,7 @@ def _starts(runs_dir: str, opts: Options, repeats: int) -> list[dict]:
                 load = load_average()
                 # offline=False: the server has this process's CNNKIT_OFFLINE, as a user's would
                 server = StreamlitServer(runs_dir, data_dir=opts.data_dir, offline=False)
-                results.append({**startup_once(server, browser), "load": load})
+                results.append({**(visit or startup_once)(server, browser), "load": load})
         finally:
             browser.close()
     return results
@@ -78,8 +75,8 @@ def bench_startup(opts: Options) -> Section:
     repeats = 1 if opts.quick else 3
     with tempfile.TemporaryDirectory(prefix="cnnkit-bench-") as runs_dir:
         if not opts.quick:
-            _make_finished_run(runs_dir, opts)
-        results = _starts(runs_dir, opts, repeats)
+            make_finished_run(runs_dir, opts.data_dir)
+        results = fresh_starts(runs_dir, opts, repeats)
     labels = list(results[0]["pages"])
     rows = [["Home (from `streamlit run`)", *[r["home"] for r in results], median(r["home"] for r in results)]]
     rows += [[f"{label} (sidebar click)", *[r["pages"].get(label) for r in results],
