@@ -72,13 +72,13 @@ function ticks(low, high, count) {
   return out;
 }
 
-function range(values, fallback) {
+// The values' span with a margin, never below 0 when none is (a loss), nor above 1 for a share.
+function range(values, fallback, share) {
   let low = Infinity, high = -Infinity;
   values.forEach((v) => { if (v < low) low = v; if (v > high) high = v; });
   if (!isFinite(low)) return fallback;
-  if (high - low < 1e-9) { low -= 0.5; high += 0.5; }
-  const pad = (high - low) * 0.05;
-  return [low - pad, high + pad];
+  const pad = high - low < 1e-9 ? Math.max(Math.abs(high) * 0.1, 0.05) : (high - low) * 0.05;
+  return [low >= 0 ? Math.max(low - pad, 0) : low - pad, share && high <= 1 ? Math.min(high + pad, 1) : high + pad];
 }
 
 function buildChart(parent) {
@@ -104,7 +104,7 @@ function draw(chart) {
   const xs = data.series.flatMap((s) => s.x), ys = data.series.flatMap((s) => s.y);
   const [, xHigh] = range(xs.concat(data.marks.map((m) => m.x)), [0, 1]);
   const xRange = [0, Math.max(xHigh, 1)];
-  const yRange = range(ys, [0, 1]);
+  const yRange = range(ys, [0, 1], data.percent);
   const plotW = width - PAD.left - PAD.right, plotH = height - PAD.top - PAD.bottom;
   const px = (x) => PAD.left + ((x - xRange[0]) / (xRange[1] - xRange[0])) * plotW;
   const py = (y) => PAD.top + (1 - (y - yRange[0]) / (yRange[1] - yRange[0])) * plotH;
@@ -139,6 +139,14 @@ function draw(chart) {
     s.x.forEach((x, i) => (i ? g.lineTo(px(x), py(s.y[i])) : g.moveTo(px(x), py(s.y[i]))));
     g.stroke();
     g.setLineDash([]);
+    if (!s.dots && s.x.length) {  // where a line is now: its newest point (and a line of one point shows)
+      const last = s.x.length - 1;
+      g.globalAlpha = 1;
+      g.fillStyle = s.color;
+      g.beginPath();
+      g.arc(px(s.x[last]), py(s.y[last]), 2.5, 0, 2 * Math.PI);
+      g.fill();
+    }
     if (s.dots) {
       s.x.forEach((x, i) => {
         g.beginPath();
