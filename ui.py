@@ -582,6 +582,25 @@ def show_flash(key: str) -> None:
         st.success(message)
 
 
+def ledger_table(listed: list[RunRecord]) -> None:
+    """Compare's ledger of the `listed` runs: the columns that fit a laptop's width; the optimizer,
+    the baseline's size and time and the run id are in the table's 👁 menu (shown, they pushed the
+    ledger off the right edge)."""
+    import pandas as pd
+
+    from cnnkit.views import ledger
+
+    table = pd.DataFrame(ledger.ledger_rows(listed))
+    table["status"] = table["status"].map(text.status_label)
+    pct = st.column_config.NumberColumn(format="percent")
+    columns = {"name": st.column_config.TextColumn(pinned=True), "test accuracy": pct, "baseline accuracy": pct,
+               "params": COUNT_COLUMN, "time (s)": st.column_config.NumberColumn(format="%.1f"),
+               "data": st.column_config.TextColumn(help="SAMPLE: trained on the bundled sample, not the full dataset"),
+               "problem": st.column_config.TextColumn(width="medium") if table["problem"].astype(bool).any() else None,
+               **dict.fromkeys(("optimizer", "baseline params", "baseline time (s)", "run_id"))}
+    st.dataframe(table, hide_index=True, key="compare_table", column_config=columns)
+
+
 def metric_row(metrics: list[dict]) -> None:
     """st.metric side by side, one column each; a metric is a dict of st.metric's arguments
     (label, value, and optionally delta and help), as cnnkit.views builds them."""

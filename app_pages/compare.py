@@ -1,9 +1,7 @@
 """Compare: the run ledger, chosen runs' curves overlaid, accuracy against cost, and run actions."""
 
 import functools
-import itertools
 
-import pandas as pd
 import streamlit as st
 
 import ui
@@ -49,11 +47,6 @@ def run_actions(store, record) -> None:
                            on_click="ignore", disabled=not ledger.has_files(record.path))
 
 
-def run_chip(record, name: str) -> str:
-    """A run in a picker (text.run_label) under the name the page gives it (distinct where names repeat)."""
-    return name + text.run_label(record).removeprefix(record.name)
-
-
 # --- The page ---------------------------------------------------------------------------------
 
 ui.page("Compare", "📈")
@@ -76,21 +69,12 @@ query = st.text_input("Find runs", key="compare_find", placeholder=ledger.FIND_H
     if len(records) > ledger.LEDGER_ROWS else ""
 listed, hidden_note = ledger.run_window(records, query)
 listed_ids = [r.run_id for r in listed]
-chip = functools.cache(lambda run_id: run_chip(by_id[run_id], names[run_id]))  # only for the runs offered
+chip = functools.cache(lambda run_id: ledger.run_chip(by_id[run_id], names[run_id]))  # only for the runs offered
 
 
-# --- The ledger: what fits a laptop's width; the optimizer, the baseline's size and time and the run
-# id from the table's 👁 menu (all of them scrolled to, the ledger was cut off on the right) ------
+# --- The ledger (the listed runs), how many there are, and how many are not listed -----------------
 if listed:
-    table = pd.DataFrame(ledger.ledger_rows(listed))
-    table["status"] = table["status"].map(text.status_label)
-    pct = st.column_config.NumberColumn(format="percent")
-    columns = {"name": st.column_config.TextColumn(pinned=True), "test accuracy": pct, "baseline accuracy": pct,
-               "params": ui.COUNT_COLUMN, "time (s)": st.column_config.NumberColumn(format="%.1f"),
-               "data": st.column_config.TextColumn(help="SAMPLE: trained on the bundled sample, not the full dataset"),
-               "problem": st.column_config.TextColumn(width="medium") if table["problem"].astype(bool).any() else None,
-               **dict.fromkeys(("optimizer", "baseline params", "baseline time (s)", "run_id"))}
-    st.dataframe(table, hide_index=True, key="compare_table", column_config=columns)
+    ui.ledger_table(listed)
 st.caption(f"{len(records)} runs in {ui.runs_place(store)} · time: seconds the CNN trained · accuracy on the test "
            "split · more columns in the table's 👁 menu")
 if hidden_note:
@@ -98,15 +82,11 @@ if hidden_note:
 
 # --- Curves of chosen runs --------------------------------------------------------------------
 st.subheader("Curves")
-newest = list(itertools.islice((r.run_id for r in records if ledger.has_curves(r)), 3))  # run.json says: no history read
-if not newest:
+with_history, kept = ledger.overlay_choices(records, listed, st.session_state.get("_compare_chosen"))
+if not with_history:
     st.info("No run has finished an epoch yet: curves appear here after the first one.")
 else:
     c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
-    kept = [i for i in st.session_state.get("_compare_chosen", newest) if i in by_id and ledger.has_curves(by_id[i])]
-    with_history = [r.run_id for r in listed if ledger.has_curves(r)]
-    offered = set(with_history)
-    with_history += [i for i in kept if i not in offered]  # chosen, though not among the runs listed
     chosen = st.session_state["_compare_chosen"] = c1.multiselect(  # a rename is a new widget: its chips
         "Runs to overlay", with_history, default=kept, format_func=chip, max_selections=len(charts.RUN_COLORS),
         key=ui.labelled_key("compare_runs", map(chip, with_history)))
@@ -130,11 +110,9 @@ else:
                    "shown instead, marked (train).")
 
 # --- Accuracy against cost --------------------------------------------------------------------
-found = ledger.find_runs(records, query)
-points = ledger.scatter_points(found[:ledger.SCATTER_RUNS])  # SVG markers: 10,000 runs kept the browser busy ~6 s
+points, drawn = ledger.scatter_window(records, query)  # SVG markers: 10,000 runs kept the browser busy ~6 s
 if points:
-    drawn = f"The newest {ledger.SCATTER_RUNS:,} runs" + (" found" if query.strip() else "")
-    st.subheader("Accuracy against cost", help=drawn if len(found) > ledger.SCATTER_RUNS else None)
+    st.subheader("Accuracy against cost", help=drawn)
     left, right = st.columns(2)
     left.plotly_chart(charts.accuracy_scatter(points, "params", "parameters", log_x=True), key="compare_vs_params")
     right.plotly_chart(charts.accuracy_scatter(points, "seconds", "training time (s)", log_x=True),

@@ -198,3 +198,16 @@ def test_the_note_shows_a_query_as_plain_text():
     query = "![x](http://a/b.png)"
     note = ledger.run_window(records, query, limit=1)[1]
     assert "![x](" not in note and f"match “{query}”" in re.sub(r"\\(.)", r"\1", note)  # escaped, not lost
+
+
+def test_overlay_choices_keep_what_was_chosen_and_start_at_the_newest_three():
+    from types import SimpleNamespace
+
+    def run(run_id, epochs):
+        return SimpleNamespace(run_id=run_id, models={"cnn": {"epochs_completed": epochs}})
+
+    records = [run("e", 1), run("d", 0), run("c", 2), run("b", 1), run("a", 3)]  # newest first; d has no curves
+    assert ledger.overlay_choices(records, records, None) == (["e", "c", "b", "a"], ["e", "c", "b"])
+    # a Find listed only e and d; "a", chosen before, stays offered and chosen; "d" (no curves) is dropped
+    assert ledger.overlay_choices(records, records[:2], ["a", "d", "gone"]) == (["e", "a"], ["a"])
+    assert ledger.overlay_choices([run("x", 0)], [run("x", 0)], None) == ([], [])

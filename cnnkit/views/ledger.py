@@ -11,6 +11,7 @@ say how many are left out and how to find them (`run_window`).
 from __future__ import annotations
 
 import io
+import itertools
 import zipfile
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from cnnkit.presets import PRESETS
 from cnnkit.runs.store import RunRecord
 from cnnkit.shapes import summarize_spec
 from cnnkit.specs import ExperimentSpec
-from cnnkit.views.text import plain
+from cnnkit.views.text import plain, run_label
 
 SCATTER_RUNS = 200  # the newest runs drawn against their cost: 1,000 (4,000 SVG markers) cost Compare ~0.3 s more
 LEDGER_ROWS = 200  # the newest runs Compare lists (table, overlay, one run); the others by its Find box
@@ -196,6 +197,21 @@ def has_curves(record: RunRecord) -> bool:
     return any(int(result.get("epochs_completed") or 0) > 0 for result in record.models.values())
 
 
+def overlay_choices(records: list[RunRecord], listed: list[RunRecord],
+                    before: list[str] | None) -> tuple[list[str], list[str]]:
+    """Compare's "Runs to overlay": (its options, its choice). The options are the listed runs that
+    have curves and any run chosen `before` (kept, though a Find no longer lists it); the choice is
+    what was chosen before and still has curves, else the newest three runs with curves. Both
+    empty when no run has finished an epoch. run.json says which runs have curves: no history read."""
+    by_id = {r.run_id: r for r in records}
+    newest = list(itertools.islice((r.run_id for r in records if has_curves(r)), 3))
+    if not newest:
+        return [], []
+    kept = [i for i in (newest if before is None else before) if i in by_id and has_curves(by_id[i])]
+    options = [r.run_id for r in listed if has_curves(r)]
+    return options + [i for i in kept if i not in set(options)], kept
+
+
 def scatter_points(records: list[RunRecord]) -> list[dict]:
     """One point per trained model with a test accuracy: for accuracy vs params / vs time."""
     points = []
@@ -208,6 +224,19 @@ def scatter_points(records: list[RunRecord]) -> list[dict]:
                            "accuracy": result["test_accuracy"], "params": result.get("params"),
                            "seconds": result.get("seconds")})
     return points
+
+
+def run_chip(record: RunRecord, name: str) -> str:
+    """A run in a picker (text.run_label) under the name the page gives it (distinct where names repeat)."""
+    return name + run_label(record).removeprefix(record.name)
+
+
+def scatter_window(records: list[RunRecord], query: str = "") -> tuple[list[dict], str | None]:
+    """The points Compare draws against their cost (the newest SCATTER_RUNS runs that `query`
+    finds) and, when that leaves runs out, the chart's note saying so."""
+    found = find_runs(records, query)
+    note = f"The newest {SCATTER_RUNS:,} runs" + (" found" if query.strip() else "")
+    return scatter_points(found[:SCATTER_RUNS]), note if len(found) > SCATTER_RUNS else None
 
 
 def has_files(run_dir: str | Path) -> bool:
