@@ -182,6 +182,12 @@ function showLegend(chart) {
   });
   chart.marks = chart.data.marks.map((m) => m.label);
   chart.box.dataset.marks = JSON.stringify(chart.marks);  // what the markers say, for a reader or a test
+  // the chart in words for a screen reader: each line's newest value
+  const value = (y) => (chart.data.percent ? `${(y * 100).toFixed(1)}%` : y.toPrecision(3));
+  const newest = chart.data.series.filter((s) => s.x.length).map((s) =>
+    `${s.label} ${value(s.y[s.y.length - 1])} at epoch ${+s.x[s.x.length - 1].toFixed(2)}`);
+  chart.canvas.setAttribute("role", "img");
+  chart.canvas.setAttribute("aria-label", `${chart.data.title}: ${newest.join("; ")}`);
 }
 
 function showCharts(view, data) {

@@ -112,6 +112,8 @@ def test_pause_lr_resume_stop_at_epoch_end_then_continue(tmp_path):
             wait_until(lambda: charts.count() >= 2 and all(
                 "⏸ paused · lr → 0.0003" in (charts.nth(i).get_attribute("data-marks") or "") for i in range(2)),
                 "the marked live curves", 30)
+            # and in words for a screen reader: the newest value of each line
+            assert charts.nth(0).locator("canvas").get_attribute("aria-label").startswith("Loss: CNN train, per batch ")
             shoot(page, "train-live")  # paused: the controls, the marked curves, Active runs in the sidebar
             resume.click()
             wait_until(lambda: "resume" in kinds(run_dir), "the resume event")
