@@ -401,7 +401,9 @@ LIVE_POLL_SECONDS = 2.0  # a live run's poll: the bar glides on between polls at
 
 @functools.cache
 def _component_file(name: str) -> str:
-    return (settings.REPO_ROOT / "components" / name).read_text(encoding="utf-8")
+    """A file of components/; a script comes with dom.js, what the components share, before it."""
+    text = (settings.REPO_ROOT / "components" / name).read_text(encoding="utf-8")
+    return _component_file("dom.js") + "\n" + text if name.endswith(".js") and name != "dom.js" else text
 
 
 def live_monitor(view: dict, key: str) -> None:

@@ -3,13 +3,6 @@
 // image file and no wait: the server checks the length and reads the bytes, nothing to decode.
 // Undo and Clear are here too: they need no round trip to redraw the canvas.
 
-function element(tag, className, parent) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (parent) parent.appendChild(node);
-  return node;
-}
-
 function base64(bytes) {
   let text = "";
   for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));

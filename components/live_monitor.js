@@ -4,13 +4,6 @@
 
 const PAD = { left: 46, right: 10, top: 22, bottom: 26 };  // px around a chart's plot area
 
-function element(tag, className, parent) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (parent) parent.appendChild(node);
-  return node;
-}
-
 function build(root) {
   const box = element("div", "live", root);
   const view = { box, chartViews: [] };
