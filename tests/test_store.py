@@ -257,11 +257,15 @@ def test_log_tail(store):
 # ---------------------------------------------------------------------------
 # A kill while a file is written (issue 12, item 5): real SIGKILLs at 12 moments
 
-WRITER = """
+# The file is rewritten in a loop, so each kill lands inside some write whatever its size; 50,000
+# rows (was 200,000) take ~0.1 s a write, and the 12 moments 0-0.14 s apart fall at different
+# points of one or two writes.
+ROWS = 50_000
+WRITER = f"""
 import sys, numpy as np
 from cnnkit.runs.store import atomic_write_npz
 path, mode = sys.argv[1], sys.argv[2]
-probs = np.random.default_rng(0).random((200_000, 10), dtype=np.float32)  # ~8 MB, incompressible
+probs = np.random.default_rng(0).random(({ROWS}, 10), dtype=np.float32)  # ~2 MB, incompressible: ~0.1 s a write
 i = 0
 while True:
     i += 1
@@ -293,7 +297,7 @@ def kill_writer_repeatedly(tmp_path, mode: str, moments=12) -> list[str]:
         child.wait()
         try:
             predictions = load_predictions(run_dir)
-            outcomes.append("whole" if len(predictions.y_true) == 200_000 else "short")
+            outcomes.append("whole" if len(predictions.y_true) == ROWS else "short")
         except Exception as exc:  # what Inspect crashed on before: EOFError, BadZipFile, ValueError
             outcomes.append(type(exc).__name__)
         assert not [p.name for p in run_dir.iterdir() if p.name != path.name and mode != "atomic"]
