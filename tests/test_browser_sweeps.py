@@ -36,12 +36,14 @@ def wait_text(page, text: str, timeout: float = 60.0) -> None:
     page.wait_for_function(BODY_HAS, arg=text, timeout=timeout * 1000)
 
 
-def shoot(page, name: str, at: str) -> None:
-    """With CNNKIT_SCREENSHOTS_DIR set: the page scrolled to the text `at`, at laptop and at phone
-    width (NAME.png, NAME-phone.png). Streamlit scrolls inside its own container: no full-page shot."""
+def shoot(page, name: str, at: str, settle: float = 0.0) -> None:
+    """With CNNKIT_SCREENSHOTS_DIR set: after `settle` s, the page scrolled to the text `at`, at laptop
+    and at phone width (NAME.png, NAME-phone.png). Streamlit scrolls inside its own container: no
+    full-page shot."""
     folder = settings.get().screenshots_dir
     if not folder:
         return
+    time.sleep(settle)
     target = ROOT / folder
     target.mkdir(parents=True, exist_ok=True)
     for size, suffix in ((VIEWPORT, ""), (PHONE, "-phone")):
@@ -98,8 +100,7 @@ def test_ab_from_build_to_a_verdict(tmp_path):
             wait_text(page, verdict)  # the page's polling noticed the end and drew the results
             assert "4 of 4 trials finished" in page.inner_text("body")
             page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 1", timeout=30_000)
-            time.sleep(1.0)  # the charts finish drawing
-            shoot(page, "sweeps-read", "3 · Read")
+            shoot(page, "sweeps-read", "3 · Read", settle=1.0)  # the charts finish drawing (for the shot only)
         finally:
             for record in store.list():  # a failed check must not leave trials training behind
                 if record.is_active:
