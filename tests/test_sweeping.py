@@ -45,7 +45,10 @@ def by_trial(result: dict) -> dict:
 @pytest.fixture(scope="module")
 def local_sweep(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sweep_local")
-    completed = run_sweep_cli(folder, AB, "--engine", "local", "--runs-dir", folder / "runs")
+    # Two slots: two trials train at once, as on the Ray node below (2 CPUs, 1 a trial), so the
+    # four worker processes' TensorFlow start-ups overlap; every check here is about the results.
+    completed = run_sweep_cli(folder, AB, "--engine", "local", "--runs-dir", folder / "runs",
+                              env_extra={"CNNKIT_MAX_JOBS": "2"})
     assert completed.returncode == 0, completed.stderr
     return folder / "runs", last_json_line(completed.stdout), completed
 
