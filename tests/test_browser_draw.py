@@ -71,9 +71,9 @@ def server(tmp_path_factory):
         yield running
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser():
-    with chromium() as launched:
+    with chromium() as launched:  # one Chromium for the module: each test opens its own page
         yield launched
 
 
