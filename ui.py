@@ -483,7 +483,7 @@ def steer_learning_rate(runs: RunStore, record: RunRecord, steered: list[dict]) 
 def show_curves(record: RunRecord, key: str, metrics: tuple[str, ...] = ("loss", "accuracy")) -> None:
     """A run's live/final training curves (CNN and baseline overlaid), one chart per metric."""
     from cnnkit.runs.control import events
-    from cnnkit.views.charts import training_curves
+    from cnnkit.views.charts import CURVES_NOTE, NO_CURVES_YET, nothing_to_plot, training_curves
     from cnnkit.views.monitor import steps_per_epoch
     from cnnkit.views.steering import event_lines, mark_events
 
@@ -491,18 +491,17 @@ def show_curves(record: RunRecord, key: str, metrics: tuple[str, ...] = ("loss",
     history, batches = runs.history(record.run_id), runs.batches(record.run_id)
     steered = events(runs, record.run_id)
     if not history and not batches:
-        st.caption("The curves start with the first batches.")
+        st.caption(NO_CURVES_YET)
         return
     for metric, column in zip(metrics, st.columns(len(metrics)), strict=True):
         figure = training_curves(history, batches, metric, steps_per_epoch(record))
         if figure is None:  # a diverged run's NaN: no empty chart with a made-up axis
-            column.caption(f"Nothing to plot for the {metric}: the run recorded no finite value of it.")
+            column.caption(nothing_to_plot(metric))
         else:
             column.plotly_chart(mark_events(figure, steered, steps_per_epoch(record)), key=f"{key}_{metric}")
     for line in event_lines(steered):
         st.caption(line)
-    st.caption("Thin lines: every few batches (Keras' running mean over the epoch so far) · dots: epoch "
-               "ends · hollow dots, dashed: validation. Blue: the CNN, orange: the dense baseline.")
+    st.caption(CURVES_NOTE)
 
 
 # ---------------------------------------------------------------------------

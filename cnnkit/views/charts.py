@@ -85,6 +85,18 @@ def curve_points(history: list[dict], batches: list[dict], metric: str,
     return points
 
 
+CURVES_NOTE = ("Thin lines: every few batches (Keras' running mean over the epoch so far) · dots: epoch ends · "
+               "hollow dots, dashed: validation. Blue: the CNN, orange: the dense baseline.")
+
+
+NO_CURVES_YET = "The curves start with the first batches."
+
+
+def nothing_to_plot(metric: str) -> str:
+    """Why a run's chart of `metric` is not drawn: a diverged run's NaN, no made-up axis."""
+    return f"Nothing to plot for the {metric}: the run recorded no finite value of it."
+
+
 def training_curves(history: list[dict], batches: list[dict], metric: str = "loss",
                     steps_per_epoch: int | None = None, height: int = 330) -> go.Figure | None:
     """Loss or accuracy: per batch (thin), per epoch (dots) and validation (dashed), for the CNN

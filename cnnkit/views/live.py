@@ -10,14 +10,18 @@ hundred points on a canvas. The finished run's curves are still plotly (ui.show_
 from __future__ import annotations
 
 from cnnkit.runs.store import RunRecord
-from cnnkit.views.charts import MODEL_COLORS, curve_points
+from cnnkit.views.charts import (
+    CURVES_NOTE,
+    MODEL_COLORS,
+    NO_CURVES_YET,
+    curve_points,
+    nothing_to_plot,
+)
 from cnnkit.views.monitor import live_status, model_keys, steps_per_epoch
 from cnnkit.views.steering import event_lines, event_marks
 from cnnkit.views.text import model_title, status_label
 
 MAX_BATCH_POINTS = 600  # per model and metric: more than a chart's width in pixels adds nothing
-CURVES_NOTE = ("Thin lines: every few batches (Keras' running mean over the epoch so far) · dots: epoch ends · "
-               "hollow dots, dashed: validation. Blue: the CNN, orange: the dense baseline.")
 # kind → how it is drawn: line width, opacity, dashed, its dots, its name after the model's
 KIND_STYLES = {"batch": (1.0, 0.5, False, None, "train, per batch"),
                "epoch": (2.5, 1.0, False, "filled", "train"),
@@ -86,6 +90,6 @@ def curves_view(record: RunRecord, history: list[dict], batches: list[dict], eve
             charts.append({"title": "Accuracy" if metric == "accuracy" else "Loss", "percent": metric == "accuracy",
                            "series": lines, "marks": marks})
         elif history or batches:  # a diverged run's NaN: no empty chart with a made-up axis
-            empty.append(f"Nothing to plot for the {metric}: the run recorded no finite value of it.")
-    note = CURVES_NOTE if charts else "" if empty else "The curves start with the first batches."
+            empty.append(nothing_to_plot(metric))
+    note = CURVES_NOTE if charts else "" if empty else NO_CURVES_YET
     return {"curves": {"charts": charts, "empty": empty, "events": event_lines(events), "note": note}}

@@ -101,11 +101,11 @@ def _show_run(server: StreamlitServer, browser, seconds: float) -> dict:
     """One simulated run shown live on the Train page: the server's and the browser's CPU share."""
     from cnnkit.presets import get_preset
     from cnnkit.runs.jobs import mark_active
-    from cnnkit.runs.store import RunStore
+    from cnnkit.runs.store import RunStore, this_process
 
     store = RunStore(server.runs_dir)
     run_id = store.create(get_preset(LIVE_PRESET).experiment(), name="live page benchmark").run_id
-    store.update(run_id, status="running", **_this_pid())  # the page opens on an active run, as jobs.start leaves it
+    store.update(run_id, status="running", **this_process())  # the page opens on an active run, as jobs.start leaves it
     mark_active(store, run_id)
     page = browser.new_page()
     try:
@@ -119,12 +119,6 @@ def _show_run(server: StreamlitServer, browser, seconds: float) -> dict:
     wall = result["child_seconds"]
     return {"server": (after["server"] - before["server"]) / wall,
             "browser": (after["browser"] - before["browser"]) / wall, **result}
-
-
-def _this_pid() -> dict:
-    from cnnkit.runs.store import this_process
-
-    return this_process()
 
 
 def measure_apps(apps: dict[str, Path | None], seconds: float, reps: int) -> tuple[dict, list]:
