@@ -77,7 +77,8 @@ def test_the_reader_sees_each_complete_command_once(runs_dir):
 # Pause, learning rate, resume: in a real (tiny) training
 
 
-def test_pause_lr_resume_land_in_the_history_and_the_events(training, runs_dir, monkeypatch):
+@pytest.mark.parametrize("steps_per_call", [16, 1])  # 16: what this tiny CNN runs; 1: kruse-conv-nopool
+def test_pause_lr_resume_land_in_the_history_and_the_events(training, runs_dir, monkeypatch, steps_per_call):
     monkeypatch.setattr("cnnkit.model.callbacks.PROGRESS_SECONDS", 0.0)
     store = RunStore(runs_dir)
     run_id = store.create(tiny_spec(train_limit=400, batch_size=16, epochs=3)).run_id  # 25 batches an epoch
@@ -96,16 +97,16 @@ def test_pause_lr_resume_land_in_the_history_and_the_events(training, runs_dir, 
 
     def hook(progress):
         if progress.get("phase") == "epoch_end" and progress["epoch"] == 1:
-            control.send(store, run_id, "pause")  # read after the first batch of epoch 2
+            control.send(store, run_id, "pause")  # read after epoch 2's first call into TensorFlow
             threading.Thread(target=steer, daemon=True).start()
 
-    meta = training.run_job(store, run_id, hook=hook)
+    meta = training.run_job(store, run_id, hook=hook, steps_per_execution=steps_per_call)
     assert meta["status"] == "finished"
     assert batches_while_paused == [0]
     events = control.events(store, run_id)
     assert [e["event"] for e in events] == ["pause", "lr", "resume"]
     pause, lr, resume = events
-    assert (pause["epoch"], pause["batch"], pause["step"]) == (2, 1, 26)
+    assert (pause["epoch"], pause["batch"], pause["step"]) == (2, steps_per_call, 25 + steps_per_call)
     assert lr["from"] == pytest.approx(0.001) and lr["to"] == pytest.approx(0.0003)
     assert resume["paused_seconds"] >= 1.0
     rates = [h["learning_rate"] for h in store.history(run_id)]

@@ -10,7 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from cnnkit.presets import PRESETS, baseline_layers
+from cnnkit.presets import PRESETS, baseline_layers, get_preset
+from cnnkit.runs.control import events
 from cnnkit.runs.store import RunStore
 from cnnkit.shapes import summarize
 from cnnkit.specs import ExperimentSpec, TrainingSpec
@@ -120,7 +121,8 @@ def test_release_drops_every_reference_to_the_trained_model(training):
 
 
 def test_stop_request_ends_the_run_within_one_batch(training, runs_dir, monkeypatch):
-    # Report every batch to the hook (normally throttled to two a second), so it can count them.
+    # One step a call (as kruse-conv-nopool trains), every batch reported to the hook (normally
+    # throttled to two a second), so it can count them.
     monkeypatch.setattr("cnnkit.model.callbacks.PROGRESS_SECONDS", 0.0)
     store = RunStore(runs_dir)
     run_id = store.create(tiny_spec(train_limit=400, batch_size=16)).run_id  # 25 batches an epoch
@@ -132,7 +134,7 @@ def test_stop_request_ends_the_run_within_one_batch(training, runs_dir, monkeypa
             if progress["batch"] == 3:
                 store.request_stop(run_id)
 
-    meta = training.run_job(store, run_id, hook=hook)
+    meta = training.run_job(store, run_id, hook=hook, steps_per_execution=1)
     assert meta["status"] == "stopped" and meta["reason"] == "Stopped on request."
     assert batches[:3] == [1, 2, 3]
     assert max(batches) <= 4, batches  # the batch running when STOP appeared may finish, no more
@@ -185,7 +187,7 @@ def test_the_servers_time_limit_stops_a_job_within_one_batch(training, runs_dir,
             if progress["batch"] == 3:  # half an hour passes in an instant
                 monkeypatch.setattr("cnnkit.model.callbacks.clock", lambda: time.monotonic() + 3600)
 
-    meta = training.run_job(store, run_id, hook=hook)
+    meta = training.run_job(store, run_id, hook=hook, steps_per_execution=1)  # else it is checked once a call
     assert meta["status"] == "stopped"
     assert meta["reason"].startswith("Stopped at this server's time limit of 30 minutes per training")
     assert "CNNKIT_MAX_JOB_MINUTES" in meta["suggestion"]
@@ -205,21 +207,46 @@ def test_a_job_already_past_its_time_limit_trains_nothing(training, runs_dir, mo
 def test_the_data_ends_at_the_first_batch_after_the_stop_file_appears(training, tmp_path, levers):
     stop = tmp_path / "STOP"
     ds = levers.stop_when_file_exists(levers.tf.data.Dataset.range(10), stop)
+    assert int(ds.cardinality()) == 10  # the length stays known (it decides Keras' shuffled order)
+    assert [int(v) for v in ds] == list(range(10))
     seen = []
-    for value in ds:
-        seen.append(int(value))
-        if len(seen) == 3:
-            stop.touch()
+    with pytest.raises(levers.tf.errors.FailedPreconditionError, match="contain 10 elements but contained only 3") as ended:
+        for value in ds:
+            seen.append(int(value))
+            if len(seen) == 3:
+                stop.touch()
     assert seen == [0, 1, 2]
+    assert levers.ended_by_stop_file(ended.value, stop)
+    assert not levers.ended_by_stop_file(ended.value, tmp_path / "other" / "STOP")
+    assert not levers.ended_by_stop_file(ValueError("no"), stop)
+    # a dataset of unknown length just ends
+    unknown = levers.tf.data.Dataset.range(10).filter(lambda v: v >= 0)
+    assert [int(v) for v in levers.stop_when_file_exists(unknown, stop)] == []
     # a path TensorFlow would read as a glob pattern is left unchecked, not misread
     odd = tmp_path / "run[1]" / "STOP"
     assert len(list(levers.stop_when_file_exists(levers.tf.data.Dataset.range(4), odd))) == 4
 
 
-def test_a_dense_network_stops_within_one_batch_despite_many_steps_per_execution(training, runs_dir, levers):
-    spec = tiny_spec(train_limit=800, batch_size=16).updated(
-        {"layers": [{"type": "flatten"}, {"type": "dense", "units": 8}]})  # 50 batches an epoch
-    assert levers.steps_per_execution_for(spec.layers) == 16
+@pytest.mark.parametrize("preset, expected", [("chollet-cnn", 16), ("moroney-cnn", 16), ("kruse-conv", 5),
+                                              ("kruse-conv-nopool", 1), ("dense-128", 16)])
+def test_steps_per_execution_follow_the_multiply_adds_of_a_step(levers, preset, expected):
+    # By hand, kruse-conv: 4.12 M multiply-adds an image × 128 images = 527 M a step; 3 G / 527 M = 5.
+    spec = get_preset(preset).experiment()
+    macs = summarize(spec.layers, (28, 28, 1), 10).total_macs * spec.training.batch_size
+    assert levers.MACS_PER_EXECUTION // macs == expected or (expected == 16 and levers.MACS_PER_EXECUTION // macs > 16)
+    assert levers.steps_per_execution_for(spec.layers, (28, 28, 1), 10, spec.training.batch_size) == expected
+
+
+def test_the_hold_hook_runs_one_step_a_call(levers, monkeypatch):
+    monkeypatch.setenv("CNNKIT_TEST_HOLD_AT", "1:5")  # it holds after one exact batch
+    assert levers.steps_per_execution_for(tuple(tiny_spec().layers), (28, 28, 1), 10, 32) == 1
+
+
+@pytest.mark.parametrize("layers", [TINY_LAYERS, [{"type": "flatten"}, {"type": "dense", "units": 8}]],
+                         ids=["cnn", "dense"])
+def test_a_network_stops_within_one_batch_despite_many_steps_per_execution(training, runs_dir, levers, layers):
+    spec = tiny_spec(train_limit=800, batch_size=16).updated({"layers": layers})  # 50 batches an epoch
+    assert levers.steps_per_execution_for(spec.layers, (28, 28, 1), 10, 16) == 16
     store = RunStore(runs_dir)
     run_id = store.create(spec).run_id
     batches = []
@@ -234,6 +261,23 @@ def test_a_dense_network_stops_within_one_batch_despite_many_steps_per_execution
     assert meta["status"] == "stopped" and meta["reason"] == "Stopped on request."
     assert batches == [16]  # the next chunk found the STOP before its first batch: none ran
     assert store.get(run_id).epochs_completed == 0 and store.history(run_id) == []
+    assert [e["event"] for e in events(store, run_id)] == ["stop"]
+
+
+def test_many_steps_per_execution_train_the_same_weights_as_one(training, runs_dir):
+    # The stop check keeps the dataset's length known: the shuffled order a seed gives, and so the
+    # weights, are the same whatever the steps per call (unknown length shifted the order).
+    from cnnkit.model.models import load_model
+
+    spec = tiny_spec(train_limit=400, batch_size=16, epochs=2)  # 25 batches an epoch: 16 + 9
+    store = RunStore(runs_dir)
+    weights = {}
+    for steps in (1, 16):
+        run_id = store.create(spec).run_id
+        assert training.run_job(store, run_id, steps_per_execution=steps)["status"] == "finished"
+        weights[steps] = load_model(store.get(run_id).model_path("cnn")).get_weights()
+        assert [h["epoch"] for h in store.history(run_id)] == [1, 2]
+    assert all(np.array_equal(a, b) for a, b in zip(weights[1], weights[16], strict=True))
 
 
 def test_multi_step_epochs_report_every_batch_exactly(training, runs_dir, monkeypatch):

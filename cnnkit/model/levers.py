@@ -2,18 +2,21 @@
 
 Each speed lever is kept because it measured faster on this kind of machine
 (docs/PERFORMANCE.md): bfloat16 convolutions on a CPU that has them natively, many steps per
-call into TensorFlow for dense networks, a gather-based tf.data pipeline. None of them may
-change what a seed means: the weights are built in float32 first, and the saved model is
-float32.
+call into TensorFlow for networks whose steps are short, a gather-based tf.data pipeline. None
+of them may change what a seed means: the weights are built in float32 first, and the saved
+model is float32.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
 from cnnkit import settings
 from cnnkit.model.models import build_model, compile_model
 from cnnkit.model.tf_import import keras, tf  # TensorFlow, imported quietly
+from cnnkit.shapes import summarize
 from cnnkit.specs import ExperimentSpec, Layer
 from cnnkit.sysinfo import cpu_has_bf16
 
@@ -100,8 +103,12 @@ def stop_when_file_exists(ds: tf.data.Dataset, path) -> tf.data.Dataset:
     """The dataset, ending at the first element requested after `path` exists.
 
     The check is a graph op run as each batch is pulled, so it works inside a multi-step
-    execution, where no Python callback runs between the steps. A path with glob characters
-    (which TensorFlow's pattern matching would read as a pattern) is returned unchecked.
+    execution, where no Python callback runs between the steps. A dataset of known length keeps
+    it (`assert_cardinality`): Keras makes its iterators differently for a dataset of unknown
+    length, which shifted the shuffled order a seed gives. Ending early then raises
+    `FailedPreconditionError` out of `fit` (`ended_by_stop_file` tells it from a real error).
+    A path with glob characters (which TensorFlow's pattern matching would read as a pattern)
+    is returned unchecked.
     """
     pattern = str(path)
     if set(pattern) & set("*?[]{}\\"):
@@ -116,7 +123,17 @@ def stop_when_file_exists(ds: tf.data.Dataset, path) -> tf.data.Dataset:
     # No prefetch injected after the check: it would run the check a few batches ahead.
     options = tf.data.Options()
     options.experimental_optimization.inject_prefetch = False
-    return ds.take_while(no_stop_file).with_options(options)
+    length = int(ds.cardinality())
+    checked = ds.take_while(no_stop_file)
+    if length >= 0:
+        checked = checked.apply(tf.data.experimental.assert_cardinality(length))
+    return checked.with_options(options)
+
+
+def ended_by_stop_file(exc: Exception, path) -> bool:
+    """Whether `exc`, raised out of `fit`, is `stop_when_file_exists` ending a dataset of known
+    length early because `path` appeared."""
+    return isinstance(exc, tf.errors.FailedPreconditionError) and Path(path).exists()
 
 
 def training_precision(layers: tuple[Layer, ...]) -> str:
@@ -140,22 +157,28 @@ def training_precision(layers: tuple[Layer, ...]) -> str:
     return "mixed_bfloat16" if has_conv and cpu_has_bf16() else "float32"
 
 
-DENSE_STEPS_PER_EXECUTION = 16
+MAX_STEPS_PER_EXECUTION = 16
+MACS_PER_EXECUTION = 3_000_000_000  # forward multiply-adds one call into TensorFlow may run
 
 
-def steps_per_execution_for(layers: tuple[Layer, ...]) -> int:
+def steps_per_execution_for(layers: tuple[Layer, ...], input_shape: tuple[int, int, int], num_classes: int,
+                            batch_size: int) -> int:
     """How many training steps one call into TensorFlow runs.
 
-    A dense network's step is a fraction of a millisecond of arithmetic behind ~2 ms of fixed
-    per-step cost (Python, callbacks, the function call): 16 steps per call made dense-128
-    ~3× faster here. Callbacks then run every 16 batches; a stop still takes effect within one
-    batch because the data checks for it (`stop_when_file_exists`). Convolution networks keep 1:
-    their step is long enough that the overhead is small.
-    (XLA also helped the dense nets a little, but Keras turns it off under op determinism.)
+    Each call has a fixed cost of ~1.5–2 ms here (Python, callbacks, the function call): most of
+    a dense step, and a third of a chollet-cnn step (64 images, ~5 ms). So a network runs up to
+    16 steps a call, as many as fit in 3 G forward multiply-adds: 16 for the classic CNNs (one
+    call is ~0.1 s of work; 1.18× the images/s of chollet-cnn, epoch 2), 5 for kruse-conv, 1
+    for kruse-conv-nopool. Callbacks then run once a call: the live curve (a point every
+    0.25 s) and the steering (pause, a new rate) keep their pace; a stop still takes effect
+    within one batch because the data checks for it (`stop_when_file_exists`). The trained
+    weights do not change with it. CNNKIT_TEST_HOLD_AT (a test hook that holds after one exact
+    batch) runs one step a call.
     """
-    if any(layer.type == "conv2d" for layer in layers):
+    if settings.get().test_hold_at:
         return 1
-    return DENSE_STEPS_PER_EXECUTION
+    macs_per_step = summarize(layers, input_shape, num_classes).total_macs * batch_size
+    return max(1, min(MAX_STEPS_PER_EXECUTION, MACS_PER_EXECUTION // max(macs_per_step, 1)))
 
 
 def _build(key: str, layers: tuple[Layer, ...], spec: ExperimentSpec, prepared, precision: str) -> keras.Model:
@@ -187,7 +210,10 @@ def build_compiled(key: str, layers: tuple[Layer, ...], spec: ExperimentSpec, pr
     per execution)."""
     precision = training_precision(layers)
     model = _build(key, layers, spec, prepared, precision)
-    compile_model(model, spec.training, spec.output, steps_per_execution or steps_per_execution_for(layers),
+    info = prepared.info
+    steps_per_execution = steps_per_execution or steps_per_execution_for(
+        layers, info.input_shape, info.num_classes, spec.training.batch_size)
+    compile_model(model, spec.training, spec.output, steps_per_execution,
                   loss_scale=precision == "mixed_float16")
     return model
 

@@ -36,6 +36,7 @@ from cnnkit.model.levers import (
     augment_dataset,
     build_compiled,
     configure_determinism,
+    ended_by_stop_file,
     float32_twin,
     is_float32,
     make_dataset,
@@ -142,13 +143,17 @@ def train_one(key: str, layers: tuple[Layer, ...], spec: ExperimentSpec, prepare
             patience=training.decay_epochs, verbose=0))
     start = time.perf_counter()
     with warnings.catch_warnings():
-        # a dataset of unknown length (see stop_when_file_exists) ends every epoch this way
+        # a multi-step call asks for more batches than the epoch's last call has: its end says this
         warnings.filterwarnings("ignore", message="Your input ran out of data")
         try:
             model.fit(train_ds, validation_data=val_ds, epochs=training.epochs, initial_epoch=initial_epoch,
                       callbacks=callbacks, verbose=0, shuffle=False)  # the tf.data pipeline shuffles, seeded
         except EndTraining:
             pass  # a stop: report.stopped says so
+        except Exception as exc:
+            if writer is None or not ended_by_stop_file(exc, writer.dir / "STOP"):
+                raise
+            report.stopped = True  # the data saw the STOP before the next batch of a multi-step call
     outcome = ModelOutcome(key, "finished", report, model.count_params(), seconds=time.perf_counter() - start)
     if report.stopped or report.divergence:
         return _ended_early(outcome)

@@ -30,6 +30,8 @@ LEVERS = {
                     ("+ bfloat16 compute (adopted)", "mixed_bfloat16", 1, "gather", None),
                     ("+ 4 steps per execution", "mixed_bfloat16", 4, "gather", None),
                     ("+ threads intra 2 / inter 1", "mixed_bfloat16", 1, "gather", [2, 1])],
+    "chollet-cnn": [("bfloat16, 1 step a call (before 2026-12-05)", "mixed_bfloat16", 1, "gather", None),
+                    ("+ 16 steps a call (adopted)", "mixed_bfloat16", 16, "gather", None)],
     "dense-128": [("before: float32, per-image shuffle", "float32", 1, "slices", None),
                   ("+ index-gather pipeline", "float32", 1, "gather", None),
                   ("+ 16 steps per execution (adopted)", "float32", 16, "gather", None),
