@@ -1,8 +1,12 @@
 """Spec → Keras model: names, in-graph preprocessing, output head, regularization, optimizers, loading."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
+from cnnkit.settings import REPO_ROOT
 from cnnkit.specs import (
     BatchNorm,
     Conv2D,
@@ -124,3 +128,18 @@ def test_load_model_refuses_code_in_the_file(models, keras, tmp_path):
     model.save(path)
     with pytest.raises(ValueError, match="(?i)unsafe|safe_mode|lambda"):
         models.load_model(path)
+
+
+@pytest.mark.parametrize("collecting", [True, False])
+def test_tensorflow_is_imported_without_the_collector_then_frozen(collecting):
+    # A fresh interpreter: the import's objects are frozen (out of every later collection), and
+    # the collector is on again afterwards exactly when it was on before.
+    code = ("import gc, sys\n"
+            f"{'' if collecting else 'gc.disable()'}\n"
+            "before = gc.get_freeze_count()\n"
+            "from cnnkit.model.tf_import import tf\n"
+            "print(before, gc.get_freeze_count(), gc.isenabled(), 'tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    before, frozen, enabled, loaded = done.stdout.split()
+    assert int(before) == 0 and int(frozen) > 100_000  # TensorFlow and Keras make a few hundred thousand
+    assert enabled == str(collecting) and loaded == "True"

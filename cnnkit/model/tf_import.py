@@ -1,9 +1,19 @@
-"""Import TensorFlow once, quietly: its C++ start-up banner (oneDNN notes, absl warnings) goes
-to file descriptor 2 before any Python logging setting can stop it, and it would land in the
-middle of the CLI's output and every run's log. Python exceptions still propagate."""
+"""Import TensorFlow once, quietly and without the garbage collector.
+
+Its C++ start-up banner (oneDNN notes, absl warnings) goes to file descriptor 2 before any
+Python logging setting can stop it, and it would land in the middle of the CLI's output and
+every run's log. Python exceptions still propagate.
+
+The import makes a few hundred thousand objects that live as long as the process, and the
+collector scanned them again and again while they were made: with it off, importing
+cnnkit.model.training took 2.65–2.80 s instead of 3.10–3.28 s (three pairs, taking turns).
+Afterwards `gc.freeze()` moves them out of every later collection's way, so the collections
+during training scan only what training makes.
+"""
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -15,6 +25,8 @@ def import_tensorflow():
         return sys.modules["tensorflow"]
     sys.stderr.flush()
     saved = os.dup(2)
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
@@ -23,6 +35,9 @@ def import_tensorflow():
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+        gc.freeze()  # what exists now lives as long as the process: no collection scans it again
+        if collecting:
+            gc.enable()
     return tensorflow
 
 
