@@ -209,3 +209,18 @@ def test_the_simulated_run_writes_what_a_training_writes_at_its_pace(tmp_path):
     curves = curves_view(store.get(run_id), store.history(run_id), store.batches(run_id), [])["curves"]
     assert [[s["label"] for s in chart["series"]] for chart in curves["charts"]] == \
         [["CNN train, per batch", "CNN train", "CNN validation"]] * 2
+
+
+def test_the_phase_probe_accounts_for_a_whole_run(tmp_path):
+    # One small `cnnkit train` (600 bundled images, 2 epochs) in the probe's own process. Its fit,
+    # less the health probes, is what the run's own clock (run.json's epoch seconds) measured.
+    from cnnkit.lab.bench.common import run_child
+
+    result = run_child("phases", {"data_dir": None, "runs_dir": str(tmp_path), "seed": 42, "train_limit": 600})
+    phases = result["phases"]
+    assert set(phases) == {key for key, _ in wholerun.PHASES}
+    assert all(seconds >= 0 for seconds in phases.values()), phases
+    assert sum(phases.values()) == pytest.approx(result["total"])
+    assert phases["import"] > 0.5 and phases["first_call"] > 0 and phases["test"] > 0
+    assert len(result["epoch_seconds"]) == 2
+    assert result["fit"] - phases["health"] == pytest.approx(sum(result["epoch_seconds"]), abs=0.3)

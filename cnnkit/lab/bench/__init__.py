@@ -58,7 +58,7 @@ from cnnkit.lab.bench.startup import bench_startup
 from cnnkit.lab.bench.stopping import bench_stop
 from cnnkit.lab.bench.sweeps import bench_sweeps
 from cnnkit.lab.bench.throughput import bench_throughput, cnnkit_training, reference_training
-from cnnkit.lab.bench.wholerun import bench_bf16, bench_whole
+from cnnkit.lab.bench.wholerun import bench_bf16, bench_whole, phases_child
 
 RUNNERS = {"throughput": bench_throughput, "latency": bench_latency, "memory": bench_memory,
            "dashboard": bench_dashboard, "startup": bench_startup, "levers": bench_levers,
@@ -70,7 +70,7 @@ CHILDREN = {"reference": reference_training, "cnnkit": cnnkit_training, "latency
             "memory": memory_child, "train_run": train_run_child, "bare": bare_training_child,
             "lever": lever_child, "hostile_files": hostile_files_child,
             "explain": explain_child, "augmentation": augmentation_child, "listing": listing_child,
-            "live_sim": simulated_run_child}
+            "live_sim": simulated_run_child, "phases": phases_child}
 
 __all__ = ["BENCHES", "CHILDREN", "EXTRAS", "RUNNERS", "Options", "Section", "main", "median", "percentile",
            "run_child", "selected", "steady", "table"]

@@ -5,6 +5,7 @@ whole   `python -m cnnkit train --preset chollet-cnn --epochs 2` against the pla
         `model.fit`, `model.evaluate`), each a whole fresh process, taking turns, seeds 42, 43,
         44. Wall clock from the process start to its exit; the in-epoch ratio from the same runs
         (cnnkit: run.json's images/s of epoch 2; the script: Keras' ms/step of epoch 2).
+        Then one more `cnnkit train` in a probe (`phases_child`) that times each phase of it.
 bf16    the same `cnnkit train` ten times in bfloat16 and ten in float32, taking turns: the
         distribution of epoch times and of the whole process, not one figure.
 """
@@ -26,6 +27,7 @@ from cnnkit.lab.bench.common import (
     Section,
     child_environment,
     median,
+    run_child,
     skipped_without_data,
     table,
 )
@@ -126,8 +128,100 @@ def bench_whole(opts: Options) -> Section:
                       "then cnnkit, each a fresh process timed from start to exit (TensorFlow's import, the "
                       "data, training, the test, saving). cnnkit's process also writes the run folder: "
                       "checkpoints, the float32 model, the test predictions, the health probe."]
+    with tempfile.TemporaryDirectory(prefix="cnnkit-bench-") as tmp:
+        section.lines += _phase_lines(opts.data_dir, tmp, limit)
     section.data = {"pairs": pairs}
     return section
+
+
+PHASES = [("import", "import TensorFlow, Keras and cnnkit's training code"),
+          ("check", "read the data and check its sha256 (the CLI, before the run is made)"),
+          ("setup", "prepare the data, build and compile the model, the input pipelines"),
+          ("first_call", "fit's first call: tracing the training step, then its first 16 steps"),
+          ("steps", "the rest of the training steps"),
+          ("health", "the health probes (one a epoch)"),
+          ("checkpoints", "the checkpoints: float32 twin, model.keras, the optimizer's state"),
+          ("test", "the test on 10,000 images (float32) and its predictions file"),
+          ("rest", "the rest: the run folder, the result lines")]
+
+
+def phases_child(data_dir: str | None, runs_dir: str, seed: int, train_limit: int | None) -> dict:
+    """One `cnnkit train` (as `cnnkit_run` runs it) in this process, each phase timed by wrapping
+    the function that does it; seconds per phase."""
+    started = time.perf_counter()
+    import cnnkit.model.training as training  # what run_in_slot imports once it has a slot
+
+    imported = time.perf_counter()
+    import cnnkit.cli
+    import cnnkit.cli.training as cli_training
+    from cnnkit.model import callbacks, health
+
+    spans: dict[str, float] = {}
+    first_batch: list[float] = []
+
+    def timed(owner, attr: str, phase: str) -> None:
+        original = getattr(owner, attr)
+
+        def wrapper(*args, **kwargs):
+            began = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spans[phase] = spans.get(phase, 0.0) + time.perf_counter() - began
+        setattr(owner, attr, wrapper)
+
+    timed(cli_training, "check_data", "check")
+    timed(training, "test_model", "test")
+    timed(training.keras.Model, "fit", "fit")
+    timed(health.HealthMonitor, "on_epoch_end", "health")
+    timed(callbacks, "save_model_atomic", "checkpoints")
+    batch_end = callbacks.LiveReport.on_train_batch_end
+
+    def first_batch_end(self, batch, logs=None):
+        if not first_batch:
+            first_batch.append(time.perf_counter())
+        return batch_end(self, batch, logs)
+
+    callbacks.LiveReport.on_train_batch_end = first_batch_end
+    fit = training.keras.Model.fit
+
+    def fit_start(self, *args, **kwargs):
+        spans.setdefault("fit_start", time.perf_counter())
+        return fit(self, *args, **kwargs)
+
+    training.keras.Model.fit = fit_start
+    argv = ["train", "--preset", PRESET, "--epochs", str(EPOCHS), "--seed", str(seed), "--runs-dir", runs_dir,
+            "--json"] + (["--data-dir", data_dir] if data_dir else [])
+    argv += ["--train-limit", str(train_limit)] if train_limit else []
+    if cnnkit.cli.main(argv) != 0:
+        raise RuntimeError("cnnkit train failed")
+    ended = time.perf_counter()
+    first_call = first_batch[0] - spans["fit_start"]
+    phases = {"import": imported - started, "check": spans["check"], "first_call": first_call,
+              "health": spans.get("health", 0.0), "checkpoints": spans.get("checkpoints", 0.0),
+              "test": spans["test"]}
+    phases["steps"] = spans["fit"] - first_call - phases["health"] - phases["checkpoints"]
+    before_fit = spans["fit_start"] - imported
+    phases["setup"] = before_fit - phases["check"]
+    phases["rest"] = (ended - started) - sum(phases.values())
+    run = next(Path(runs_dir).glob("*/run.json"))
+    return {"phases": phases, "total": ended - started, "fit": spans["fit"],
+            "epoch_seconds": json.loads(run.read_text())["models"]["cnn"]["seconds_per_epoch"]}
+
+
+def _phase_lines(data_dir: str | None, runs_dir: str, train_limit: int | None) -> list[str]:
+    result = run_child("phases", {"data_dir": data_dir, "runs_dir": runs_dir, "seed": SEEDS[0],
+                                  "train_limit": train_limit})
+    phases, total = result["phases"], result["total"]
+    rows = [[label, phases[key], f"{100 * phases[key] / total:.0f}%"] for key, label in PHASES]
+    lines = ["", f"Where a whole `cnnkit train` spends its time: one more run (seed {SEEDS[0]}) in a probe that "
+             "times each phase by wrapping the function that does it "
+             f"(load {load_average():.1f}):", ""]
+    lines += table(["phase", "seconds", "share"], rows + [["total, in the process", total, "100%"]])
+    lines += ["", "Not in the total: the interpreter's start and the probe's own imports "
+              f"({result['child_seconds'] - total:.1f} s here, with the exit), and the exit "
+              "(`cnnkit train` ends with `os._exit`, without TensorFlow's teardown)."]
+    return lines
 
 
 def bench_bf16(opts: Options) -> Section:
