@@ -175,6 +175,8 @@ def phases_child(data_dir: str | None, runs_dir: str, seed: int, train_limit: in
     timed(training.keras.Model, "fit", "fit")
     timed(health.HealthMonitor, "on_epoch_end", "health")
     timed(callbacks, "save_model_atomic", "checkpoints")
+    timed(training, "save_optimizer_state", "checkpoints")
+    timed(training.Float32Export, "__call__", "checkpoints")  # after fit too, once: ~2 ms
     batch_end = callbacks.LiveReport.on_train_batch_end
 
     def first_batch_end(self, batch, logs=None):
