@@ -414,14 +414,31 @@ def live_monitor(view: dict, key: str) -> None:
     monitor(data=view, key=key)
 
 
-def live_run(run_id: str, stop_key: str, stop_help: str | None = None, key: str = "live") -> RunRecord:
+def tab_hidden(key: str) -> bool:
+    """Whether the browser says this tab is hidden (components/visibility.js). A polling fragment
+    then skips its reads and draws one line: Streamlit's timer polls a hidden tab as often as a
+    visible one (for its first 5 minutes in Chromium), and each poll of a live run costs the
+    server and the browser (docs/PERFORMANCE.md §12). Showing the tab again reruns the fragment."""
+    reporter = st.components.v2.component("cnnkit_visibility", js=_component_file("visibility.js"))
+    believed = bool((st.session_state.get(key) or {}).get("hidden"))
+    result = reporter(data={"hidden": believed}, key=key, default={"hidden": False}, on_hidden_change=lambda: None)
+    if result.hidden is True:  # the browser's message: only a real true counts
+        st.caption("⏸️ Not updated while this tab is hidden; it catches up when you come back.")
+        return True
+    return False
+
+
+def live_run(run_id: str, stop_key: str, stop_help: str | None = None, key: str = "live") -> RunRecord | None:
     """The body of a page's polling fragment (every LIVE_POLL_SECONDS): the run's status and
     progress, Pause, the learning rate and Stop, then its curves and health. A run that has ended
-    reruns the whole page once (it draws the results; the fragment stops polling)."""
+    reruns the whole page once (it draws the results; the fragment stops polling). None, having
+    read nothing, while the tab is hidden."""
     from cnnkit.runs.control import events
     from cnnkit.runs.jobs import stop
     from cnnkit.views.live import curves_view, status_view
 
+    if tab_hidden(f"{key}_hidden"):
+        return None
     runs = store()
     record = runs.get(run_id)
     if not record.is_active:
@@ -982,6 +999,8 @@ def _active_runs() -> None:
     from cnnkit.runs.jobs import active_runs, stop
     from cnnkit.views.monitor import live_status
 
+    if tab_hidden("active_runs_hidden"):
+        return
     runs = store()
     active = active_runs(runs)
     st.markdown("**Active runs**")
@@ -1249,6 +1268,8 @@ def sweep_trials(sweep_id: str, live: bool) -> None:
     from cnnkit.runs import sweeping
     from cnnkit.views import sweep_form, sweeps
 
+    if live and tab_hidden("sweeps_hidden"):
+        return
     runs = store()
     trials = sweeping.trial_rows(runs, sweeping.load_sweep(runs, sweep_id))
     active = [t for t in trials if t["status"] in ("queued", "running")]

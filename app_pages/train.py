@@ -13,7 +13,8 @@ from cnnkit.views import editing, monitor, text
 @st.fragment(run_every=ui.LIVE_POLL_SECONDS)
 def live_progress(run_id: str) -> None:
     record = ui.live_run(run_id, f"train_stop_{run_id}", "Stops within one batch (or leaves the queue)")
-    ui.health_panel(record)
+    if record is not None:  # None: the tab is hidden
+        ui.health_panel(record)
 
 
 def results(record) -> None:

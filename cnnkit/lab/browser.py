@@ -41,6 +41,15 @@ CHARTS_UNDRAWN = ("() => [...document.querySelectorAll('[data-testid=\"stPlotlyC
                   ".some(c => !c.querySelector('.main-svg'))")
 
 
+# What a browser tells a page whose tab it hides or shows again (`page.evaluate(SET_VISIBILITY, True)`):
+# headless Chromium never hides a tab itself.
+SET_VISIBILITY = """hidden => {
+    for (const [name, value] of [["hidden", hidden], ["visibilityState", hidden ? "hidden" : "visible"]])
+        Object.defineProperty(document, name, {configurable: true, get: () => value});
+    document.dispatchEvent(new Event("visibilitychange"));
+}"""
+
+
 def free_port() -> int:
     """A TCP port that is free on 127.0.0.1 now (the OS picks it)."""
     with socket.socket() as sock:

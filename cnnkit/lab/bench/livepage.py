@@ -30,7 +30,13 @@ from cnnkit.lab.bench.common import (
     table,
 )
 from cnnkit.lab.bench.dashboard import dashboard_cpu
-from cnnkit.lab.browser import StreamlitServer, goto_when_up, launch_browser, wait_rendered
+from cnnkit.lab.browser import (
+    SET_VISIBILITY,
+    StreamlitServer,
+    goto_when_up,
+    launch_browser,
+    wait_rendered,
+)
 from cnnkit.sysinfo import load_average
 
 LIVE_PRESET = "chollet-cnn"
@@ -97,8 +103,9 @@ def simulated_run_child(runs_dir: str, run_id: str, seconds: float, epoch_second
 # The benchmark
 
 
-def _show_run(server: StreamlitServer, browser, seconds: float) -> dict:
-    """One simulated run shown live on the Train page: the server's and the browser's CPU share."""
+def _show_run(server: StreamlitServer, browser, seconds: float, hidden: bool = False) -> dict:
+    """One simulated run shown live on the Train page (in a tab the browser says is hidden, with
+    `hidden`): the server's and the browser's CPU share."""
     from cnnkit.presets import get_preset
     from cnnkit.runs.jobs import mark_active
     from cnnkit.runs.store import RunStore, this_process
@@ -111,6 +118,8 @@ def _show_run(server: StreamlitServer, browser, seconds: float) -> dict:
     try:
         goto_when_up(page, f"{server.url}/Train?run={run_id}", time.perf_counter() + 120)
         wait_rendered(page, "Train")
+        if hidden:
+            page.evaluate(SET_VISIBILITY, True)
         before = dashboard_cpu(server)
         result = run_child("live_sim", {"runs_dir": server.runs_dir, "run_id": run_id, "seconds": seconds})
         after = dashboard_cpu(server)
@@ -136,10 +145,14 @@ def measure_apps(apps: dict[str, Path | None], seconds: float, reps: int) -> tup
         servers = [stack.enter_context(StreamlitServer(Path(scratch) / f"runs-{i}", app_dir=app,
                                                        env={"CNNKIT_WARM_WORKER": "off"}))
                    for i, app in enumerate(apps.values())]
+        # this checkout's page once more in a tab the browser says is hidden (ui.tab_hidden)
+        sides = [(name, server, False) for name, server in zip(apps, servers, strict=True)]
+        sides.insert(1, (f"{sides[0][0]}, tab hidden", servers[0], True))
+        shares[sides[1][0]] = []
         for _ in range(reps):  # A B A B …
-            for name, server in zip(apps, servers, strict=True):
+            for name, server, hidden in sides:
                 loads.append(load_average())
-                shares[name].append(_show_run(server, browser, seconds))
+                shares[name].append(_show_run(server, browser, seconds, hidden))
     return shares, loads
 
 
