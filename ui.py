@@ -38,8 +38,31 @@ def page(title: str, icon: str, runs_panel: bool = True) -> None:
         st.error(f"This server is misconfigured: {text.plain(exc)}", icon="🛑")
         st.stop()
     workspace_key()  # before anything of the page: a link's workspace is asked about first
+    _watch_visibility()
     if runs_panel:
         active_runs_panel()
+
+
+TAB_KEY = "_tab"  # the visibility reporter's state: {"hidden": bool}
+
+
+def _watch_visibility() -> None:
+    """A component that draws nothing and tells the server when the browser hides or shows this
+    tab (components/visibility.js); the change reruns the page, so `poll_every` takes effect."""
+    reporter = st.components.v2.component("cnnkit_visibility", js=_component_file("visibility.js"))
+    reporter(data={"hidden": tab_hidden()}, key=TAB_KEY, default={"hidden": False}, on_hidden_change=lambda: None)
+
+
+def tab_hidden() -> bool:
+    return (st.session_state.get(TAB_KEY) or {}).get("hidden") is True  # the browser's message: only a real true
+
+
+def poll_every(seconds: float) -> float | None:
+    """A polling fragment's `run_every`: None (no polling at all) while the tab is hidden.
+    Streamlit's timer polled a hidden tab as often as a visible one (Chromium slows a hidden
+    tab's timers only after 5 minutes), and each poll of a live run costs the server and the
+    browser (docs/PERFORMANCE.md §12). Shown again, the page reruns and draws the run as it is."""
+    return None if tab_hidden() else seconds
 
 
 # ---------------------------------------------------------------------------
@@ -414,31 +437,14 @@ def live_monitor(view: dict, key: str) -> None:
     monitor(data=view, key=key)
 
 
-def tab_hidden(key: str) -> bool:
-    """Whether the browser says this tab is hidden (components/visibility.js). A polling fragment
-    then skips its reads and draws one line: Streamlit's timer polls a hidden tab as often as a
-    visible one (for its first 5 minutes in Chromium), and each poll of a live run costs the
-    server and the browser (docs/PERFORMANCE.md §12). Showing the tab again reruns the fragment."""
-    reporter = st.components.v2.component("cnnkit_visibility", js=_component_file("visibility.js"))
-    believed = bool((st.session_state.get(key) or {}).get("hidden"))
-    result = reporter(data={"hidden": believed}, key=key, default={"hidden": False}, on_hidden_change=lambda: None)
-    if result.hidden is True:  # the browser's message: only a real true counts
-        st.caption("⏸️ Not updated while this tab is hidden; it catches up when you come back.")
-        return True
-    return False
-
-
-def live_run(run_id: str, stop_key: str, stop_help: str | None = None, key: str = "live") -> RunRecord | None:
+def live_run(run_id: str, stop_key: str, stop_help: str | None = None, key: str = "live") -> RunRecord:
     """The body of a page's polling fragment (every LIVE_POLL_SECONDS): the run's status and
     progress, Pause, the learning rate and Stop, then its curves and health. A run that has ended
-    reruns the whole page once (it draws the results; the fragment stops polling). None, having
-    read nothing, while the tab is hidden."""
+    reruns the whole page once (it draws the results; the fragment stops polling)."""
     from cnnkit.runs.control import events
     from cnnkit.runs.jobs import stop
     from cnnkit.views.live import curves_view, status_view
 
-    if tab_hidden(f"{key}_hidden"):
-        return None
     runs = store()
     record = runs.get(run_id)
     if not record.is_active:
@@ -991,16 +997,13 @@ def active_runs_panel(shown: str | None = None) -> None:
 
     if any(record.run_id != shown for record in active_runs(store())):
         with st.sidebar:
-            _active_runs()
+            st.fragment(_active_runs, run_every=poll_every(2.0))()
 
 
-@st.fragment(run_every=2.0)
 def _active_runs() -> None:
     from cnnkit.runs.jobs import active_runs, stop
     from cnnkit.views.monitor import live_status
 
-    if tab_hidden("active_runs_hidden"):
-        return
     runs = store()
     active = active_runs(runs)
     st.markdown("**Active runs**")
@@ -1268,8 +1271,6 @@ def sweep_trials(sweep_id: str, live: bool) -> None:
     from cnnkit.runs import sweeping
     from cnnkit.views import sweep_form, sweeps
 
-    if live and tab_hidden("sweeps_hidden"):
-        return
     runs = store()
     trials = sweeping.trial_rows(runs, sweeping.load_sweep(runs, sweep_id))
     active = [t for t in trials if t["status"] in ("queued", "running")]

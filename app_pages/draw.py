@@ -13,7 +13,7 @@ from cnnkit.views import charts, demo, text
 CANVAS_SIDE = 280
 
 
-@st.fragment(run_every=ui.LIVE_POLL_SECONDS)
+@st.fragment(run_every=ui.poll_every(ui.LIVE_POLL_SECONDS))
 def quick_progress(run_id: str) -> None:
     ui.live_run(run_id, "draw_quick_stop", key="draw_quick")  # once it has ended: the canvas, with the new model
 

@@ -74,7 +74,7 @@ trials = sweeping.trial_rows(store, record)
 live = any(trial["status"] in ("queued", "running") for trial in trials)
 st.caption(f"{record.engine} engine · sweep `{record.sweep_id}`"
            + (f" · estimated {text.fmt_seconds(record.estimated_seconds)}" if record.estimated_seconds else ""))
-st.fragment(ui.sweep_trials, run_every=2.0 if live else None)(record.sweep_id, live)
+st.fragment(ui.sweep_trials, run_every=ui.poll_every(2.0) if live else None)(record.sweep_id, live)
 
 # --- 3. Read: each configuration's mean and interval, A against B, the settings against accuracy
 st.subheader("3 · Read")

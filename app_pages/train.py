@@ -10,11 +10,10 @@ from cnnkit.views import editing, monitor, text
 # --- Helpers: the run live while it trains, its results afterwards ---------------------------
 
 
-@st.fragment(run_every=ui.LIVE_POLL_SECONDS)
+@st.fragment(run_every=ui.poll_every(ui.LIVE_POLL_SECONDS))
 def live_progress(run_id: str) -> None:
     record = ui.live_run(run_id, f"train_stop_{run_id}", "Stops within one batch (or leaves the queue)")
-    if record is not None:  # None: the tab is hidden
-        ui.health_panel(record)
+    ui.health_panel(record)
 
 
 def results(record) -> None:
