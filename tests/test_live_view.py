@@ -105,3 +105,14 @@ def test_train_page_sends_the_live_run_to_the_monitor_and_no_plotly_chart_of_it(
     # the schedule chart is the page's only plotly chart: the run's curves are the monitor's
     assert len(at.get("plotly_chart")) == 1
     assert not at.sidebar.get("progress")  # the only active run is on the page: no second bar polling for it
+
+
+@pytest.mark.parametrize("state, hidden", [(None, False), ({}, False), ({"hidden": False}, False),
+                                           ({"hidden": True}, True), ({"hidden": "true"}, False),
+                                           ({"hidden": 1}, False), ({"hidden": [True]}, False)])
+def test_only_a_real_true_from_the_browser_stops_the_polling(monkeypatch, state, hidden):
+    import ui
+
+    monkeypatch.setattr(ui.st, "session_state", {} if state is None else {ui.TAB_KEY: state})
+    assert ui.tab_hidden() is hidden
+    assert ui.poll_every(2.0) == (None if hidden else 2.0)
