@@ -24,6 +24,7 @@ from cnnkit.lab.browser import (
     launch_browser,
     wait_rendered,
 )
+from cnnkit.runs.store import RunStore
 from tests.oracles import wait_until
 
 pytestmark = pytest.mark.slow
@@ -47,9 +48,7 @@ def test_a_hidden_tab_polls_nothing_until_it_is_shown_again(tmp_path):
     from playwright.sync_api import sync_playwright
 
     from cnnkit.lab.bench.common import run_child
-    from cnnkit.presets import get_preset
-    from cnnkit.runs.jobs import mark_active
-    from cnnkit.runs.store import RunStore, this_process
+    from cnnkit.lab.bench.livepage import active_run
 
     why_not = browser_available()
     if why_not:
@@ -57,9 +56,7 @@ def test_a_hidden_tab_polls_nothing_until_it_is_shown_again(tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()
     store = RunStore(runs)
-    run_id = store.create(get_preset("chollet-cnn").experiment(), name="hidden tab").run_id
-    store.update(run_id, status="running", **this_process())  # as jobs.start leaves it
-    mark_active(store, run_id)
+    run_id = active_run(runs, "hidden tab")
     simulation = threading.Thread(target=run_child, args=("live_sim", {
         "runs_dir": str(runs), "run_id": run_id, "seconds": 45.0, "epoch_seconds": 20.0}), daemon=True)
     sent: list[float] = []  # the times of the browser's messages to the server (a poll is one)

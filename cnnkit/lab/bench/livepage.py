@@ -103,17 +103,24 @@ def simulated_run_child(runs_dir: str, run_id: str, seconds: float, epoch_second
 # The benchmark
 
 
-def _show_run(server: StreamlitServer, browser, seconds: float, hidden: bool = False) -> dict:
-    """One simulated run shown live on the Train page (in a tab the browser says is hidden, with
-    `hidden`): the server's and the browser's CPU share."""
+def active_run(runs_dir: str | Path, name: str) -> str:
+    """A new run that the pages show as running (this process's pid), as jobs.start leaves it,
+    for `simulated_run_child` to write; its id."""
     from cnnkit.presets import get_preset
     from cnnkit.runs.jobs import mark_active
     from cnnkit.runs.store import RunStore, this_process
 
-    store = RunStore(server.runs_dir)
-    run_id = store.create(get_preset(LIVE_PRESET).experiment(), name="live page benchmark").run_id
-    store.update(run_id, status="running", **this_process())  # the page opens on an active run, as jobs.start leaves it
+    store = RunStore(runs_dir)
+    run_id = store.create(get_preset(LIVE_PRESET).experiment(), name=name).run_id
+    store.update(run_id, status="running", **this_process())
     mark_active(store, run_id)
+    return run_id
+
+
+def _show_run(server: StreamlitServer, browser, seconds: float, hidden: bool = False) -> dict:
+    """One simulated run shown live on the Train page (in a tab the browser says is hidden, with
+    `hidden`): the server's and the browser's CPU share."""
+    run_id = active_run(server.runs_dir, "live page benchmark")
     page = browser.new_page()
     try:
         goto_when_up(page, f"{server.url}/Train?run={run_id}", time.perf_counter() + 120)

@@ -12,6 +12,7 @@ bf16    the same `cnnkit train` ten times in bfloat16 and ten in float32, taking
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import subprocess
@@ -152,8 +153,7 @@ def phases_child(data_dir: str | None, runs_dir: str, seed: int, train_limit: in
     import cnnkit.model.training as training  # what run_in_slot imports once it has a slot
 
     imported = time.perf_counter()
-    import cnnkit.cli
-    import cnnkit.cli.training as cli_training
+    import cnnkit.cli.training as cli_training  # its own parser below: cnnkit.cli imports this bench
     from cnnkit.model import callbacks, health
 
     spans: dict[str, float] = {}
@@ -195,7 +195,10 @@ def phases_child(data_dir: str | None, runs_dir: str, seed: int, train_limit: in
     argv = ["train", "--preset", PRESET, "--epochs", str(EPOCHS), "--seed", str(seed), "--runs-dir", runs_dir,
             "--json"] + (["--data-dir", data_dir] if data_dir else [])
     argv += ["--train-limit", str(train_limit)] if train_limit else []
-    if cnnkit.cli.main(argv) != 0:
+    parser = argparse.ArgumentParser(prog="cnnkit")
+    cli_training.add_command(parser.add_subparsers())
+    args = parser.parse_args(argv)
+    if args.func(args) != 0:
         raise RuntimeError("cnnkit train failed")
     ended = time.perf_counter()
     first_call = first_batch[0] - spans["fit_start"]
