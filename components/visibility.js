@@ -1,6 +1,7 @@
-// Tells the server whether this browser tab is hidden (ui.tab_hidden), so that a polling fragment
-// skips its reads and its drawing while nobody can see it, and draws again the moment the tab is
-// shown. It draws nothing, and hides its own element container so that it takes no room.
+// Tells the server whether this browser tab is hidden (ui.tab_hidden): the change reruns the page,
+// whose polling fragments then do not poll at all while nobody can see them (ui.poll_every), and
+// draw the run as it is the moment the tab is shown again. It draws nothing, and hides its own
+// element container so that it takes no room.
 
 export default function (component) {
   const { data, parentElement, setStateValue } = component;
