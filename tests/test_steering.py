@@ -322,7 +322,7 @@ def test_cli_control_sends_and_refuses_with_a_reason(runs_dir, capsys):
     store = RunStore(runs_dir)
     run_id = running(store, tiny_spec())
     assert main(["control", "--run", run_id, "lr", "0.0005", "--runs-dir", str(runs_dir)]) == 0
-    assert "learning rate is 0.0005 from its next batch" in capsys.readouterr().out
+    assert "learning rate is 0.0005 from its next call (at most 16 batches on)" in capsys.readouterr().out
     assert main(["control", "--run", run_id, "lr", "--runs-dir", str(runs_dir)]) == 2
     assert "lr needs the new learning rate" in capsys.readouterr().err
     assert main(["control", "--run", run_id, "pause", "--runs-dir", str(runs_dir)]) == 0

@@ -34,7 +34,8 @@ def add_command(sub) -> None:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("control", help="steer a run while it trains: pause, resume, lr VALUE, stop",
-                       description="The job applies the command after its current batch; a new learning "
+                       description="The job applies the command after the batches it is running (one "
+                                   "call into TensorFlow: at most 16, a fraction of a second); a new learning "
                                    "rate replaces the schedule from then on.")
     p.add_argument("--run", required=True, metavar="RUN_ID", help="the run to steer (see `cnnkit runs`)")
     p.add_argument("action", choices=ACTIONS, help="pause, resume, lr (with a value) or stop")
@@ -138,7 +139,7 @@ def cmd_control(args) -> int:
         raise UsageError("lr needs the new learning rate (control --run R lr 0.0003); the others take no value")
     command = send(run_store(args), args.run, args.action, args.value)
     done = {"stop": "it ends within one batch and its last finished epoch is tested",
-            "pause": "it pauses after its current batch", "resume": "it goes on from where it paused",
-            "lr": f"the learning rate is {command.value:g} from its next batch" if command.value else ""}[command.action]
+            "pause": "it pauses after the batches it is running (at most 16)", "resume": "it goes on from where it paused",
+            "lr": f"the learning rate is {command.value:g} from its next call (at most 16 batches on)" if command.value else ""}[command.action]
     print(f"run {args.run}: {command.action} sent; {done}")
     return 0

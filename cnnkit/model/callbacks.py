@@ -145,7 +145,7 @@ class LiveReport(keras.callbacks.Callback):
 
     def _set_learning_rate(self, value: float, done: int) -> None:
         before = self._learning_rate()
-        self.model.optimizer.learning_rate.assign(value)  # read by the next batch's update
+        self.model.optimizer.learning_rate.assign(value)  # read by the next call's updates
         self.learning_rate_override = value
         self._event("lr", done, **{"from": before, "to": value})
 

@@ -1,9 +1,9 @@
 """Steering a run while it trains: pause, resume, a new learning rate, stop. No TensorFlow here.
 
 The page or the CLI appends a command to `<run>/control.jsonl`; the training process reads new
-lines after every batch (a `stat` when nothing changed) and answers in `<run>/events.jsonl`,
-which the curves draw as markers. Stop keeps its own STOP file, which the data pipeline of a
-multi-step dense net can see between steps.
+lines after every call into TensorFlow (up to 16 batches; a `stat` when nothing changed) and
+answers in `<run>/events.jsonl`, which the curves draw as markers. Stop keeps its own STOP file,
+which the data pipeline sees between the steps of a call.
 
     control.jsonl   {"action": "pause" | "resume" | "lr", "value": 0.0003, "time": ...}
     events.jsonl    {"event": "pause" | "resume" | "lr" | "stop" | "continue", "model", "epoch",
