@@ -8,7 +8,9 @@ The import makes a few hundred thousand objects that live as long as the process
 collector scanned them again and again while they were made: with it off, importing
 cnnkit.model.training took 2.65–2.80 s instead of 3.10–3.28 s (three pairs, taking turns).
 Afterwards `gc.freeze()` moves them out of every later collection's way, so the collections
-during training scan only what training makes.
+during training scan only what training makes. What the process held at that moment is never
+collected: a one-time cost, bounded by that heap. The training processes import TensorFlow first
+thing; the Streamlit server only for a model numpy cannot run or an evaluation run again.
 """
 
 from __future__ import annotations
