@@ -142,7 +142,6 @@ def measure_apps(apps: dict[str, Path | None], seconds: float, reps: int) -> tup
     {name: [{"server": share of a core, "browser": share of a core, …}, …]}, and the load averages."""
     from playwright.sync_api import sync_playwright
 
-    shares: dict[str, list[dict]] = {name: [] for name in apps}
     loads = []
     with tempfile.TemporaryDirectory(prefix="cnnkit-live-") as scratch, sync_playwright() as pw, \
             contextlib.ExitStack() as stack:
@@ -152,10 +151,10 @@ def measure_apps(apps: dict[str, Path | None], seconds: float, reps: int) -> tup
         servers = [stack.enter_context(StreamlitServer(Path(scratch) / f"runs-{i}", app_dir=app,
                                                        env={"CNNKIT_WARM_WORKER": "off"}))
                    for i, app in enumerate(apps.values())]
-        # this checkout's page once more in a tab the browser says is hidden (ui.tab_hidden)
+        # this checkout's page once more in a tab the browser says is hidden (ui.poll_every)
         sides = [(name, server, False) for name, server in zip(apps, servers, strict=True)]
         sides.insert(1, (f"{sides[0][0]}, tab hidden", servers[0], True))
-        shares[sides[1][0]] = []
+        shares: dict[str, list[dict]] = {name: [] for name, _, _ in sides}
         for _ in range(reps):  # A B A B …
             for name, server, hidden in sides:
                 loads.append(load_average())
