@@ -80,6 +80,19 @@ def wait_until(check, what: str, timeout: float = 120.0, poll: float = 0.05):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def wait_reaped(pid: int) -> None:
+    """Until the server has reaped the worker and run what follows its end (runs/jobs.watch_child).
+    A run reads "finished" a moment before its worker lets go of its slot, prints its last line
+    and ends."""
+    import threading
+
+    from cnnkit.runs.jobs import reaper_name
+
+    name = reaper_name(pid)
+    wait_until(lambda: not any(thread.name == name for thread in threading.enumerate()),
+               f"the server reaping worker {pid}", timeout=60)
+
+
 @contextlib.contextmanager
 def ray_cluster():
     """A two-node Ray cluster on this machine: a head that trains nothing (0 CPUs) and a worker

@@ -14,7 +14,7 @@ from cnnkit.errors import RunError
 from cnnkit.runs import jobs
 from cnnkit.runs.store import RunStore
 from cnnkit.specs import ExperimentSpec
-from tests.oracles import wait_until
+from tests.oracles import wait_reaped, wait_until
 
 TIMEOUT = 120  # generous: the machine is shared, and each worker imports TensorFlow (~3 s)
 
@@ -60,6 +60,7 @@ def test_one_slot_queues_the_second_job_and_both_finish(store, monkeypatch):
         assert record.has_model("cnn") and (record.path / "predictions_cnn.npz").is_file()
         assert record.epochs_completed == 1 and 0.0 <= record.test_accuracy <= 1.0
         assert record.meta["started"] <= record.meta["finished"]
+        wait_reaped(record.meta["pid"])
         assert f"run {run_id}: finished" in store.log_tail(run_id, 50)  # the worker's last word
     # Serial, not overlapping: the later job started training only after the earlier one finished.
     earlier, later = sorted(records.values(), key=lambda r: r.meta["started"])

@@ -13,7 +13,7 @@ import pytest
 from cnnkit.runs import jobs, warm
 from cnnkit.runs.store import RunStore
 from cnnkit.specs import ExperimentSpec
-from tests.oracles import wait_until
+from tests.oracles import wait_reaped, wait_until
 
 TIMEOUT = 180  # two workers import TensorFlow on a shared machine
 
@@ -49,6 +49,7 @@ def test_a_job_in_the_warm_worker_trains_exactly_as_in_a_fresh_one_and_the_spare
     cold = jobs.start(store, tiny_spec()).run_id
     cold_losses, cold_probs = trained(store, cold)
     assert store.get(cold).meta["warm_worker"] is False
+    wait_reaped(store.get(cold).meta["pid"])  # still off when its end asks for a spare
 
     monkeypatch.setenv("CNNKIT_WARM_WORKER", "on")
     jobs.prepare_spare(store, dataset="mnist")
@@ -61,6 +62,7 @@ def test_a_job_in_the_warm_worker_trains_exactly_as_in_a_fresh_one_and_the_spare
     # the oracle: the fresh worker's run of the same spec, bit for bit (the seed decides everything)
     assert warm_losses == cold_losses and len(warm_losses) == 2
     np.testing.assert_array_equal(warm_probs, cold_probs)
+    wait_reaped(spare.pid)  # its last line is printed after run.json reads "finished"
     assert f"run {run_id}: finished" in (store.path(run_id) / "log.txt").read_text()  # its output, in its log
     # when the job ended, a new spare was started for the next one
     replacement = wait_until(warm.idle_spare, "a new spare after the job", timeout=30)

@@ -260,7 +260,12 @@ def worker_environment(store: RunStore, data_dir: str | None = None) -> dict:
 def watch_child(process: subprocess.Popen, then: Callable[[], object] | None = None) -> None:
     """Reap the process when it ends (and call `then`)."""
     _children.append(process)
-    threading.Thread(target=_reap, args=(process, then), daemon=True).start()
+    threading.Thread(target=_reap, args=(process, then), name=reaper_name(process.pid), daemon=True).start()
+
+
+def reaper_name(pid: int) -> str:
+    """The name of the thread that reaps this worker and then runs what follows its end."""
+    return f"cnnkit-reap-{pid}"
 
 
 def stop(store: RunStore, run_id: str) -> None:
