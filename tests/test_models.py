@@ -143,3 +143,35 @@ def test_tensorflow_is_imported_without_the_collector_then_frozen(collecting):
     before, frozen, enabled, loaded = done.stdout.split()
     assert int(before) == 0 and int(frozen) > 100_000  # TensorFlow and Keras make a few hundred thousand
     assert enabled == str(collecting) and loaded == "True"
+
+
+@pytest.mark.parametrize("already_loaded", [False, True])
+def test_keras_is_imported_without_pandas_unless_the_process_has_it(already_loaded):
+    # A fresh interpreter: Keras' optional pandas is skipped (the module Keras would take
+    # DataFrames with is None), unless pandas was there first; either way it imports afterwards.
+    code = ("import sys\n"
+            f"{'import pandas' if already_loaded else ''}\n"
+            "from cnnkit.model.tf_import import tf\n"
+            "from keras.src.trainers.data_adapters import array_slicing\n"
+            "print('pandas' in sys.modules, 'IPython' in sys.modules, array_slicing.pandas is not None)\n"
+            "import pandas\n"
+            "print(array_slicing.pandas is pandas, pandas.DataFrame({'a': [1, 2]}).a.sum())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    first, second = done.stdout.splitlines()
+    assert first == f"{already_loaded} False {already_loaded}"
+    assert second == f"{already_loaded} 3"
+
+
+def test_hidden_modules_fail_to_import_within_and_import_after():
+    from cnnkit.model.tf_import import hidden
+
+    sys.modules.pop("colorsys", None)
+    with hidden(("colorsys", "json")):
+        with pytest.raises(ImportError):
+            import colorsys  # noqa: F401
+        import json  # already loaded: left as it was
+
+        assert json.dumps([1]) == "[1]"
+    import colorsys
+
+    assert colorsys.rgb_to_hsv(1.0, 0.0, 0.0) == (0.0, 1.0, 1.0)

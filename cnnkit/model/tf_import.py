@@ -11,6 +11,11 @@ Afterwards `gc.freeze()` moves them out of every later collection's way, so the 
 during training scan only what training makes. What the process held at that moment is never
 collected: a one-time cost, bounded by that heap. The training processes import TensorFlow first
 thing; the Streamlit server only for a model numpy cannot run or an evaluation run again.
+
+Keras imports pandas (to accept DataFrames in `fit`) and IPython (to tell a notebook) when they
+are installed: ~0.3 s of a training process's start, for nothing cnnkit gives Keras. Unless the
+process already has them, they are hidden while TensorFlow imports (Keras then takes only arrays
+and datasets, which is all cnnkit passes) and importable again right after.
 """
 
 from __future__ import annotations
@@ -18,8 +23,26 @@ from __future__ import annotations
 import gc
 import os
 import sys
+from contextlib import contextmanager
+
+HIDDEN_FROM_KERAS = ("pandas", "IPython")
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@contextmanager
+def hidden(names: tuple[str, ...]):
+    """Within: `import NAME` raises ImportError for each name not imported yet (a None in
+    sys.modules does that); after: importable as usual."""
+    absent = [name for name in names if name not in sys.modules]
+    for name in absent:
+        sys.modules[name] = None
+    try:
+        yield
+    finally:
+        for name in absent:
+            if sys.modules.get(name, False) is None:
+                del sys.modules[name]
 
 
 def import_tensorflow():
@@ -30,7 +53,7 @@ def import_tensorflow():
     collecting = gc.isenabled()
     gc.disable()
     try:
-        with open(os.devnull, "w") as devnull:
+        with open(os.devnull, "w") as devnull, hidden(HIDDEN_FROM_KERAS):
             os.dup2(devnull.fileno(), 2)
             import keras  # noqa: F401 - imported here so its backend start-up is silenced too
             import tensorflow
