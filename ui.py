@@ -553,39 +553,42 @@ def show_data_source(record: RunRecord) -> None:
         st.caption(f"Data: {summary}")
 
 
-def select_run(label: str, runs: dict, wanted: str | None, key: str, limit: int | None = None) -> RunRecord:
-    """A selectbox of runs ({run id: record}, newest first, labelled by text.run_label) starting at the
-    run chosen last, else at `wanted` when it is one of them, else at the first; returns the chosen record.
-    Its key is `key` and a hash of the labels (ui.labelled_key). With more runs than `limit`
-    (ledger.PICKER_RUNS) it offers the newest `limit`, those a Find box below it matches, and always
-    the chosen and the wanted run; a caption says how many are left out (run_options)."""
-    chosen = st.session_state.get(f"{key}_chosen")  # kept when a rename gives the box a new key
-    start = chosen if chosen in runs else wanted
+def select_run(label: str, runs, wanted: str | None, key: str, limit: int | None = None) -> RunRecord:
+    """A selectbox of runs (ledger.RunChoices: those a page can show, newest first, labelled by
+    text.run_label) starting at the run chosen last, else at `wanted` when it is one of them, else
+    at the newest; returns the chosen record. Call it only when `runs` has one. Its key is `key`
+    and a hash of the labels (ui.labelled_key). With more runs than `limit` (ledger.PICKER_RUNS)
+    it offers the newest `limit`, those a Find box below it matches, and always the chosen and the
+    wanted run, and says how to find the others (run_options); it reads no more run.json files
+    than it offers, unless the person searches."""
+    chosen = runs.get(st.session_state.get(f"{key}_chosen"))  # kept when a rename gives the box a new key
+    start = chosen or runs.get(wanted)
     box = st.container()  # the box above its Find field, filled once the field is read
-    ids = run_options(runs, [chosen, wanted], key, limit)
-    labels = {run_id: text.run_label(runs[run_id]) for run_id in ids}
-    run_id = box.selectbox(label, ids, index=ids.index(start) if start in ids else 0, format_func=labels.get,
-                           key=labelled_key(key, labels.values()))  # a renamed run's new name shows
+    offered = {record.run_id: record for record in run_options(runs, [start and start.run_id], key, limit)}
+    labels = {run_id: text.run_label(record) for run_id, record in offered.items()}
+    ids = list(offered)
+    run_id = box.selectbox(label, ids, index=ids.index(start.run_id) if start and start.run_id in ids else 0,
+                           format_func=labels.get, key=labelled_key(key, labels.values()))  # a renamed run's new name shows
     st.session_state[f"{key}_chosen"] = run_id
-    return runs[run_id]
+    return offered[run_id]
 
 
-def run_options(runs: dict, keep: list, key: str, limit: int | None = None) -> list[str]:
-    """The run ids select_run offers: every run of a short list; of a long one (10,000 runs took
-    the pages 1–2.4 s) the newest `limit` that its Find field (key `<key>_find`) matches, the runs of
-    `keep` that exist, and a caption with how many are not offered and how to find them."""
+def run_options(runs, keep: list, key: str, limit: int | None = None) -> list[RunRecord]:
+    """The runs select_run offers: all of a short list; of a long one (10,000 runs took the pages
+    1–2.4 s) the newest `limit` that its Find field (key `<key>_find`) matches, the runs of `keep`,
+    and a caption with how to find the others (ledger.picker_window)."""
     from cnnkit.views import ledger
 
     limit = ledger.PICKER_RUNS if limit is None else limit
-    if len(runs) <= limit:
-        return list(runs)
-    if not any(run_id in runs for run_id in keep):
-        keep = [next(iter(runs))]  # the box starts at the newest run: offer it whatever was typed
-    query = st.text_input(f"Find among {len(runs):,} runs", key=f"{key}_find", placeholder=ledger.FIND_HINT)
-    shown, note = ledger.run_window(list(runs.values()), query, limit, keep=keep)
-    if note:
-        st.caption(f"🔎 {note}")
-    return [record.run_id for record in shown]
+    newest = runs.newest(limit + 1)
+    if len(newest) <= limit:
+        return newest
+    query = st.text_input(f"Find among {runs.store.count():,} runs", key=f"{key}_find",
+                          placeholder=ledger.FIND_HINT)
+    keep = [run_id for run_id in keep if run_id] or [newest[0].run_id]  # the box starts at the newest
+    shown, note = ledger.picker_window(runs, query, limit, keep=keep)
+    st.caption(f"🔎 {note}")
+    return shown
 
 
 def show_error(exc: Exception, what: str = "") -> None:

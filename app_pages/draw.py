@@ -6,7 +6,9 @@ import streamlit as st
 import ui
 from cnnkit.data.catalog import get_dataset_info
 from cnnkit.data.drawing import drawing_message, subject
+from cnnkit.runs.jobs import active_runs
 from cnnkit.views import charts, demo, text
+from cnnkit.views.ledger import RunChoices
 
 # --- Helpers: the quick train while it runs, the canvas and what the models read -------------
 
@@ -63,9 +65,8 @@ ui.page("Draw", "✏️", runs_panel=False)
 store = ui.store()
 title = st.empty()  # in the words of the chosen run's dataset, once it is chosen
 title.title(f"✏️ {subject('mnist').title}")
-records = store.list()
-runs = demo.drawable_runs(records)
-quick_id = demo.quick_train_id(records, st.session_state.get("draw_quick_run"))
+runs = RunChoices(store, demo.is_drawable)  # read as far as the picker looks
+quick_id = demo.quick_train_id(active_runs(store), st.session_state.get("draw_quick_run"))
 ui.active_runs_panel(shown=quick_id)  # not the quick train this page shows live already
 if quick_id and store.exists(quick_id):
     quick = store.get(quick_id)
@@ -76,7 +77,7 @@ if quick_id and store.exists(quick_id):
     if quick.status != "finished" and quick_id == st.session_state.get("draw_quick_run"):
         st.error(f"The quick train ended {quick.status}: {text.plain(quick.meta.get('reason') or quick.problem)}")
 
-latest_mnist = demo.newest_mnist(runs)
+latest_mnist = runs.first(demo.is_mnist)
 if latest_mnist is None:
     st.info("There is no trained MNIST model yet. **Quick train** one — a small CNN (conv 16 → pool → "
             "conv 32 → pool → dense 64) and its dense baseline, about half a minute — then draw.")

@@ -5,6 +5,7 @@ import streamlit as st
 import ui
 from cnnkit.errors import CnnkitError
 from cnnkit.views import analysis, charts, robustness, text
+from cnnkit.views.ledger import RunChoices
 
 # --- Helpers ----------------------------------------------------------------------------------
 
@@ -45,13 +46,14 @@ store = ui.store()
 st.title("🧪 Robustness lab")
 st.caption("The same test images shifted (the mean of right, left, down and up; vacated pixels black), "
            "rotated, zoomed and made noisy, read by the run's CNN and its dense baseline.")
-runs = analysis.inspectable_runs([r for r in store.list() if r.status == "finished"])
+runs = RunChoices(store, analysis.is_robustness_ready)  # read as far as the picker looks
 if not runs:
     st.info("No finished runs yet: train one (with a dense baseline, to compare), then come back.")
     ui.page_link("app_pages/train.py", "Go to Train", "🏋️")
     st.stop()
-with_baseline = next((i for i, r in runs.items() if r.has_baseline), None)  # the comparison is the point
-record = ui.select_run("Run", runs, st.query_params.get("run") or with_baseline, key="robustness_run")
+with_baseline = runs.first(lambda r: r.has_baseline)  # the comparison is the point
+record = ui.select_run("Run", runs, st.query_params.get("run") or (with_baseline and with_baseline.run_id),
+                       key="robustness_run")
 st.query_params["run"] = record.run_id
 ui.show_data_source(record)
 if record.spec and record.spec.augmentation.active:

@@ -43,7 +43,7 @@ with st.container(border=True):
             document = ui.sweep_axes_document(draft, mode, seeds)
         if document is not None:
             sweep = SweepSpec.from_dict(document)
-            check = check_sweep(sweep, macs_per_second=measured_macs_per_second(store.list()[:20]))
+            check = check_sweep(sweep, macs_per_second=measured_macs_per_second(store.recent(20)))
             st.markdown(f"**{sweep_form.plan_text(check)}**")
     except CnnkitError as exc:
         sweep = None

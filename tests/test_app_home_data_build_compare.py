@@ -103,6 +103,16 @@ def test_home_counts_the_prepared_runs(runs):
     assert any("finished 1" in t and "damaged 1" in t for t in texts(at))
 
 
+def test_home_counts_every_run_and_the_statuses_of_the_newest(runs, monkeypatch):
+    from cnnkit.views import ledger
+
+    monkeypatch.setattr(ledger, "STATUS_RUNS", 1)  # a long ledger: only the newest runs are read
+    at = app(HOME).run()
+    assert not at.exception
+    assert metric(at, "Runs in this workspace") == "2"
+    assert any(t.startswith("The newest 1: ") for t in texts(at))
+
+
 def test_home_versions_are_a_row_each(runs_dir):
     # one row with a column per library was cut off on the right of its narrow column
     from cnnkit import sysinfo

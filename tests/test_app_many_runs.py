@@ -122,8 +122,9 @@ def picker_page(limit) -> None:
     import streamlit as st
 
     import ui
+    from cnnkit.views.ledger import RunChoices
 
-    runs = {r.run_id: r for r in ui.store().list()}
+    runs = RunChoices(ui.store())
     record = ui.select_run("Run", runs, st.query_params.get("run"), key="zoo_run", limit=limit)
     st.markdown(f"chosen {record.run_id}")
 
@@ -144,7 +145,8 @@ def test_a_picker_offers_the_newest_and_says_how_to_find_the_others(zoo):
     at = AppTest.from_function(picker_page, args=(None,)).run()  # ledger.PICKER_RUNS: 5
     assert not at.exception
     assert picked_names(at) == NAMES[::-1][:LIMIT] and chosen(at) == zoo[-1]
-    assert any(c.startswith("🔎 The newest 5 of 12 runs are listed; 7 older ones are not") for c in captions(at))
+    assert any(c.startswith("🔎 The newest 5 are listed, of 12 runs in this workspace: find any other by")
+               for c in captions(at))
     assert at.text_input(key="zoo_run_find").label == "Find among 12 runs"
 
 
@@ -155,13 +157,14 @@ def test_a_picker_offers_the_urls_run_even_when_it_is_old(zoo):
     assert not at.exception
     assert chosen(at) == zoo[0] and picker(at).value == zoo[0]
     assert picked_names(at) == [*NAMES[::-1][:LIMIT], "ant"]
-    assert any("; 6 older ones are not" in c for c in captions(at))
+    assert any(c.startswith("🔎 The newest 5 are listed, of 12 runs") for c in captions(at))
 
 
 def test_a_picker_finds_an_old_run_and_keeps_it_chosen(zoo):
     at = AppTest.from_function(picker_page, args=(None,)).run()
     at.text_input(key="zoo_run_find").set_value("camel").run()
     assert picked_names(at) == ["camel", "llama"]  # what was found, and the run still chosen
+    assert any(c.startswith("🔎 1 of 12 runs match “camel”.") for c in captions(at))
     assert chosen(at) == zoo[-1]
     picker(at).set_value(zoo[2]).run()
     assert chosen(at) == zoo[2]
@@ -175,3 +178,39 @@ def test_a_picker_within_the_limit_is_every_run_and_no_find_box(zoo):
     assert not at.exception
     assert picked_names(at) == NAMES[::-1] and not at.text_input
     assert not any(c.startswith("🔎") for c in captions(at))
+
+
+@pytest.fixture
+def ledger_of_300(runs_dir, monkeypatch) -> list[str]:
+    """300 finished runs, each created in a second of its own (as a long-lived server's are):
+    their ids, oldest first. A picker's limit of 5."""
+    from cnnkit.lab.bench.starting import clone_runs
+
+    monkeypatch.setattr(ledger, "PICKER_RUNS", LIMIT)
+    template_store = RunStore(Path(runs_dir).parent / "template")
+    template = template_store.create(SPEC, name="template")
+    (template.path / "model.keras").write_bytes(b"stand-in")
+    template_store.update(template.run_id, status="finished", models={"cnn": {"epochs_completed": 1}})
+    Path(runs_dir).mkdir(parents=True, exist_ok=True)
+    clone_runs(template.path, Path(runs_dir), 300)
+    return sorted(folder.name for folder in Path(runs_dir).iterdir() if not folder.name.startswith("."))
+
+
+def test_a_picker_reads_only_the_run_json_files_it_offers(ledger_of_300, monkeypatch):
+    from cnnkit.runs import listing
+
+    parsed = []
+    real_parse = listing.parse_run_json
+    monkeypatch.setattr(listing, "parse_run_json", lambda path: parsed.append(path) or real_parse(path))
+    listing.forget()
+    at = AppTest.from_function(picker_page, args=(None,)).run()
+    assert not at.exception
+    assert picked_names(at) == ["run 299", "run 298", "run 297", "run 296", "run 295"]  # clone_runs' names
+    # the newest 5 and one more (to know there are more than 5), each run.json once: not 300
+    assert len(parsed) == LIMIT + 1 and len(set(parsed)) == LIMIT + 1
+    assert at.text_input(key="zoo_run_find").label == "Find among 300 runs"
+    oldest = ledger_of_300[0]
+    at.text_input(key="zoo_run_find").set_value(oldest).run()  # a search reads them all, once
+    assert not at.exception
+    assert len(parsed) == 300
+    assert picked_names(at) == ["run 0", "run 299"]  # found; the run still chosen

@@ -377,3 +377,29 @@ def test_a_process_reaped_between_the_two_checks_is_not_alive(monkeypatch):
     monkeypatch.setattr(store_module, "proc_stat_fields", lambda pid: None)  # reaped just then
     assert not store_module.pid_alive(zombie.pid)
     zombie.wait()
+
+
+def test_scan_reads_newest_first_as_far_as_asked_in_lists_order(store, runs_dir, monkeypatch):
+    # Ids in three seconds (a run id starts with its second), two runs in the middle one; the
+    # oracle is list(), which reads them all.
+    made = []
+    for second, created in (("20260101-000001", 1.0), ("20260101-000002", 2.0), ("20260101-000002", 2.5),
+                            ("20260101-000003", 3.0)):
+        run_id = store.create(SPEC).run_id
+        renamed = f"{second}-{run_id[16:]}"
+        os.rename(runs_dir / run_id, runs_dir / renamed)
+        meta = json.loads((runs_dir / renamed / "run.json").read_text())
+        (runs_dir / renamed / "run.json").write_text(json.dumps({**meta, "run_id": renamed, "created": created}))
+        made.append(renamed)
+    everything = [record.run_id for record in store.list()]
+    assert everything == made[::-1] and store.count() == 4
+    assert [record.run_id for record in store.scan()] == everything
+    assert [record.run_id for record in store.recent(2)] == everything[:2]
+    from cnnkit.runs import listing
+
+    read = []
+    real = listing.read_run_json
+    monkeypatch.setattr("cnnkit.runs.store.read_run_json", lambda path: read.append(path) or real(path))
+    assert store.recent(1)[0].run_id == made[-1] and len(read) == 1  # the newest second's one run only
+    read.clear()
+    assert [record.run_id for record in store.recent(2)] == everything[:2] and len(read) == 3  # and the next second's two

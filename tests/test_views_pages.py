@@ -226,7 +226,8 @@ def test_inspectable_runs_models_and_conv_layers(tmp_path):
     records = [run("a", has_model=lambda: True), run("b", "stopped", has_model=lambda: True),
                run("c", "stopped", has_model=lambda: False), run("d", "failed", has_model=lambda: True),
                run("e", "running", has_model=lambda: True)]
-    assert list(analysis.inspectable_runs(records)) == ["a", "b"]
+    assert [r.run_id for r in records if analysis.is_inspectable(r)] == ["a", "b"]
+    assert [r.run_id for r in records if analysis.is_robustness_ready(r)] == ["a"]
     record = run("a", path=tmp_path, has_model=lambda: True)
     assert analysis.inspectable_models(record) == ["cnn"]             # a model, no predictions yet
     (tmp_path / "predictions_baseline.npz").write_bytes(b"")
@@ -256,13 +257,12 @@ def test_filters_figure():
 # ---------------------------------------------------------------- demo: Draw's helpers
 
 
-def test_drawable_runs_and_the_newest_mnist():
+def test_drawable_runs_and_mnist():
     records = [run("f", dataset="fashion_mnist"), run("c", dataset="cifar10"), run("r", "running"),
                run("m2"), run("m1")]  # newest first, as RunStore.list()
-    runs = demo.drawable_runs(records)
-    assert list(runs) == ["f", "m2", "m1"]                            # 28×28 grey, finished
-    assert demo.newest_mnist(runs).run_id == "m2"
-    assert demo.newest_mnist({"f": records[0]}) is None
+    runs = [r for r in records if demo.is_drawable(r)]
+    assert [r.run_id for r in runs] == ["f", "m2", "m1"]              # 28×28 grey, finished
+    assert [r.run_id for r in runs if demo.is_mnist(r)] == ["m2", "m1"]
 
 
 def test_quick_train_id():

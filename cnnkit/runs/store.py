@@ -29,7 +29,7 @@ import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -384,19 +384,26 @@ class RunStore:
         records = [self._read(name, self.root / name) for name in self._run_names()]
         return sorted(records, key=lambda r: (r.created, r.run_id), reverse=True)
 
-    def newest(self, status: str | None = None) -> RunRecord | None:
-        """The newest run (of `status`) in list()'s order, reading run.json newest second first
-        until one matches: a page that shows one run need not read all of 10,000. A run id starts
-        with the second it was created in (create()); the runs of one second are read together
-        and ordered as list() orders them."""
+    def count(self) -> int:
+        """How many run folders there are (read none of them)."""
+        return len(self._run_names())
+
+    def scan(self) -> Iterator[RunRecord]:
+        """Every run in list()'s order, read as it is reached: a page that needs the newest few
+        need not read all of 10,000. A run id starts with the second it was created in
+        (create()); the runs of one second are read together and ordered as list() orders them."""
         by_second = itertools.groupby(sorted(self._run_names(), reverse=True), key=lambda name: name[:15])
         for _, names in by_second:
-            records = sorted((self._read(name, self.root / name) for name in names),
-                             key=lambda r: (r.created, r.run_id), reverse=True)
-            found = next((r for r in records if status is None or r.status == status), None)
-            if found is not None:
-                return found
-        return None
+            yield from sorted((self._read(name, self.root / name) for name in names),
+                              key=lambda r: (r.created, r.run_id), reverse=True)
+
+    def recent(self, count: int) -> list[RunRecord]:
+        """The newest `count` runs, in list()'s order."""
+        return list(itertools.islice(self.scan(), count))
+
+    def newest(self, status: str | None = None) -> RunRecord | None:
+        """The newest run (of `status`) in list()'s order, reading no more than it must."""
+        return next((r for r in self.scan() if status is None or r.status == status), None)
 
     def latest(self, dataset: str | None = None, status: str = "finished") -> RunRecord | None:
         for record in self.list():

@@ -128,7 +128,7 @@ def create_sweep(store: RunStore, sweep: SweepSpec, *, engine: str | None = None
     """Check the whole sweep (every trial's spec, the trial and time caps), then create one queued
     run per trial and the record. Toward the per-visitor caps the sweep counts as one job."""
     engine = engine_of(engine)
-    check = check_sweep(sweep, macs_per_second=measured_macs_per_second(store.list()[:20]))
+    check = check_sweep(sweep, macs_per_second=measured_macs_per_second(store.recent(20)))
     sweep_id = f"sweep-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
     name = sweep.name or sweep.base.name or sweep.base.preset or sweep_id
     trials = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import zipfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +28,12 @@ class Predictions:
     def __repr__(self) -> str:
         return f"Predictions({len(self.y_true)} test images, accuracy={self.accuracy:.4f})"
 
-    @property
+    # computed once: a page captions 40 images, each reading a row of both
+    @cached_property
     def y_pred(self) -> np.ndarray:
         return self.probs.argmax(axis=1)
 
-    @property
+    @cached_property
     def confidence(self) -> np.ndarray:
         return self.probs.max(axis=1)
 
@@ -88,11 +90,16 @@ def mistakes(predictions: Predictions, limit: int = 50) -> np.ndarray:
     return rows[order][:limit]
 
 
-def inspectable_runs(records: list) -> dict:
-    """{run id: record} of the runs that left a model (finished, or stopped with a checkpoint)."""
+def is_inspectable(record) -> bool:
+    """Whether the run left a model (finished, or stopped with a checkpoint)."""
     # A finished run's model was checked by the listing (without it the run reads as damaged): a
-    # stat fewer per run, 10,000 of them on Inspect with a long ledger.
-    return {r.run_id: r for r in records if r.status in INSPECTABLE and (r.status == "finished" or r.has_model())}
+    # stat fewer per run.
+    return record.status in INSPECTABLE and (record.status == "finished" or record.has_model())
+
+
+def is_robustness_ready(record) -> bool:
+    """Whether the Robustness lab can test the run: finished, with a model."""
+    return record.status == "finished" and is_inspectable(record)
 
 
 def inspectable_models(record) -> list[str]:

@@ -125,18 +125,18 @@ def read_picture(image: np.ndarray, predictors: dict) -> tuple[DrawingPrediction
     return predict_drawing(drawing, predictors), steps
 
 
-def drawable_runs(records: list) -> dict:
-    """{run id: record} of the finished runs whose model reads 28×28 grey images, as the canvas
-    gives (CIFAR-10's 32×32 colour ones don't); newest first, as the records are."""
-    return {r.run_id: r for r in records if r.status == "finished" and r.dataset in DRAWABLE}
+def is_drawable(record) -> bool:
+    """Whether the run finished with a model that reads 28×28 grey images, as the canvas gives
+    (CIFAR-10's 32×32 colour ones don't)."""
+    return record.status == "finished" and record.dataset in DRAWABLE
 
 
-def newest_mnist(runs: dict):
-    """The newest finished MNIST run of `drawable_runs`, or None: the model Draw starts with."""
-    return next((r for r in runs.values() if r.dataset == "mnist"), None)
+def is_mnist(record) -> bool:
+    """The newest drawable MNIST run is the model Draw starts with."""
+    return record.dataset == "mnist"
 
 
-def quick_train_id(records: list, remembered: str | None) -> str | None:
-    """The quick train to show: the one this session started, else one running now."""
-    return remembered or next((r.run_id for r in records if r.is_active and r.name == QUICK_TRAIN_NAME),
+def quick_train_id(active: list, remembered: str | None) -> str | None:
+    """The quick train to show: the one this session started, else one of the `active` runs."""
+    return remembered or next((r.run_id for r in active if r.is_active and r.name == QUICK_TRAIN_NAME),
                               None)

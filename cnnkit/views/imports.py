@@ -36,3 +36,8 @@ def import_upload(data: bytes, filename: str | None, dataset: str, input_scale: 
             args.append(f"--data-dir={data_dir}")
         stdout = run_cnnkit(args, IMPORT_SECONDS, "import", error=UploadError)
     return json.loads(stdout.strip().splitlines()[-1])
+
+
+def is_imported_model(record) -> bool:
+    """A model brought in (finished as soon as it is imported), not one cnnkit trained."""
+    return record.status == "finished" and record.kind == "imported"

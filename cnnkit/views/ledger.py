@@ -5,7 +5,8 @@ files (never TensorFlow), and tolerate damaged runs, which appear as rows with t
 
 With thousands of runs the pages show a window of them: the newest that match what the person
 typed (`find_runs`), plus the runs that must stay reachable (the chosen one, the URL's), and
-say how many are left out and how to find them (`run_window`).
+say how many are left out and how to find them (`run_window`). A run picker reads no more than
+it shows (`RunChoices`, `picker_window`): the newest 100 of 10,000 runs are ~100 run.json files.
 """
 
 from __future__ import annotations
@@ -13,17 +14,20 @@ from __future__ import annotations
 import io
 import itertools
 import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from cnnkit.errors import CnnkitError, RunError
 from cnnkit.presets import PRESETS
-from cnnkit.runs.store import RunRecord
+from cnnkit.runs.store import RunRecord, RunStore
 from cnnkit.shapes import summarize_spec
 from cnnkit.specs import ExperimentSpec
 from cnnkit.views.text import plain, run_label
 
 SCATTER_RUNS = 200  # the newest runs drawn against their cost: 1,000 (4,000 SVG markers) cost Compare ~0.3 s more
 LEDGER_ROWS = 200  # the newest runs Compare lists (table, overlay, one run); the others by its Find box
+STATUS_RUNS = 1_000  # the newest runs whose statuses Home counts
 PICKER_RUNS = 100  # the newest runs a page's run picker offers (ui.select_run); the others by its Find box
 FIND_HINT = "part of a name, a status, a dataset or a date as in the run id (20261201)"
 ZIP_FILES = ("model.keras", "baseline.keras", "spec.json", "run.json", "history.json")
@@ -135,6 +139,74 @@ def run_window(records: list[RunRecord], query: str = "", limit: int | None = No
         return shown, f"{matched}; {hidden:,} not listed. Find: {FIND_HINT}."
     return shown, (f"The newest {min(limit, len(found)):,} of {total} are listed; {hidden:,} older ones are not: "
                    f"find any run by {FIND_HINT}.")
+
+
+def every_run(record: RunRecord) -> bool:
+    return True
+
+
+def is_finished(record: RunRecord) -> bool:
+    return record.status == "finished"
+
+
+@dataclass(frozen=True)
+class RunChoices:
+    """The runs of `store` that `keep` accepts, newest first, each read only when it is reached
+    (RunStore.scan): a page offers the newest and never lists the rest unless searched."""
+
+    store: RunStore
+    keep: Callable[[RunRecord], bool] = every_run
+
+    def __repr__(self) -> str:
+        return f"RunChoices({self.store.root}, {getattr(self.keep, '__name__', 'keep')})"
+
+    def __iter__(self) -> Iterator[RunRecord]:
+        return (record for record in self.store.scan() if self.keep(record))
+
+    def __bool__(self) -> bool:
+        return self.first() is not None
+
+    def first(self, where: Callable[[RunRecord], bool] | None = None) -> RunRecord | None:
+        return next((record for record in self if where is None or where(record)), None)
+
+    def newest(self, count: int) -> list[RunRecord]:
+        return list(itertools.islice(self, count))
+
+    def get(self, run_id: str | None) -> RunRecord | None:
+        """The run, if it exists and is one of these (a URL's run id is anybody's text)."""
+        if not run_id:
+            return None
+        try:
+            record = self.store.get(run_id)
+        except RunError:
+            return None
+        return record if self.keep(record) else None
+
+
+def picker_window(choices: RunChoices, query: str = "", limit: int | None = None,
+                  keep=()) -> tuple[list[RunRecord], str]:
+    """What a run picker offers when there are more than `limit` runs (PICKER_RUNS): the newest
+    `limit` that match `query` (find_runs), then each run of `keep` (the chosen run, the URL's)
+    that is one of them. With a note, markdown-safe. Only a query reads every run.json."""
+    limit = PICKER_RUNS if limit is None else limit
+    if query.strip():
+        everything = list(choices)
+        found = find_runs(everything, query)
+        shown = found[:limit]
+    else:
+        shown = choices.newest(limit)
+    listed = {record.run_id for record in shown}
+    for run_id in dict.fromkeys(keep):
+        if run_id not in listed and (record := choices.get(run_id)) is not None:
+            shown.append(record)
+            listed.add(run_id)
+    if query.strip():
+        matched = f"{len(found):,} of {len(everything):,} runs match “{plain(query.strip())}”"
+        if len(found) > limit:
+            matched += f", the newest {limit:,} of them listed"
+        return shown, f"{matched}. Find: {FIND_HINT}."
+    return shown, (f"The newest {limit:,} are listed, of {choices.store.count():,} runs in this workspace: "
+                   f"find any other by {FIND_HINT}.")
 
 
 def epoch_curve(history: list[dict], model: str, metric: str) -> tuple[list[int], list[float]]:
