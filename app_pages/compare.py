@@ -55,19 +55,21 @@ st.title("📈 Compare")
 ui.show_flash("compare_flash")
 if started := st.session_state.get("compare_started"):
     ui.page_link("app_pages/train.py", "Watch the re-run train", "🏋️", query_params={"run": started})
-records = store.list()
+# --- Find: with more runs than LEDGER_ROWS, the page lists the newest that match (10,000 rows, options and
+# chips took the browser seconds) and reads no others; the chosen runs stay listed. A small ledger is
+# listed whole, no box ----------------------------------------------------------------------------------
+total = store.count()
+query = st.text_input("Find runs", key="compare_find", placeholder=ledger.FIND_HINT) \
+    if total > ledger.LEDGER_ROWS else ""
+records = ledger.compare_records(store, query, [*(st.session_state.get("_compare_chosen") or []),
+                                                st.session_state.get("_compare_one")])
 if not records:
     st.info("No runs yet. Build a network and train it: every run lands here, with its curves and results.")
     ui.page_link("app_pages/train.py", "Go to Train", "🏋️")
     st.stop()
 by_id = {r.run_id: r for r in records}
 names = charts.distinct_names({r.run_id: r.name for r in records})  # two runs of one name: + their id's tail
-
-# --- Find: with more runs than LEDGER_ROWS, the page lists the newest that match (10,000 rows, options and
-# chips took the browser seconds); the chosen runs stay listed. A small ledger is listed whole, no box ----
-query = st.text_input("Find runs", key="compare_find", placeholder=ledger.FIND_HINT) \
-    if len(records) > ledger.LEDGER_ROWS else ""
-listed, hidden_note = ledger.run_window(records, query)
+listed, hidden_note = ledger.run_window(records, query, total=None if query.strip() else total)
 listed_ids = [r.run_id for r in listed]
 chip = functools.cache(lambda run_id: ledger.run_chip(by_id[run_id], names[run_id]))  # only for the runs offered
 
@@ -75,7 +77,7 @@ chip = functools.cache(lambda run_id: ledger.run_chip(by_id[run_id], names[run_i
 # --- The ledger (the listed runs), how many there are, and how many are not listed -----------------
 if listed:
     ui.ledger_table(listed)
-st.caption(f"{len(records)} runs in {ui.runs_place(store)} · time: seconds the CNN trained · accuracy on the test "
+st.caption(f"{total} runs in {ui.runs_place(store)} · time: seconds the CNN trained · accuracy on the test "
            "split · more columns in the table's 👁 menu")
 if hidden_note:
     st.caption(f"🔎 {hidden_note}")

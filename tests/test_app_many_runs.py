@@ -214,3 +214,22 @@ def test_a_picker_reads_only_the_run_json_files_it_offers(ledger_of_300, monkeyp
     assert not at.exception
     assert len(parsed) == 300
     assert picked_names(at) == ["run 0", "run 299"]  # found; the run still chosen
+
+
+def test_compare_reads_only_the_newest_it_lists(ledger_of_300, monkeypatch):
+    from cnnkit.runs import listing
+
+    monkeypatch.setattr(ledger, "LEDGER_ROWS", LIMIT)
+    monkeypatch.setattr(ledger, "SCATTER_RUNS", LIMIT)
+    parsed = []
+    real_parse = listing.parse_run_json
+    monkeypatch.setattr(listing, "parse_run_json", lambda path: parsed.append(path) or real_parse(path))
+    listing.forget()
+    at = AppTest.from_file(COMPARE, default_timeout=30).run()
+    assert not at.exception
+    assert at.dataframe[0].value["run_id"].tolist() == ledger_of_300[::-1][:LIMIT]
+    assert any(c.startswith("🔎 The newest 5 of 300 runs are listed; 295 older ones are not") for c in captions(at))
+    assert len(parsed) == LIMIT + 1  # the newest 5 and one more: not 300
+    at.text_input(key="compare_find").set_value(ledger_of_300[0]).run()  # a search reads them all
+    assert not at.exception and len(parsed) == 300
+    assert at.dataframe[0].value["run_id"].tolist() == [ledger_of_300[0]]
