@@ -14,6 +14,7 @@ import pytest
 from cnnkit.data.catalog import get_dataset_info
 from cnnkit.data.prepare import prepare_data
 from cnnkit.errors import CnnkitError, UploadError
+from cnnkit.runs.imported import IMPORTED_DIR, imported_runs
 from cnnkit.runs.store import RunStore
 from cnnkit.shapes import summarize_spec
 from cnnkit.specs import Conv2D, Dense, Dropout, Flatten, MaxPool2D
@@ -138,7 +139,7 @@ def test_a_refused_import_leaves_no_run_behind(keras, tmp_path):
         import_model(tmp_path / "m.keras", "cifar10", store=store)
     with pytest.raises(CnnkitError, match="name"):
         import_model(tmp_path / "m.keras", "mnist", store=store, name="bad\nname")
-    assert store.list() == []
+    assert store.list() == [] and imported_runs(store) == []
 
 
 def _cli(*args, tmp_path):
@@ -176,7 +177,10 @@ def test_an_imported_run_is_listed_like_a_trained_one(keras, tmp_path):
 
     model = _article_model(keras, "keras_input")
     model.save(tmp_path / "m.keras")
-    record = import_model(tmp_path / "m.keras", "mnist", store=RunStore(tmp_path / "runs"), filename="m.keras")
+    store = RunStore(tmp_path / "runs")
+    record = import_model(tmp_path / "m.keras", "mnist", store=store, filename="m.keras")
+    assert (store.root / IMPORTED_DIR / record.run_id).is_file()  # in the index the Models page reads
+    assert [r.run_id for r in imported_runs(store)] == [record.run_id]
     row = ledger_row(record)
     assert row["architecture"].startswith("imported") and row["params"] == model.count_params()
     assert row["name"] == "imported m.keras" and row["dataset"] == "mnist"

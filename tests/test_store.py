@@ -403,3 +403,21 @@ def test_scan_reads_newest_first_as_far_as_asked_in_lists_order(store, runs_dir,
     assert store.recent(1)[0].run_id == made[-1] and len(read) == 1  # the newest second's one run only
     read.clear()
     assert [record.run_id for record in store.recent(2)] == everything[:2] and len(read) == 3  # and the next second's two
+
+
+def test_the_imported_index_is_made_once_from_an_older_folder_and_drops_what_has_gone(store, runs_dir, monkeypatch):
+    from cnnkit.runs.imported import IMPORTED_DIR, imported_runs, mark_imported
+
+    assert imported_runs(RunStore(runs_dir / "none")) == [] and not (runs_dir / "none").exists()  # nothing made
+    trained = store.create(SPEC).run_id
+    old, new = (store.create(SPEC, kind="imported").run_id for _ in range(2))
+    store.update(old, created=1.0)
+    store.update(new, created=2.0)
+    assert [r.run_id for r in imported_runs(store)] == [new, old]  # a folder from before the index: read whole
+    assert sorted(os.listdir(runs_dir / IMPORTED_DIR)) == sorted([old, new])
+    monkeypatch.setattr(store, "list", lambda: pytest.fail("read every run again"))
+    store.delete(old)
+    mark_imported(store, trained)  # a stray marker: not an imported run
+    (runs_dir / IMPORTED_DIR / "not a run id").touch()
+    assert [r.run_id for r in imported_runs(store)] == [new]
+    assert os.listdir(runs_dir / IMPORTED_DIR) == [new]  # the markers of what is not there are gone

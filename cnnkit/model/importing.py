@@ -24,6 +24,7 @@ from cnnkit.limits import Limits
 from cnnkit.model.import_spec import INPUT_SCALES, default_run_name, read_architecture
 from cnnkit.model.predictor import evaluate
 from cnnkit.model.uploads import brief, check_model_fits, check_upload, load_keras_bytes
+from cnnkit.runs.imported import mark_imported
 from cnnkit.runs.store import MODEL_FILES, RunRecord, RunStore, this_process, write_predictions
 from cnnkit.specs import DatasetSpec, ExperimentSpec, text_problem
 
@@ -100,6 +101,7 @@ def import_model(data: Any, dataset: str, *, input_scale: str = "unit", name: st
                      models={"cnn": {"status": "finished", "params": int(model.count_params()),
                                      "test_accuracy": accuracy, "test_loss": loss, "epochs_completed": 0,
                                      "seconds": time.perf_counter() - started}})
+        mark_imported(store, record.run_id)  # the Models page finds it without reading every run
     except BaseException:
         shutil.rmtree(record.path, ignore_errors=True)  # no half-imported run in the ledger
         raise

@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import itertools
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,16 +171,18 @@ def is_finished(record: RunRecord) -> bool:
 @dataclass(frozen=True)
 class RunChoices:
     """The runs of `store` that `keep` accepts, newest first, each read only when it is reached
-    (RunStore.scan): a page offers the newest and never lists the rest unless searched."""
+    (RunStore.scan): a page offers the newest and never lists the rest unless searched. `source`
+    gives the runs to choose from, newest first (an index of some of them: runs/imported.py)."""
 
     store: RunStore
     keep: Callable[[RunRecord], bool] = every_run
+    source: Callable[[RunStore], Iterable[RunRecord]] = RunStore.scan
 
     def __repr__(self) -> str:
         return f"RunChoices({self.store.root}, {getattr(self.keep, '__name__', 'keep')})"
 
     def __iter__(self) -> Iterator[RunRecord]:
-        return (record for record in self.store.scan() if self.keep(record))
+        return (record for record in self.source(self.store) if self.keep(record))
 
     def __bool__(self) -> bool:
         return self.first() is not None
