@@ -14,6 +14,7 @@ from cnnkit.lab.bench import latency as latency_bench
 from cnnkit.lab.bench import memory as memory_bench
 from cnnkit.lab.bench import starting, wholerun
 from cnnkit.presets import PRESETS
+from cnnkit.runs.store import RunStore
 
 # ---------------------------------------------------------------------------
 # The statistics
@@ -152,7 +153,7 @@ def test_reproduce_quick_end_to_end(tmp_path, monkeypatch):
         accuracy = float(re.search(r"\| (\d+\.\d\d)% \|", line).group(1))
         assert 0.0 <= accuracy <= 100.0
     # the runs are real run folders, kept in --runs-dir
-    assert len([p for p in (tmp_path / "runs").iterdir() if p.is_dir()]) == 2
+    assert RunStore(tmp_path / "runs").count() == 2
 
 
 def test_bench_quick_throughput_in_child_processes(tmp_path):

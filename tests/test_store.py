@@ -413,7 +413,9 @@ def test_the_imported_index_is_made_once_from_an_older_folder_and_drops_what_has
     old, new = (store.create(SPEC, kind="imported").run_id for _ in range(2))
     store.update(old, created=1.0)
     store.update(new, created=2.0)
-    assert [r.run_id for r in imported_runs(store)] == [new, old]  # a folder from before the index: read whole
+    assert os.listdir(runs_dir / IMPORTED_DIR) == []  # a new runs folder starts with an empty index
+    os.rmdir(runs_dir / IMPORTED_DIR)  # as a folder from before the index
+    assert [r.run_id for r in imported_runs(store)] == [new, old]  # read whole, once
     assert sorted(os.listdir(runs_dir / IMPORTED_DIR)) == sorted([old, new])
     monkeypatch.setattr(store, "list", lambda: pytest.fail("read every run again"))
     store.delete(old)

@@ -2,8 +2,8 @@
 
 The Models page offers the models brought in from elsewhere. Finding them by reading every
 run.json took a new server ~2.5 s with 10,000 runs. A run is put in the index when its import
-finishes (model/importing.py); a runs folder from before the index is read whole once, the first
-time the index is asked for, to make it. A marker whose run has gone is dropped when it is read.
+finishes (model/importing.py); a new runs folder starts with an empty index (RunStore.create),
+and one from before the index is read whole once, the first time the index is asked for. A marker whose run has gone is dropped when it is read.
 """
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ from __future__ import annotations
 import os
 
 from cnnkit.errors import RunError
-from cnnkit.runs.store import RunRecord, RunStore
-
-IMPORTED_DIR = ".imported"
+from cnnkit.runs.store import IMPORTED_DIR, RunRecord, RunStore
 
 
 def mark_imported(store: RunStore, run_id: str) -> None:

@@ -45,6 +45,7 @@ from cnnkit.sysinfo import proc_stat_fields
 ACTIVE = ("queued", "running")
 STATUSES = ("queued", "running", "finished", "stopped", "failed", "interrupted", "damaged")
 MODEL_FILES = {"cnn": "model.keras", "baseline": "baseline.keras"}
+IMPORTED_DIR = ".imported"  # <runs>/.imported/<run_id>: the index of imported runs (runs/imported.py)
 OPTIMIZER_FILE = "optimizer_{}.npz"  # beside each checkpoint: the optimizer's state, to continue training
 HEALTH_FILE = "health.jsonl"  # one record per model and epoch: layer activations, dead units, gradients
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # always .fullmatch: "$" lets a "\n" through
@@ -291,7 +292,8 @@ class RunStore:
         problem = text_problem(name) if name else None
         if problem:
             raise RunError(f"the run name {problem}")
-        self.root.mkdir(parents=True, exist_ok=True)
+        if not self.root.is_dir():  # a new runs folder starts with its (empty) index of imported runs
+            (self.root / IMPORTED_DIR).mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         label = re.sub(r"[^A-Za-z0-9-]+", "-", spec.preset or spec.dataset.name).strip("-")[:30] or "run"
         while True:

@@ -31,7 +31,7 @@ from cnnkit.lab.bench.common import (
     table,
 )
 from cnnkit.lab.bench.startup import fresh_starts
-from cnnkit.runs.store import pid_alive
+from cnnkit.runs.store import IMPORTED_DIR, pid_alive
 from cnnkit.sysinfo import anonymous_mib, cpu_seconds, load_average, rss_mib
 
 STARTS = 3
@@ -143,6 +143,7 @@ def clone_runs(template: Path, root: Path, count: int) -> None:
     model and predictions hard-linked (the same bytes, no disk)."""
     meta = json.loads((template / "run.json").read_text(encoding="utf-8"))
     cnn = meta["models"]["cnn"]
+    (root / IMPORTED_DIR).mkdir(exist_ok=True)  # as RunStore.create starts a runs folder: no imported run
     for i in range(count):
         run_id = f"20260101-{i:06d}-{template.name[16:]}"[:100]
         folder = root / run_id
