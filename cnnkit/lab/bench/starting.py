@@ -197,6 +197,8 @@ def ledger_visits(server, browser) -> dict:
 
 
 def bench_ledger(opts: Options) -> Section:
+    from cnnkit.views.ledger import LEDGER_ROWS, PICKER_RUNS, SCATTER_RUNS, STATUS_RUNS
+
     count = 300 if opts.quick else LEDGER_RUNS
     section = Section(f"11. A ledger of {count:,} runs: listing and the pages")
     with tempfile.TemporaryDirectory(prefix="cnnkit-bench-") as made, \
@@ -214,22 +216,22 @@ def bench_ledger(opts: Options) -> Section:
     else:
         labels = list(starts[0]["pages"])
         n = len(starts)
-        rows = [["Home (from `streamlit run`; lists every run first)", *[s["home"] for s in starts], *[None] * n,
+        rows = [[f"Home (from `streamlit run`; counts the runs, reads the newest {STATUS_RUNS:,})", *[s["home"] for s in starts], *[None] * n,
                  median(s["home"] for s in starts), None]]
         rows += [[f"{label} (sidebar click)", *[s[visit].get(label) for visit in ("pages", "again") for s in starts],
                   *[median(s[visit].get(label) for s in starts) for visit in ("pages", "again")]]
                  for label in labels]
         starts_cols = [f"{visit} {i} (s)" for visit in ("first", "again") for i in range(1, n + 1)]
         section.lines += ["", *table(["page", *starts_cols, "first: median (s)", "again: median (s)"], rows)]
-    from cnnkit.views.ledger import LEDGER_ROWS, PICKER_RUNS, SCATTER_RUNS
 
     section.lines += ["", f"{count:,} copies of one finished run (chollet-cnn with its dense baseline); "
                       f"Compare lists the newest {LEDGER_ROWS:,} (table, overlay, one run) and draws the newest "
-                      f"{SCATTER_RUNS:,} against their cost; a run picker offers the newest {PICKER_RUNS:,}; "
+                      f"{SCATTER_RUNS:,} against their cost; a run picker offers the newest {PICKER_RUNS:,}; pages read "
+                      "only the run.json files of the runs they list (the Find boxes read them all); "
                       "each page as in the startup benchmark (rendered: Streamlit's script finished and the "
                       "title on screen; the charts may still be drawing). *first*: each page's first visit "
                       "after Home, in sidebar order; *again*: the same clicks once more, in the same "
-                      "session (the server has imported the page's modules and read every run.json). "
+                      "session (the server has imported the page's modules and read the run.json files it showed). "
                       f"Load average at each start: {[round(s['load'], 2) for s in starts]}."]
     section.data = {"listings": listings, "starts": starts}
     return section
