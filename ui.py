@@ -564,7 +564,10 @@ def select_run(label: str, runs, wanted: str | None, key: str, limit: int | None
     chosen = runs.get(st.session_state.get(f"{key}_chosen"))  # kept when a rename gives the box a new key
     start = chosen or runs.get(wanted)
     box = st.container()  # the box above its Find field, filled once the field is read
-    offered = {record.run_id: record for record in run_options(runs, [start and start.run_id], key, limit)}
+    offered = {record.run_id: record for record in run_options(runs, [chosen and chosen.run_id, wanted], key, limit)}
+    if not offered:  # the last of them deleted since the page looked
+        st.info("There is no run to choose here any more.")
+        st.stop()
     labels = {run_id: text.run_label(record) for run_id, record in offered.items()}
     ids = list(offered)
     run_id = box.selectbox(label, ids, index=ids.index(start.run_id) if start and start.run_id in ids else 0,
@@ -583,10 +586,10 @@ def run_options(runs, keep: list, key: str, limit: int | None = None) -> list[Ru
     newest = runs.newest(limit + 1)
     if len(newest) <= limit:
         return newest
-    query = st.text_input(f"Find among {runs.store.count():,} runs", key=f"{key}_find",
+    query = st.text_input(f"Find among the {runs.store.count():,} runs of this workspace", key=f"{key}_find",
                           placeholder=ledger.FIND_HINT)
     keep = [run_id for run_id in keep if run_id] or [newest[0].run_id]  # the box starts at the newest
-    shown, note = ledger.picker_window(runs, query, limit, keep=keep)
+    shown, note = ledger.picker_window(runs, query, limit, keep=keep, newest=newest[:limit])
     st.caption(f"🔎 {note}")
     return shown
 

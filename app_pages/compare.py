@@ -85,7 +85,10 @@ if hidden_note:
 # --- Curves of chosen runs --------------------------------------------------------------------
 st.subheader("Curves")
 with_history, kept = ledger.overlay_choices(records, listed, st.session_state.get("_compare_chosen"))
-if not with_history:
+if not with_history and len(records) < total:  # only the newest were read
+    st.info(f"None of the newest {len(records):,} runs has finished an epoch: find an older one above to "
+            "overlay its curves.")
+elif not with_history:
     st.info("No run has finished an epoch yet: curves appear here after the first one.")
 else:
     c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")

@@ -4,7 +4,7 @@ import streamlit as st
 
 import ui
 from cnnkit.errors import CnnkitError
-from cnnkit.views import analysis, charts, robustness, text
+from cnnkit.views import analysis, charts, ledger, robustness, text
 from cnnkit.views.ledger import RunChoices
 
 # --- Helpers ----------------------------------------------------------------------------------
@@ -51,9 +51,10 @@ if not runs:
     st.info("No finished runs yet: train one (with a dense baseline, to compare), then come back.")
     ui.page_link("app_pages/train.py", "Go to Train", "🏋️")
     st.stop()
-with_baseline = runs.first(lambda r: r.has_baseline)  # the comparison is the point
-record = ui.select_run("Run", runs, st.query_params.get("run") or (with_baseline and with_baseline.run_id),
-                       key="robustness_run")
+wanted = st.query_params.get("run")
+if not wanted:  # the comparison is the point: the newest run with a baseline, among those a picker offers
+    wanted = next((r.run_id for r in runs.newest(ledger.PICKER_RUNS) if r.has_baseline), None)
+record = ui.select_run("Run", runs, wanted, key="robustness_run")
 st.query_params["run"] = record.run_id
 ui.show_data_source(record)
 if record.spec and record.spec.augmentation.active:

@@ -86,9 +86,10 @@ def wait_reaped(pid: int) -> None:
     and ends."""
     import threading
 
-    from cnnkit.runs.jobs import reaper_name
+    from cnnkit.runs import jobs
 
-    name = reaper_name(pid)
+    assert any(child.pid == pid for child in jobs._children), f"{pid} is no worker this process started"
+    name = jobs.reaper_name(pid)
     wait_until(lambda: not any(thread.name == name for thread in threading.enumerate()),
                f"the server reaping worker {pid}", timeout=60)
 

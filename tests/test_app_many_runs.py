@@ -147,7 +147,7 @@ def test_a_picker_offers_the_newest_and_says_how_to_find_the_others(zoo):
     assert picked_names(at) == NAMES[::-1][:LIMIT] and chosen(at) == zoo[-1]
     assert any(c.startswith("🔎 The newest 5 are listed, of 12 runs in this workspace: find any other by")
                for c in captions(at))
-    assert at.text_input(key="zoo_run_find").label == "Find among 12 runs"
+    assert at.text_input(key="zoo_run_find").label == "Find among the 12 runs of this workspace"
 
 
 def test_a_picker_offers_the_urls_run_even_when_it_is_old(zoo):
@@ -208,7 +208,7 @@ def test_a_picker_reads_only_the_run_json_files_it_offers(ledger_of_300, monkeyp
     assert picked_names(at) == ["run 299", "run 298", "run 297", "run 296", "run 295"]  # clone_runs' names
     # the newest 5 and one more (to know there are more than 5), each run.json once: not 300
     assert len(parsed) == LIMIT + 1 and len(set(parsed)) == LIMIT + 1
-    assert at.text_input(key="zoo_run_find").label == "Find among 300 runs"
+    assert at.text_input(key="zoo_run_find").label == "Find among the 300 runs of this workspace"
     oldest = ledger_of_300[0]
     at.text_input(key="zoo_run_find").set_value(oldest).run()  # a search reads them all, once
     assert not at.exception

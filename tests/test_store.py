@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -415,11 +416,24 @@ def test_the_imported_index_is_made_once_from_an_older_folder_and_drops_what_has
     store.update(new, created=2.0)
     assert os.listdir(runs_dir / IMPORTED_DIR) == []  # a new runs folder starts with an empty index
     os.rmdir(runs_dir / IMPORTED_DIR)  # as a folder from before the index
+    mark_imported(store, new)  # an import there before Models opens: no index of one run, that would hide `old`
+    assert not (runs_dir / IMPORTED_DIR).exists()
     assert [r.run_id for r in imported_runs(store)] == [new, old]  # read whole, once
     assert sorted(os.listdir(runs_dir / IMPORTED_DIR)) == sorted([old, new])
     monkeypatch.setattr(store, "list", lambda: pytest.fail("read every run again"))
     store.delete(old)
     mark_imported(store, trained)  # a stray marker: not an imported run
     (runs_dir / IMPORTED_DIR / "not a run id").touch()
+    damaged = store.create(SPEC, kind="imported").run_id
+    mark_imported(store, damaged)
+    (runs_dir / damaged / "run.json").write_text("{")  # damaged: its kind cannot be read, its marker stays
     assert [r.run_id for r in imported_runs(store)] == [new]
-    assert os.listdir(runs_dir / IMPORTED_DIR) == [new]  # the markers of what is not there are gone
+    assert sorted(os.listdir(runs_dir / IMPORTED_DIR)) == sorted([new, damaged])  # the others' markers are gone
+
+
+def test_a_run_deleted_while_the_folder_is_read_is_left_out(store, monkeypatch):
+    kept, gone = store.create(SPEC).run_id, store.create(SPEC).run_id
+    names = store._run_names()
+    shutil.rmtree(store.path(gone))
+    monkeypatch.setattr(store, "_run_names", lambda: names)  # listed before the delete, read after it
+    assert [r.run_id for r in store.list()] == [kept] == [r.run_id for r in store.scan()]

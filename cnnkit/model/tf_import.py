@@ -15,7 +15,8 @@ thing; the Streamlit server only for a model numpy cannot run or an evaluation r
 Keras imports pandas (to accept DataFrames in `fit`) and IPython (to tell a notebook) when they
 are installed: ~0.3 s of a training process's start, for nothing cnnkit gives Keras. Unless the
 process already has them, they are hidden while TensorFlow imports (Keras then takes only arrays
-and datasets, which is all cnnkit passes) and importable again right after.
+and datasets, which is all cnnkit passes) and importable again right after. Not in the Streamlit
+server: hiding a module is seen by every thread, and another session may import it meanwhile.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def import_tensorflow():
     collecting = gc.isenabled()
     gc.disable()
     try:
-        with open(os.devnull, "w") as devnull, hidden(HIDDEN_FROM_KERAS):
+        unseen = () if "streamlit" in sys.modules else HIDDEN_FROM_KERAS
+        with open(os.devnull, "w") as devnull, hidden(unseen):
             os.dup2(devnull.fileno(), 2)
             import keras  # noqa: F401 - imported here so its backend start-up is silenced too
             import tensorflow

@@ -380,24 +380,35 @@ class RunStore:
         except (FileNotFoundError, NotADirectoryError):
             return []
 
+    def _read_listed(self, names: list[str]) -> list[RunRecord]:
+        """The runs of these folder names, newest first; one deleted since the folder was listed
+        is left out."""
+        records = []
+        for name in names:
+            try:
+                records.append(self._read(name, self.root / name))
+            except (RunError, FileNotFoundError):
+                continue
+        return sorted(records, key=lambda r: (r.created, r.run_id), reverse=True)
+
     def list(self) -> list[RunRecord]:
         """All runs, newest first. Each run.json is read once while it stays the same file
         (runs/listing.py)."""
-        records = [self._read(name, self.root / name) for name in self._run_names()]
-        return sorted(records, key=lambda r: (r.created, r.run_id), reverse=True)
+        return self._read_listed(self._run_names())
 
     def count(self) -> int:
         """How many run folders there are (read none of them)."""
         return len(self._run_names())
 
     def scan(self) -> Iterator[RunRecord]:
-        """Every run in list()'s order, read as it is reached: a page that needs the newest few
-        need not read all of 10,000. A run id starts with the second it was created in
-        (create()); the runs of one second are read together and ordered as list() orders them."""
+        """The runs newest first, read as they are reached: a page that needs the newest few need
+        not read all of 10,000. A run id starts with the local second it was created in
+        (create()); the runs of one second are read together and ordered as list() orders them.
+        So the order is list()'s as long as run ids and creation times agree: not for a run whose
+        run.json is damaged (list() puts it last) or one made under another time zone."""
         by_second = itertools.groupby(sorted(self._run_names(), reverse=True), key=lambda name: name[:15])
         for _, names in by_second:
-            yield from sorted((self._read(name, self.root / name) for name in names),
-                              key=lambda r: (r.created, r.run_id), reverse=True)
+            yield from self._read_listed(list(names))
 
     def recent(self, count: int) -> list[RunRecord]:
         """The newest `count` runs, in list()'s order."""

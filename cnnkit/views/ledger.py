@@ -147,7 +147,7 @@ def run_window(records: list[RunRecord], query: str = "", limit: int | None = No
         extra = [record for record in records if record.run_id in wanted]
         shown += extra
         listed.update(record.run_id for record in extra)
-    hidden = total - len(listed)
+    hidden = max(0, total - len(listed))  # runs made since they were counted are listed, not hidden
     if not hidden:
         return shown, ""
     total = f"{total:,} runs"
@@ -205,17 +205,18 @@ class RunChoices:
 
 
 def picker_window(choices: RunChoices, query: str = "", limit: int | None = None,
-                  keep=()) -> tuple[list[RunRecord], str]:
+                  keep=(), newest: list[RunRecord] | None = None) -> tuple[list[RunRecord], str]:
     """What a run picker offers when there are more than `limit` runs (PICKER_RUNS): the newest
     `limit` that match `query` (find_runs), then each run of `keep` (the chosen run, the URL's)
-    that is one of them. With a note, markdown-safe. Only a query reads every run.json."""
+    that is one of them. With a note, markdown-safe. Only a query reads every run.json; `newest`:
+    the newest `limit`, when the caller has them already."""
     limit = PICKER_RUNS if limit is None else limit
     if query.strip():
         everything = list(choices)
         found = find_runs(everything, query)
         shown = found[:limit]
     else:
-        shown = choices.newest(limit)
+        shown = list(newest) if newest is not None else choices.newest(limit)
     listed = {record.run_id for record in shown}
     for run_id in dict.fromkeys(keep):
         if run_id not in listed and (record := choices.get(run_id)) is not None:
