@@ -227,8 +227,7 @@ def picker_window(choices: RunChoices, query: str = "", limit: int | None = None
         if len(found) > limit:
             matched += f", the newest {limit:,} of them listed"
         return shown, f"{matched}. Find: {FIND_HINT}."
-    return shown, (f"The newest {limit:,} are listed, of {choices.store.count():,} runs in this workspace: "
-                   f"find any other by {FIND_HINT}.")
+    return shown, f"The newest {limit:,} are listed: find any other by {FIND_HINT}."
 
 
 def epoch_curve(history: list[dict], model: str, metric: str) -> tuple[list[int], list[float]]:
