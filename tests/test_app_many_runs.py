@@ -232,3 +232,12 @@ def test_compare_reads_only_the_newest_it_lists(ledger_of_300, monkeypatch):
     at.text_input(key="compare_find").set_value(ledger_of_300[0]).run()  # a search reads them all
     assert not at.exception and len(parsed) == 300
     assert at.dataframe[0].value["run_id"].tolist() == [ledger_of_300[0]]
+
+
+@pytest.mark.parametrize("hostile", ["../../etc/passwd", "x" * 5000, "20260101-000000-gone-0000", "a\nb"])
+def test_a_picker_passes_over_a_hostile_or_stale_url_run(zoo, hostile):
+    at = AppTest.from_function(picker_page, args=(None,))
+    at.query_params["run"] = hostile
+    at.run()
+    assert not at.exception
+    assert chosen(at) == zoo[-1] and picked_names(at) == NAMES[::-1][:LIMIT]  # the newest, nothing added
