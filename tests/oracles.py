@@ -34,17 +34,24 @@ def trained_run(folder, spec_dict: dict):
     return store.get(record.run_id)
 
 
-@contextlib.contextmanager
-def app_serving(folder, runs: list[dict]):
-    """`streamlit run app.py` on a fresh runs folder in `folder` holding these tiny trained runs
-    (their spec dicts), offline; the test is skipped where Chromium is missing."""
+def require_browser() -> None:
+    """Skip the test, saying why, where Playwright or Chromium is missing."""
     import pytest
 
-    from cnnkit.lab.browser import StreamlitServer, browser_available
+    from cnnkit.lab.browser import browser_available
 
     why_not = browser_available()
     if why_not:
         pytest.skip(f"{why_not}: needed for the browser test")
+
+
+@contextlib.contextmanager
+def app_serving(folder, runs: list[dict]):
+    """`streamlit run app.py` on a fresh runs folder in `folder` holding these tiny trained runs
+    (their spec dicts), offline; the test is skipped where Chromium is missing."""
+    from cnnkit.lab.browser import StreamlitServer
+
+    require_browser()
     for spec_dict in runs:
         trained_run(folder / "runs", spec_dict)
     with StreamlitServer(folder / "runs", slots_dir=folder / "slots", log=folder / "streamlit.log",

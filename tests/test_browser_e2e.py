@@ -26,11 +26,11 @@ from cnnkit.lab.browser import (
     ONE_STROKE,
     VIEWPORT,
     StreamlitServer,
-    browser_available,
     canvas_stroke,
     launch_browser,
     wait_idle,
 )
+from tests.oracles import require_browser
 
 ROOT = Path(__file__).resolve().parent.parent
 PREDICTION = re.compile(r"Prediction: (\d)")
@@ -42,9 +42,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def app_url(tmp_path):
-    why_not = browser_available()
-    if why_not:
-        pytest.skip(f"{why_not}: needed for the browser test")
+    require_browser()
     # Offline, no CNNKIT_DATA_DIR, an empty Keras cache: the quick train is exactly what an offline
     # user gets (the whole 4,000-image sample, 6 epochs, ~15 s from the click to the canvas here);
     # CNNKIT_QUICK_TRAIN_LIMIT/_EPOCHS in the environment shrink it on a slow machine.

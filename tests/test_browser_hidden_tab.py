@@ -20,12 +20,11 @@ from cnnkit.lab.browser import (
     SET_VISIBILITY,
     VIEWPORT,
     StreamlitServer,
-    browser_available,
     launch_browser,
     wait_rendered,
 )
 from cnnkit.runs.store import RunStore
-from tests.oracles import wait_until
+from tests.oracles import require_browser, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -50,9 +49,7 @@ def test_a_hidden_tab_polls_nothing_until_it_is_shown_again(tmp_path):
     from cnnkit.lab.bench.common import run_child
     from cnnkit.lab.bench.livepage import active_run
 
-    why_not = browser_available()
-    if why_not:
-        pytest.skip(f"{why_not}: needed for the browser test")
+    require_browser()
     runs = tmp_path / "runs"
     runs.mkdir()
     store = RunStore(runs)

@@ -14,11 +14,11 @@ from cnnkit.lab import hostile
 from cnnkit.lab.browser import (
     VIEWPORT,
     StreamlitServer,
-    browser_available,
     launch_browser,
     wait_idle,
 )
 from cnnkit.runs.store import RunStore
+from tests.oracles import require_browser
 
 pytestmark = pytest.mark.slow
 
@@ -50,9 +50,7 @@ def _upload(page, path) -> None:
 
 
 def test_import_refuse_and_export_in_a_real_browser(article_model, tmp_path):
-    why_not = browser_available()
-    if why_not:
-        pytest.skip(f"{why_not}: needed for the browser test")
+    require_browser()
     from playwright.sync_api import sync_playwright
 
     path, keras_accuracy = article_model

@@ -21,13 +21,12 @@ from cnnkit import settings
 from cnnkit.lab.browser import (
     VIEWPORT,
     StreamlitServer,
-    browser_available,
     launch_browser,
     wait_rendered,
 )
 from cnnkit.runs.store import RunStore
 from cnnkit.specs import ExperimentSpec
-from tests.oracles import wait_until
+from tests.oracles import require_browser, wait_until
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,9 +70,7 @@ def shoot(page, name: str) -> None:
 def test_pause_lr_resume_stop_at_epoch_end_then_continue(tmp_path):
     from playwright.sync_api import sync_playwright
 
-    why_not = browser_available()
-    if why_not:
-        pytest.skip(f"{why_not}: needed for the browser test")
+    require_browser()
     runs = tmp_path / "runs"
     runs.mkdir()
     (runs / "draft.json").write_text(json.dumps(ExperimentSpec.from_dict(DRAFT).to_dict()))
