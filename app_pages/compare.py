@@ -55,9 +55,8 @@ st.title("📈 Compare")
 ui.show_flash("compare_flash")
 if started := st.session_state.get("compare_started"):
     ui.page_link("app_pages/train.py", "Watch the re-run train", "🏋️", query_params={"run": started})
-# --- Find: with more runs than LEDGER_ROWS, the page lists the newest that match (10,000 rows, options and
-# chips took the browser seconds) and reads no others; the chosen runs stay listed. A small ledger is
-# listed whole, no box ----------------------------------------------------------------------------------
+# --- Find: past LEDGER_ROWS runs the page reads and lists the newest that match (10,000 rows took the browser
+# seconds); the chosen runs stay listed. A small ledger is listed whole, no box ----------------------------
 total = store.count()
 query = st.text_input("Find runs", key="compare_find", placeholder=ledger.FIND_HINT) \
     if total > ledger.LEDGER_ROWS else ""
@@ -69,7 +68,7 @@ if not records:
     st.stop()
 by_id = {r.run_id: r for r in records}
 names = charts.distinct_names({r.run_id: r.name for r in records})  # two runs of one name: + their id's tail
-listed, hidden_note = ledger.run_window(records, query, total=None if query.strip() else total)
+listed, hidden_note = ledger.run_window(records, query, total=total)
 listed_ids = [r.run_id for r in listed]
 chip = functools.cache(lambda run_id: ledger.run_chip(by_id[run_id], names[run_id]))  # only for the runs offered
 
@@ -85,11 +84,8 @@ if hidden_note:
 # --- Curves of chosen runs --------------------------------------------------------------------
 st.subheader("Curves")
 with_history, kept = ledger.overlay_choices(records, listed, st.session_state.get("_compare_chosen"))
-if not with_history and len(records) < total:  # only the newest were read
-    st.info(f"None of the newest {len(records):,} runs has finished an epoch: find an older one above to "
-            "overlay its curves.")
-elif not with_history:
-    st.info("No run has finished an epoch yet: curves appear here after the first one.")
+if not with_history:
+    st.info(ledger.no_curves_note(len(records), total))
 else:
     c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
     chosen = st.session_state["_compare_chosen"] = c1.multiselect(  # a rename is a new widget: its chips

@@ -7,8 +7,7 @@ import ui
 from cnnkit.data.catalog import get_dataset_info
 from cnnkit.data.drawing import drawing_message, subject
 from cnnkit.runs.jobs import active_runs
-from cnnkit.views import charts, demo, text
-from cnnkit.views.ledger import RunChoices
+from cnnkit.views import charts, demo, ledger, text
 
 # --- Helpers: the quick train while it runs, the canvas and what the models read -------------
 
@@ -65,7 +64,7 @@ ui.page("Draw", "✏️", runs_panel=False)
 store = ui.store()
 title = st.empty()  # in the words of the chosen run's dataset, once it is chosen
 title.title(f"✏️ {subject('mnist').title}")
-runs = RunChoices(store, demo.is_drawable)  # read as far as the picker looks
+runs = ledger.RunChoices(store, demo.is_drawable)  # read as far as the picker looks
 quick_id = demo.quick_train_id(active_runs(store), st.session_state.get("draw_quick_run"))
 ui.active_runs_panel(shown=quick_id)  # not the quick train this page shows live already
 if quick_id and store.exists(quick_id):

@@ -4,8 +4,7 @@ import streamlit as st
 
 import ui
 from cnnkit.data.catalog import get_dataset_info
-from cnnkit.views import analysis, charts, explain, text
-from cnnkit.views.ledger import RunChoices
+from cnnkit.views import analysis, charts, explain, ledger, text
 
 # --- Helpers: the test images, then one function per tab ------------------------------------
 
@@ -101,7 +100,7 @@ ui.page("Inspect", "🔬")
 store = ui.store()
 st.title("🔬 Inspect")
 ui.show_flash("inspect_flash")
-runs = RunChoices(store, analysis.is_inspectable)  # read as far as the picker looks
+runs = ledger.RunChoices(store, analysis.is_inspectable)  # read as far as the picker looks
 if not runs:
     st.info("No trained runs yet: train one on the Train page, or use the one-click quick train on Draw.")
     ui.page_link("app_pages/train.py", "Go to Train", "🏋️")

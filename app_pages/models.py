@@ -6,8 +6,7 @@ import streamlit as st
 import ui
 from cnnkit.errors import CnnkitError
 from cnnkit.runs.imported import imported_runs
-from cnnkit.views import imports, text
-from cnnkit.views.ledger import RunChoices, is_finished
+from cnnkit.views import imports, ledger, text
 
 SCALES = {"unit": "0–1 (it was trained on x / 255, as the tutorials do)", "raw": "0–255 (raw pixel values)"}
 
@@ -83,8 +82,8 @@ st.caption("Bring a model trained in a notebook or a tutorial script; take any r
 
 st.header("Bring a model")
 import_form(store)
-runs = RunChoices(store, is_finished)  # read as far as the pickers look
-imported = RunChoices(store, imports.is_imported_model, imported_runs)  # from their index
+runs = ledger.RunChoices(store, ledger.is_finished)  # read as far as the pickers look
+imported = ledger.RunChoices(store, imports.is_imported_model, imported_runs)  # from their index
 if imported:
     record = ui.select_run("Imported model", imported, st.session_state.get("models_run"), "models_imported")
     show_imported(record)

@@ -5,7 +5,6 @@ import streamlit as st
 import ui
 from cnnkit.errors import CnnkitError
 from cnnkit.views import analysis, charts, ledger, robustness, text
-from cnnkit.views.ledger import RunChoices
 
 # --- Helpers ----------------------------------------------------------------------------------
 
@@ -46,7 +45,7 @@ store = ui.store()
 st.title("🧪 Robustness lab")
 st.caption("The same test images shifted (the mean of right, left, down and up; vacated pixels black), "
            "rotated, zoomed and made noisy, read by the run's CNN and its dense baseline.")
-runs = RunChoices(store, analysis.is_robustness_ready)  # read as far as the picker looks
+runs = ledger.RunChoices(store, analysis.is_robustness_ready)  # read as far as the picker looks
 if not runs:
     st.info("No finished runs yet: train one (with a dense baseline, to compare), then come back.")
     ui.page_link("app_pages/train.py", "Go to Train", "🏋️")

@@ -211,3 +211,8 @@ def test_overlay_choices_keep_what_was_chosen_and_start_at_the_newest_three():
     # a Find listed only e and d; "a", chosen before, stays offered and chosen; "d" (no curves) is dropped
     assert ledger.overlay_choices(records, records[:2], ["a", "d", "gone"]) == (["e", "a"], ["a"])
     assert ledger.overlay_choices([run("x", 0)], [run("x", 0)], None) == ([], [])
+
+
+def test_no_curves_note_says_whether_only_the_newest_were_looked_at():
+    assert ledger.no_curves_note(201, 10_000).startswith("None of the newest 201 runs has finished an epoch")
+    assert ledger.no_curves_note(3, 3) == "No run has finished an epoch yet: curves appear here after the first one."

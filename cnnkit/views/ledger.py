@@ -121,13 +121,9 @@ def compare_records(store: RunStore, query: str = "", keep=()) -> list[RunRecord
         return store.list()
     records = store.recent(max(LEDGER_ROWS, SCATTER_RUNS) + 1)
     have = {record.run_id for record in records}
-    for run_id in dict.fromkeys(keep):
-        if run_id and run_id not in have:
-            try:
-                records.append(store.get(run_id))
-            except RunError:  # deleted meanwhile, or a stale id
-                continue
-    return records
+    every = RunChoices(store)
+    return records + [record for run_id in dict.fromkeys(keep) if run_id not in have
+                      and (record := every.get(run_id)) is not None]  # deleted meanwhile, or a stale id: left out
 
 
 def run_window(records: list[RunRecord], query: str = "", limit: int | None = None,
@@ -288,6 +284,14 @@ def has_curves(record: RunRecord) -> bool:
     """Whether the run's history has an epoch to draw, from run.json alone (every finished epoch
     is counted there as it is appended to history.json)."""
     return any(int(result.get("epochs_completed") or 0) > 0 for result in record.models.values())
+
+
+def no_curves_note(read: int, total: int) -> str:
+    """Why Compare has no curves to overlay: no run has finished an epoch, or none of the `read`
+    newest of `total` (compare_records)."""
+    if read < total:
+        return f"None of the newest {read:,} runs has finished an epoch: find an older one above to overlay its curves."
+    return "No run has finished an epoch yet: curves appear here after the first one."
 
 
 def overlay_choices(records: list[RunRecord], listed: list[RunRecord],
