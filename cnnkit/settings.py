@@ -62,6 +62,7 @@ class Settings:
     warm_worker: str = "auto"              # CNNKIT_WARM_WORKER: auto (on with 4 GiB or more) | on | off
     # training
     precision: str = "auto"                # CNNKIT_PRECISION: auto | float32 | mixed_bfloat16 | mixed_float16
+    op_threads: int | None = None          # CNNKIT_OP_THREADS: auto (None) | 0 (every core) | N threads per TF op
     quick_train_limit: int | None = None   # CNNKIT_QUICK_TRAIN_LIMIT: Draw's quick train (tests shrink it)
     quick_train_epochs: int | None = None  # CNNKIT_QUICK_TRAIN_EPOCHS
     # for developers and tests
@@ -104,6 +105,7 @@ class Settings:
             ray_gpus_per_trial=_positive(env, "CNNKIT_RAY_GPUS_PER_TRIAL", d.ray_gpus_per_trial),
             warm_worker=_choice(env, "CNNKIT_WARM_WORKER", WARM_WORKER_MODES, d.warm_worker),
             precision=_choice(env, "CNNKIT_PRECISION", PRECISIONS, d.precision),
+            op_threads=_count(env, "CNNKIT_OP_THREADS"),
             quick_train_limit=_whole(env, "CNNKIT_QUICK_TRAIN_LIMIT"),
             quick_train_epochs=_whole(env, "CNNKIT_QUICK_TRAIN_EPOCHS"),
             debug=bool(_text(env, "CNNKIT_DEBUG")),
@@ -120,7 +122,7 @@ VARIABLES = ("CNNKIT_DATA_DIR", "CNNKIT_RUNS_DIR", "CNNKIT_SLOTS_DIR", "CNNKIT_O
              "CNNKIT_MAX_EPOCHS", "CNNKIT_MAX_BATCH_SIZE", "CNNKIT_MAX_JOB_MINUTES", "CNNKIT_MAX_SWEEP_TRIALS",
              "CNNKIT_MAX_SWEEP_MINUTES", "CNNKIT_ENGINE", "CNNKIT_RAY_ADDRESS",
              "CNNKIT_RAY_CPUS_PER_TRIAL", "CNNKIT_RAY_GPUS_PER_TRIAL", "CNNKIT_WARM_WORKER", "CNNKIT_PRECISION",
-             "CNNKIT_QUICK_TRAIN_LIMIT", "CNNKIT_QUICK_TRAIN_EPOCHS", "CNNKIT_DEBUG", "CNNKIT_RAISE",
+             "CNNKIT_OP_THREADS", "CNNKIT_QUICK_TRAIN_LIMIT", "CNNKIT_QUICK_TRAIN_EPOCHS", "CNNKIT_DEBUG", "CNNKIT_RAISE",
              "CNNKIT_TEST_HOLD_AT", "CNNKIT_SCREENSHOTS_DIR", "CNNKIT_E2E_REPORT")
 
 
@@ -165,6 +167,12 @@ def _whole(env: dict, name: str) -> int | None:
     except ValueError:
         return None
     return value if value > 0 else None
+
+
+def _count(env: dict, name: str, most: int = 1024) -> int | None:
+    """A count from 0 to `most`; "auto", a typo or anything else means None (automatic)."""
+    value = env.get(name, "").strip()
+    return int(value) if value.isdigit() and int(value) <= most else None
 
 
 def _choice(env: dict, name: str, choices: tuple[str, ...], default: str) -> str:

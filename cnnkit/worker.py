@@ -37,8 +37,11 @@ def run_in_slot(store: RunStore, run_id: str, *, data_dir: str | None = None, ho
                             finished=time.time(), queue_position=None)
     try:
         store.update(run_id, queue_position=None)
+        from cnnkit.model.levers import use_op_threads
         from cnnkit.model.training import run_job  # TensorFlow loads here, once the job may run
+        from cnnkit.runs.threads import op_threads_for
 
+        use_op_threads(op_threads_for(store.get(run_id).spec))
         return run_job(store, run_id, data_dir=data_dir, hook=hook, release_at_end=False)  # the process ends next
     finally:
         slot.release()
@@ -93,8 +96,11 @@ def wait_warm(dataset: str) -> int:
         job.put(line)
 
     threading.Thread(target=read_job, daemon=True).start()
+    from cnnkit.model.levers import use_op_threads
     from cnnkit.model.warmup import warm_up
+    from cnnkit.runs.threads import op_threads_for
 
+    use_op_threads(op_threads_for(None))  # what the server gave it: a light job's count
     try:
         warm_up(dataset, settings.get().data_dir)
     except Exception as exc:  # the job itself will meet (and report) whatever went wrong

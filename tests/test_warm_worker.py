@@ -1,6 +1,7 @@
 """The warm worker (runs/warm.py): a job handed to a spare that imported TensorFlow before it had
 one trains exactly as in a fresh worker, writes into its own run folder, and is replaced when it
-ends; a job that must queue, or a spare of another environment, is not given to it."""
+ends; a job that must queue, a job that wants more threads per op, or a spare of another
+environment, is not given to it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from cnnkit.runs import jobs, warm
+from cnnkit.runs import jobs, threads, warm
 from cnnkit.runs.store import RunStore
 from cnnkit.specs import ExperimentSpec
 from tests.oracles import wait_reaped, wait_until
@@ -27,7 +28,9 @@ def tiny_spec() -> ExperimentSpec:
 
 
 @pytest.fixture
-def store(runs_dir):
+def store(runs_dir, monkeypatch):
+    monkeypatch.delenv("CNNKIT_OP_THREADS", raising=False)
+    monkeypatch.setattr(threads, "cpu_count", lambda: 2)  # the rule of a 2-core machine, whatever this one has
     yield RunStore(runs_dir)
     spare = warm.idle_spare()
     warm.end_spare()
@@ -61,6 +64,7 @@ def test_a_job_in_the_warm_worker_trains_exactly_as_in_a_fresh_one_and_the_spare
     warm_losses, warm_probs = trained(store, run_id)
     # the oracle: the fresh worker's run of the same spec, bit for bit (the seed decides everything)
     assert warm_losses == cold_losses and len(warm_losses) == 2
+    assert store.get(cold).meta["op_threads"] == store.get(run_id).meta["op_threads"] == 1  # a light step
     np.testing.assert_array_equal(warm_probs, cold_probs)
     wait_reaped(spare.pid)  # its last line is printed after run.json reads "finished"
     assert f"run {run_id}: finished" in (store.path(run_id) / "log.txt").read_text()  # its output, in its log
@@ -74,7 +78,7 @@ def test_a_job_in_the_warm_worker_trains_exactly_as_in_a_fresh_one_and_the_spare
 def test_a_job_that_would_queue_goes_to_a_fresh_worker(store, monkeypatch):
     monkeypatch.setenv("CNNKIT_WARM_WORKER", "on")
     monkeypatch.setenv("CNNKIT_MAX_JOBS", "1")
-    environment = jobs.worker_environment(store)
+    environment = jobs.spare_environment(store)
     sleeper = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
     warm._spare = warm.Spare(sleeper, environment, "mnist")  # a stand-in spare: it only reads its stdin
     held = jobs.try_acquire(jobs.slots_dir(store), 1)  # another job trains
@@ -90,6 +94,25 @@ def test_a_job_that_would_queue_goes_to_a_fresh_worker(store, monkeypatch):
         warm.end_spare()
         sleeper.wait(timeout=10)
     assert sleeper.returncode == 0  # the end of its stdin ended it
+
+
+def test_a_job_that_wants_every_core_per_op_goes_to_a_fresh_worker_that_has_them(store, monkeypatch):
+    monkeypatch.setenv("CNNKIT_WARM_WORKER", "on")
+    sleeper = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    warm._spare = warm.Spare(sleeper, jobs.spare_environment(store), "mnist")  # a light job's count: 1
+    heavy = ExperimentSpec.from_dict({  # 26·26·256·(9 + 10) multiply-adds × 128 images: 421 M a step
+        "layers": [{"type": "conv2d", "filters": 256, "kernel_size": 3}, {"type": "flatten"}],
+        "dataset": {"name": "mnist", "train_limit": 128, "test_limit": 64, "validation_split": 0.0},
+        "training": {"epochs": 1, "batch_size": 128, "seed": 7}})
+    try:
+        run_id = jobs.start(store, heavy).run_id
+        record = jobs.wait(store, run_id, timeout=TIMEOUT)
+        assert record.status == "finished", (record.problem, store.log_tail(run_id))
+        assert record.meta["warm_worker"] is False and record.meta["op_threads"] == threads.EVERY_CORE
+        assert warm.idle_spare() is not None and warm.idle_spare().pid == sleeper.pid  # kept for a light job
+    finally:
+        warm.end_spare()
+        sleeper.wait(timeout=10)
 
 
 def test_a_spare_serves_only_its_own_environment(store, monkeypatch):

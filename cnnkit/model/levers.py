@@ -30,6 +30,22 @@ def configure_determinism(seed: int) -> None:
         pass
 
 
+def use_op_threads(count: int) -> int:
+    """Let each TensorFlow op use `count` threads (0: every core; runs/threads.py says why),
+    if TensorFlow has not run an op yet; returns the count in force. A process that has (a test,
+    a warm spare given a job) keeps its own: the server only gives a spare the jobs of its count."""
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(count)
+    except RuntimeError:  # "cannot be modified after initialization"
+        pass
+    return op_threads_in_force()
+
+
+def op_threads_in_force() -> int:
+    """Threads each TensorFlow op may use in this process (0: every core, TensorFlow's default)."""
+    return tf.config.threading.get_intra_op_parallelism_threads()
+
+
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool, seed: int) -> tf.data.Dataset:
     """Batches of (float32 images, int32 labels), shuffled each epoch with `seed`.
 

@@ -40,6 +40,7 @@ from cnnkit.model.levers import (
     float32_twin,
     is_float32,
     make_dataset,
+    op_threads_in_force,
     stop_when_file_exists,
 )
 from cnnkit.model.outputs import probabilities, test_metrics
@@ -222,7 +223,7 @@ def run_job(store: RunStore, run_id: str, *, data_dir: str | None = None, hook: 
     writer = RunWriter(store, run_id)
     record = store.get(run_id)
     spec, continuing = record.spec, bool(record.meta.get("continue_epochs"))
-    writer.update(status="running", **this_process(), started=time.time())
+    writer.update(status="running", **this_process(), started=time.time(), op_threads=op_threads_in_force())
     outcome_status, reason, suggestion = "finished", "", ""
     raise_after: Exception | None = None
     minutes = Limits.from_env().max_job_minutes

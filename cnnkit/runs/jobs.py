@@ -22,7 +22,7 @@ from pathlib import Path
 
 from cnnkit import settings
 from cnnkit.errors import RunError
-from cnnkit.runs import warm
+from cnnkit.runs import threads, warm
 from cnnkit.runs.store import (
     OPTIMIZER_FILE,
     RunRecord,
@@ -211,7 +211,9 @@ def launch(store: RunStore, run_id: str, *, data_dir: str | None = None) -> int:
     """Start the run's worker: the warm spare when there is one and a slot is free
     (runs/warm.py), else a fresh process. Either way a new spare is made ready when it ends."""
     run_dir, runs_root = store.path(run_id), str(store.root.resolve())
-    environment = worker_environment(store, data_dir)
+    record = store.get(run_id)
+    # the spare runs light jobs' thread count; a heavy job gets a fresh worker (runs/threads.py)
+    environment = worker_environment(store, data_dir) | threads.environment_for(record.spec)
     spare = warm.take(environment) if slot_is_free(store) else None
     if spare is not None:
         # its pid goes into run.json before the job can write there itself
@@ -227,14 +229,20 @@ def launch(store: RunStore, run_id: str, *, data_dir: str | None = None) -> int:
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=environment,
                 cwd=str(settings.REPO_ROOT), start_new_session=True)  # its own process group: a Ctrl-C in the server does not kill it
         store.update(run_id, pid=process.pid, pid_started=process_started(process.pid), warm_worker=False)
-    dataset = store.get(run_id).dataset or "mnist"
-    watch_child(process, then=lambda: warm.ensure(environment, dataset))  # the next job's spare loads this dataset
+    dataset = record.dataset or "mnist"
+    spare_next = spare_environment(store, data_dir)
+    watch_child(process, then=lambda: warm.ensure(spare_next, dataset))  # the next job's spare loads this dataset
     return process.pid
 
 
 def prepare_spare(store: RunStore, data_dir: str | None = None, dataset: str = "mnist") -> None:
     """Have a warm worker waiting for this server's next job (the Train page calls this as it opens)."""
-    warm.ensure(worker_environment(store, data_dir), dataset)
+    warm.ensure(spare_environment(store, data_dir), dataset)
+
+
+def spare_environment(store: RunStore, data_dir: str | None = None) -> dict:
+    """The warm spare's environment: a worker's, with a light job's threads per op."""
+    return worker_environment(store, data_dir) | threads.environment_for(None)
 
 
 def slot_is_free(store: RunStore) -> bool:
