@@ -23,7 +23,7 @@ from cnnkit.lab.bench.common import (
 )
 from cnnkit.sysinfo import load_average, rss_mib
 
-# preset → variants: (label, precision, steps per execution, pipeline, [intra, inter] threads)
+# preset → variants: (label, precision, steps per execution, pipeline, [intra, inter] threads; 0 or None: every core)
 LEVERS = {
     "moroney-cnn": [("before: float32, per-image shuffle", "float32", 1, "slices", None),
                     ("+ index-gather pipeline", "float32", 1, "gather", None),
@@ -31,7 +31,11 @@ LEVERS = {
                     ("+ 4 steps per execution", "mixed_bfloat16", 4, "gather", None),
                     ("+ threads intra 2 / inter 1", "mixed_bfloat16", 1, "gather", [2, 1])],
     "chollet-cnn": [("bfloat16, 1 step a call (before 2026-12-05)", "mixed_bfloat16", 1, "gather", None),
-                    ("+ 16 steps a call (adopted)", "mixed_bfloat16", 16, "gather", None)],
+                    ("+ 16 steps a call (adopted)", "mixed_bfloat16", 16, "gather", None),
+                    ("+ 1 thread per op (adopted: a light step)", "mixed_bfloat16", 16, "gather", [1, 0])],
+    "kruse-conv": [("bfloat16, 5 steps a call, every core per op (adopted: a heavy step)", "mixed_bfloat16", 5,
+                    "gather", None),
+                   ("+ 1 thread per op", "mixed_bfloat16", 5, "gather", [1, 0])],
     "dense-128": [("before: float32, per-image shuffle", "float32", 1, "slices", None),
                   ("+ index-gather pipeline", "float32", 1, "gather", None),
                   ("+ 16 steps per execution (adopted)", "float32", 16, "gather", None),
