@@ -22,6 +22,7 @@ import time
 from cnnkit import settings
 from cnnkit.runs.jobs import acquire_slot, mark_active
 from cnnkit.runs.store import RunStore, this_process
+from cnnkit.runs.threads import op_threads_for
 
 
 def run_in_slot(store: RunStore, run_id: str, *, data_dir: str | None = None, hook=None) -> dict:
@@ -37,9 +38,9 @@ def run_in_slot(store: RunStore, run_id: str, *, data_dir: str | None = None, ho
                             finished=time.time(), queue_position=None)
     try:
         store.update(run_id, queue_position=None)
+        # TensorFlow loads here, once the job may run
         from cnnkit.model.levers import use_op_threads
-        from cnnkit.model.training import run_job  # TensorFlow loads here, once the job may run
-        from cnnkit.runs.threads import op_threads_for
+        from cnnkit.model.training import run_job
 
         use_op_threads(op_threads_for(store.get(run_id).spec))
         return run_job(store, run_id, data_dir=data_dir, hook=hook, release_at_end=False)  # the process ends next
@@ -98,7 +99,6 @@ def wait_warm(dataset: str) -> int:
     threading.Thread(target=read_job, daemon=True).start()
     from cnnkit.model.levers import use_op_threads
     from cnnkit.model.warmup import warm_up
-    from cnnkit.runs.threads import op_threads_for
 
     use_op_threads(op_threads_for(None))  # what the server gave it: a light job's count
     try:

@@ -20,11 +20,14 @@ from cnnkit.sysinfo import load_average, rss_mib
 
 
 def memory_child(preset: str, data_dir: str | None, train_limit: int | None, epochs: int, trainings: int) -> dict:
+    from cnnkit.model.levers import use_op_threads
     from cnnkit.model.training import run_job
     from cnnkit.presets import get_preset
     from cnnkit.runs.store import RunStore
+    from cnnkit.runs.threads import op_threads_for
 
     spec = bench_spec(get_preset(preset), train_limit, epochs)
+    use_op_threads(op_threads_for(spec))  # as a job's worker does (runs/threads.py)
     after = []
     with tempfile.TemporaryDirectory(prefix="cnnkit-bench-") as tmp:
         store = RunStore(tmp)
