@@ -4,9 +4,9 @@ TensorFlow runs each op on every core by default. On a 2-core machine a light tr
 (a batch of small images through a small network) loses more to handing each op's halves to
 two threads, and to those threads spinning while they wait, than it gains: one thread per op
 (the two ops that may run at once still do, on the other core) trained chollet-cnn 1.14–1.3×
-faster with ~20% less CPU, the dense nets 1.3–1.4×, moroney-cnn and tf-tutorial-cnn 1.2–1.35×.
+faster with 15–27% less CPU, the dense nets 1.3–1.4×, moroney-cnn and tf-tutorial-cnn 1.2–1.35×.
 A heavy step still wants both cores for its big convolutions: kruse-conv (527 M multiply-adds a
-step) trained 1.35× slower with one thread, kruse-conv-nopool (2 G) 1.15× slower.
+step) trained 1.3–1.7× slower with one thread, kruse-conv-nopool (2 G) 1.15× slower.
 docs/PERFORMANCE.md §14 has the numbers. More cores were not measured, so there TensorFlow keeps
 its default.
 
