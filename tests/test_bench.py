@@ -69,6 +69,8 @@ def test_a_cloned_ledger_lists_every_copy_and_shares_the_model_bytes(tmp_path):
     assert [r.name for r in listed] == [f"run {i}" for i in range(6, -1, -1)]  # newest first
     assert {r.test_accuracy for r in listed} == {round(0.95 + i / 10_000, 4) for i in range(7)}
     assert os.stat(template / "model.keras").st_nlink == 8  # hard links: one copy of the bytes
+    measured = starting.listing_child(str(tmp_path / "ledger"))  # the pickers' reading, then list()
+    assert measured["runs"] == 7 and set(measured["pickers"]) == {"inspect", "draw"}
 
 
 def test_markdown_table_shape():

@@ -157,17 +157,26 @@ def clone_runs(template: Path, root: Path, count: int) -> None:
 
 
 def listing_child(runs_dir: str) -> dict:
-    """RunStore.list() in a fresh process, twice: the first reads every run.json, the second
-    only looks at them."""
+    """In a fresh process: Inspect's run picker alone (what it reads to offer the newest runs:
+    the goal's "picker", without the page), then Draw's after it; then RunStore.list() twice: the
+    first reads every run.json, the second only looks at them."""
     from cnnkit.runs.store import RunStore
+    from cnnkit.views import analysis, demo, ledger
 
     store = RunStore(runs_dir)
+    pickers = {}
+    for page, keep in (("inspect", analysis.is_inspectable), ("draw", demo.is_drawable)):
+        started = time.perf_counter()
+        choices = ledger.RunChoices(store, keep)
+        choices.first()  # the run a page opens on
+        ledger.picker_window(choices)  # the newest PICKER_RUNS it offers
+        pickers[page] = time.perf_counter() - started
     times = []
     for _ in range(2):
         started = time.perf_counter()
         count = len(store.list())
         times.append(time.perf_counter() - started)
-    return {"runs": count, "first": times[0], "again": times[1], **rss_mib()}
+    return {"runs": count, "first": times[0], "again": times[1], "pickers": pickers, **rss_mib()}
 
 
 def ledger_visits(server, browser) -> dict:
@@ -208,9 +217,10 @@ def bench_ledger(opts: Options) -> Section:
         listings = [run_child("listing", {"runs_dir": runs_dir}) for _ in range(3)]
         skip = browser_skip()
         starts = [] if skip else fresh_starts(runs_dir, opts, 1 if opts.quick else 2, ledger_visits)
-    section.lines += table(["listing in a fresh process", "runs", "first list() (s)", "again (s)", "RSS MiB"],
-                           [[f"#{i}", r["runs"], r["first"], r["again"], r["rss_mib"]]
-                            for i, r in enumerate(listings, start=1)])
+    section.lines += table(["listing in a fresh process", "runs", "Inspect's picker alone (s)", "then Draw's (s)",
+                            "first list() (s)", "again (s)", "RSS MiB"],
+                           [[f"#{i}", r["runs"], r["pickers"]["inspect"], r["pickers"]["draw"], r["first"], r["again"],
+                             r["rss_mib"]] for i, r in enumerate(listings, start=1)])
     if skip:
         section.lines += ["", skip]
     else:
@@ -226,7 +236,9 @@ def bench_ledger(opts: Options) -> Section:
 
     section.lines += ["", f"{count:,} copies of one finished run (chollet-cnn with its dense baseline); "
                       f"Compare lists the newest {LEDGER_ROWS:,} (table, overlay, one run) and draws the newest "
-                      f"{SCATTER_RUNS:,} against their cost; a run picker offers the newest {PICKER_RUNS:,}; pages read "
+                      f"{SCATTER_RUNS:,} against their cost; a run picker offers the newest {PICKER_RUNS:,} (the picker "
+                      "columns: what a picker reads, the run it opens on and the runs it offers, without its "
+                      "page: Inspect's in a process that has read nothing yet, then Draw's); pages read "
                       "only the run.json files of the runs they list (the Find boxes read them all); "
                       "each page as in the startup benchmark (rendered: Streamlit's script finished and the "
                       "title on screen; the charts may still be drawing). *first*: each page's first visit "
