@@ -83,6 +83,26 @@ def load_average() -> float:
     return os.getloadavg()[0]
 
 
+def machine_ticks(stat_text: str | None = None) -> tuple[int, int]:
+    """(busy, all) CPU clock ticks of the whole machine since boot, from /proc/stat's first line
+    ("cpu user nice system idle iowait irq softirq steal …"): idle and iowait are not busy.
+    (0, 0) without /proc."""
+    try:
+        if stat_text is None:
+            with open("/proc/stat", encoding="ascii") as handle:
+                stat_text = handle.readline()
+        ticks = [int(value) for value in stat_text.split()[1:9]]
+    except (OSError, ValueError):
+        return 0, 0
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
+
+
+def busy_fraction(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of the machine's CPU time (0–1) that was busy between two `machine_ticks` readings."""
+    busy, total = after[0] - before[0], after[1] - before[1]
+    return busy / total if total > 0 else 0.0
+
+
 # -- processes --------------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from cnnkit import settings
 from cnnkit.runs.jobs import acquire_slot, mark_active
 from cnnkit.runs.store import RunStore, this_process
 from cnnkit.runs.threads import op_threads_for
+from cnnkit.runs.warm import wait_for_quiet
 
 
 def run_in_slot(store: RunStore, run_id: str, *, data_dir: str | None = None, hook=None) -> dict:
@@ -86,8 +87,9 @@ def run_job_process(runs_dir: str, run_id: str) -> int:
 
 
 def wait_warm(dataset: str) -> int:
-    """`--warm DATASET`: import and warm up TensorFlow, then run the one job that arrives on
-    stdin (runs/warm.py). The end of stdin before a job ends this process at once."""
+    """`--warm DATASET`: once the machine is quiet, import and warm up TensorFlow, then run the
+    one job that arrives on stdin (runs/warm.py). A job that arrives first is run at once,
+    without the warm-up. The end of stdin before a job ends this process at once."""
     job: queue.Queue[str] = queue.Queue()
 
     def read_job() -> None:
@@ -97,14 +99,15 @@ def wait_warm(dataset: str) -> int:
         job.put(line)
 
     threading.Thread(target=read_job, daemon=True).start()
-    from cnnkit.model.levers import use_op_threads
-    from cnnkit.model.warmup import warm_up
+    if wait_for_quiet(lambda: not job.empty()) != "job":  # no job yet: get everything ready for it
+        from cnnkit.model.levers import use_op_threads
+        from cnnkit.model.warmup import warm_up
 
-    use_op_threads(op_threads_for(None))  # what the server gave it: a light job's count
-    try:
-        warm_up(dataset, settings.get().data_dir)
-    except Exception as exc:  # the job itself will meet (and report) whatever went wrong
-        print(f"warm-up failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        use_op_threads(op_threads_for(None))  # what the server gave it: a light job's count
+        try:
+            warm_up(dataset, settings.get().data_dir)
+        except Exception as exc:  # the job itself will meet (and report) whatever went wrong
+            print(f"warm-up failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
     runs_dir, _, run_id = job.get().rstrip("\n").partition("\t")
     log = os.open(os.path.join(RunStore(runs_dir).path(run_id), "log.txt"), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     os.dup2(log, 1)  # print() and TensorFlow's own messages go to the run's log.txt

@@ -11,6 +11,8 @@ import sys
 import numpy as np
 import pytest
 
+from cnnkit import sysinfo
+from cnnkit.lab.bench.starting import settled
 from cnnkit.runs import jobs, threads, warm
 from cnnkit.runs.store import RunStore
 from cnnkit.specs import ExperimentSpec
@@ -58,6 +60,7 @@ def test_a_job_in_the_warm_worker_trains_exactly_as_in_a_fresh_one_and_the_spare
     jobs.prepare_spare(store, dataset="mnist")
     spare = warm.idle_spare()
     assert spare is not None
+    settled(spare.pid, timeout=TIMEOUT)  # it waited for a quiet machine, then warmed up, and now waits for a job
     run_id = jobs.start(store, tiny_spec()).run_id
     record = store.get(run_id)
     assert record.meta["warm_worker"] is True and record.meta["pid"] == spare.pid
@@ -151,3 +154,59 @@ def test_the_worker_ends_without_the_interpreters_teardown_unless_ray_needs_it(l
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 3
     assert done.stdout == ("result" + ("teardown\n" if teardown else ""))  # flushed first, either way
+
+
+# -- waiting for a quiet machine before the warm-up (warm.wait_for_quiet) ----------------------
+
+
+def test_the_machines_busy_share_from_two_readings_of_proc_stat():
+    # user nice system idle iowait irq softirq steal: busy = all but idle and iowait
+    before = sysinfo.machine_ticks("cpu  100 0 50 800 50 0 0 0 0 0")
+    after = sysinfo.machine_ticks("cpu  130 0 60 950 60 0 0 0 0 0")
+    assert before == (150, 1000) and after == (190, 1200)
+    assert sysinfo.busy_fraction(before, after) == pytest.approx(40 / 200)
+    assert sysinfo.machine_ticks("not a stat line") == (0, 0) and sysinfo.busy_fraction((0, 0), (0, 0)) == 0.0
+
+
+class FakeMachine:
+    """/proc/stat readings of a machine whose busy share per reading is scripted; sleeps are counted."""
+
+    def __init__(self, busy_shares: list[float], job_at_check: int | None = None):
+        self.busy_shares, self.job_at_check = list(busy_shares), job_at_check
+        self.ticks, self.sleeps, self.checks = (0, 0), 0, 0
+
+    def read_ticks(self):
+        share = self.busy_shares.pop(0) if self.busy_shares else 1.0
+        self.ticks = (self.ticks[0] + round(100 * share), self.ticks[1] + 100)
+        return self.ticks
+
+    def sleep(self, seconds):
+        self.sleeps += 1
+
+    def job_arrived(self):
+        self.checks += 1
+        return self.job_at_check is not None and self.checks >= self.job_at_check
+
+    def wait(self, **options):
+        return warm.wait_for_quiet(self.job_arrived, read_ticks=self.read_ticks, sleep=self.sleep, sample=0.25,
+                                   seconds=1.0, max_wait=5.0, **options)
+
+
+def test_a_quiet_machine_is_waited_for_one_second_in_a_row():
+    machine = FakeMachine([0.0] + [0.1] * 10)  # the first reading is the baseline
+    assert machine.wait() == "quiet" and machine.sleeps == 4  # 4 × 0.25 s under a quarter busy
+
+
+def test_a_busy_reading_starts_the_quiet_second_again():
+    machine = FakeMachine([0.0, 0.1, 0.1, 0.9, 0.1, 0.1, 0.1, 0.1])
+    assert machine.wait() == "quiet" and machine.sleeps == 3 + 4
+
+
+def test_a_machine_that_stays_busy_is_waited_for_at_most_max_wait():
+    machine = FakeMachine([])  # every reading: fully busy
+    assert machine.wait() == "waited" and machine.sleeps == 20  # 5 s / 0.25 s
+
+
+def test_a_job_ends_the_wait_at_once():
+    machine = FakeMachine([], job_at_check=3)
+    assert machine.wait() == "job" and machine.sleeps == 2

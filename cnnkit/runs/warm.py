@@ -13,8 +13,9 @@ which starts jobs, in a thread of its own.)
 
 One spare, for one worker environment (data folder, slots). A job is given to it only when a
 training slot is free: a queued job waits in a fresh worker, which costs ~30 MB until its turn,
-not the spare's ~320 MB of anonymous memory. A new spare starts when a job ends (it then loads that
-job's dataset) and when the Train page opens. `CNNKIT_WARM_WORKER`: auto (on when the machine
+not the spare's ~290 MB of anonymous memory. A new spare starts when a job ends (it then loads that
+job's dataset) and when the Train page opens; it warms up once the machine is quiet
+(`wait_for_quiet`), so as not to slow the pages the person opens meanwhile. `CNNKIT_WARM_WORKER`: auto (on when the machine
 has WARM_MIN_GIB or more: not on a 1 GB Community Cloud box), on, off. No TensorFlow here.
 """
 
@@ -23,12 +24,17 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 
 from cnnkit import settings
-from cnnkit.sysinfo import memory_gib
+from cnnkit.sysinfo import busy_fraction, machine_ticks, memory_gib
 
-WARM_MIN_GIB = 4.0  # auto: a spare (~320 MB anonymous, ~700 MB RSS with TensorFlow's library files) and a job fit
+WARM_MIN_GIB = 4.0  # auto: a spare (~290 MB anonymous, ~620 MB RSS with TensorFlow's library files) and a job fit
+QUIET_BUSY = 0.25      # the share of the machine others may use while a spare warms up (2 cores: half a core)
+QUIET_SECONDS = 1.0    # for this long in a row
+QUIET_SAMPLE = 0.25    # seconds between readings of /proc/stat
+QUIET_MAX_WAIT = 20.0  # then it warms up anyway
 
 
 @dataclass
@@ -120,3 +126,28 @@ def end_spare() -> None:
         if _spare is not None:
             _spare.end()
             _spare = None
+
+
+def wait_for_quiet(job_arrived, *, busy=QUIET_BUSY, seconds=QUIET_SECONDS, sample=QUIET_SAMPLE,
+                   max_wait=QUIET_MAX_WAIT, read_ticks=machine_ticks, sleep=time.sleep) -> str:
+    """Before a spare warms up: wait until the machine has been quiet (others using under `busy`
+    of it) for `seconds` in a row, for at most `max_wait` seconds, or until `job_arrived()`.
+    Returns "quiet", "job" or "waited".
+
+    Its warm-up is ~3 s of a core (TensorFlow's import, one tiny training step). Started as the
+    Train page opens or a job ends, it competed with the pages the person opened next: with
+    10,000 runs Inspect's first visit took 1.14–1.37 s while a spare warmed up and 0.71 s without
+    one (docs/PERFORMANCE.md §8). A job that arrives meanwhile ends the wait, and the worker
+    skips the warm-up: it imports what it needs anyway, as a fresh worker would."""
+    waited, quiet_for, before = 0.0, 0.0, read_ticks()
+    while waited < max_wait:
+        if job_arrived():
+            return "job"
+        sleep(sample)
+        waited += sample
+        after = read_ticks()
+        quiet_for = quiet_for + sample if busy_fraction(before, after) < busy else 0.0
+        before = after
+        if quiet_for >= seconds:
+            return "quiet"
+    return "job" if job_arrived() else "waited"

@@ -51,9 +51,21 @@ def first_batch_seconds(store, run_id: str, started: float) -> float:
     raise RuntimeError(f"run {run_id} recorded no batch in {FIRST_BATCH_TIMEOUT:.0f} s: {store.log_tail(run_id)}")
 
 
+def loaded_tensorflow(pid: int) -> bool:
+    """The process has TensorFlow's library mapped (a spare that has begun its warm-up)."""
+    try:
+        with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as handle:
+            return "tensorflow" in handle.read()
+    except OSError:
+        return False
+
+
 def settled(pid: int, quiet_seconds: float = 1.5, timeout: float = 90.0) -> None:
-    """Wait until the process has stopped using CPU (a spare that has warmed up)."""
+    """Wait until the spare has begun its warm-up (it first waits for a quiet machine, using no
+    CPU) and then stopped using CPU (it has warmed up)."""
     deadline, last, still_since = time.monotonic() + timeout, -1.0, time.monotonic()
+    while not loaded_tensorflow(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
     while time.monotonic() < deadline:
         used = cpu_seconds(pid)
         if used - last > 0.02:
