@@ -75,16 +75,23 @@ def settled(pid: int, quiet_seconds: float = 1.5, timeout: float = 90.0) -> None
         time.sleep(0.25)
 
 
-def _one_start(store, spec, data_dir: str | None, warm_on: bool) -> dict:
+WORKERS = {"fresh": "fresh", "warm": "warm", "early": "a spare still waiting to warm up"}
+
+
+def _one_start(store, spec, data_dir: str | None, worker: str) -> dict:
+    """One Start: with no spare ("fresh"), with a spare that has warmed up ("warm"), or with one
+    started just before, still waiting for a quiet machine ("early": a Start right after the
+    Train page opened)."""
     from cnnkit.runs import jobs, warm
 
     idle = {}
     warm.end_spare()  # a fresh turn: no spare, so launch starts a fresh worker
-    if warm_on:
+    if worker != "fresh":
         jobs.prepare_spare(store, data_dir, spec.dataset.name)
         spare = warm.idle_spare()
-        settled(spare.pid)
-        idle = {**rss_mib(spare.pid), "anonymous_mib": anonymous_mib(spare.pid)}
+        if worker == "warm":
+            settled(spare.pid)
+            idle = {**rss_mib(spare.pid), "anonymous_mib": anonymous_mib(spare.pid)}
     load, started = load_average(), time.time()
     record = jobs.start(store, spec, data_dir=data_dir)
     seconds = first_batch_seconds(store, record.run_id, started)
@@ -121,18 +128,18 @@ def bench_start(opts: Options) -> Section:
         spec = spec.updated({"dataset.train_limit": 600})
     before = settings.get().warm_worker
     os.environ["CNNKIT_WARM_WORKER"] = "on"  # this benchmark decides itself when there is a spare
-    results = {"fresh": [], "warm": []}
+    results = {worker: [] for worker in WORKERS}
     with tempfile.TemporaryDirectory(prefix="cnnkit-bench-") as tmp:
         store = RunStore(tmp)
         try:
             for _ in range(1 if opts.quick else STARTS):
-                results["fresh"].append(_one_start(store, spec, opts.data_dir, False))
-                results["warm"].append(_one_start(store, spec, opts.data_dir, True))
+                for worker in WORKERS:  # taking turns
+                    results[worker].append(_one_start(store, spec, opts.data_dir, worker))
         finally:
             os.environ["CNNKIT_WARM_WORKER"] = before
-    rows = [[side, len(runs), median(r["seconds"] for r in runs), min(r["seconds"] for r in runs),
+    rows = [[WORKERS[worker], len(runs), median(r["seconds"] for r in runs), min(r["seconds"] for r in runs),
              max(r["seconds"] for r in runs), ", ".join(f"{r['seconds']:.2f}" for r in runs),
-             all(r["warm"] is (side == "warm") for r in runs)] for side, runs in results.items()]
+             all(r["warm"] is (worker != "fresh") for r in runs)] for worker, runs in results.items()]
     section.lines += table(["worker", "starts", "median (s)", "min", "max", "each (s)", "as planned"], rows)
     idle = results["warm"]
     section.lines += ["", f"The warm spare, idle after its warm-up: RSS **{median(r['rss_mib'] for r in idle):.0f} MiB**, "
