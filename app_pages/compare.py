@@ -97,18 +97,16 @@ else:
     histories = {run_id: store.history(run_id) for run_id in chosen}
     left, right = st.columns(2)
     for metric, column in (("accuracy", left), ("loss", right)):
-        curves = [{**curve, "color": charts.run_color(n)} for n, run_id in enumerate(chosen)
-                  for curve in ledger.run_curves(names[run_id], histories[run_id], metric, validation, baselines)]
+        curves = ledger.chosen_curves(chosen, names, histories, metric, validation, baselines, charts.run_color)
         figure = charts.overlay_curves(curves, metric, metric, percent=metric == "accuracy")
         if figure is None:
             column.caption(f"Nothing to plot for the {metric}: "
                            + ("the chosen runs recorded no finite value of it." if chosen else "pick runs above."))
         else:
             column.plotly_chart(figure, key=f"compare_curves_{metric}")
-    if no_split := [names[i] for i in chosen if validation and ledger.best_metric(histories[i], "cnn", "val_loss", "loss")
-                    == "loss"]:
-        st.caption(f"No validation split in {', '.join(map(text.plain, no_split))}: its training curves are "
-                   "shown instead, marked (train).")
+    if validation and (no_split := ledger.without_validation(histories)):
+        st.caption(f"No validation split in {', '.join(text.plain(names[i]) for i in no_split)}: its training "
+                   "curves are shown instead, marked (train).")
 
 # --- Accuracy against cost --------------------------------------------------------------------
 points, drawn = ledger.scatter_window(records, query)  # SVG markers: 10,000 runs kept the browser busy ~6 s

@@ -119,6 +119,17 @@ def test_run_curves_prefer_validation_and_say_when_they_fall_back():
     assert ledger.run_curves("empty", [], "loss") == []
 
 
+def test_the_chosen_runs_curves_take_the_colour_of_their_place_and_say_which_have_no_validation():
+    no_val = [{"model": "cnn", "epoch": 1, "loss": 0.7, "accuracy": 0.8}]
+    histories = {"b": HISTORY, "a": no_val}  # chosen in this order
+    curves = ledger.chosen_curves(["b", "a"], {"a": "A", "b": "B"}, histories, "accuracy", True, True,
+                                  lambda n: f"colour {n}")
+    assert [(c["label"], c["color"]) for c in curves] == [
+        ("B", "colour 0"), ("B · baseline (train)", "colour 0"), ("A (train)", "colour 1")]
+    assert ledger.without_validation(histories) == ["a"]
+    assert ledger.without_validation({"b": HISTORY}) == []
+
+
 def test_scatter_points_only_for_models_with_a_test_accuracy(tmp_path):
     store = RunStore(tmp_path)
     finished_run(store, get_preset("chollet-cnn").experiment(baseline="dense-128"),

@@ -280,6 +280,21 @@ def run_curves(label: str, history: list[dict], metric: str, validation: bool = 
     return curves
 
 
+def chosen_curves(chosen: list[str], names: dict[str, str], histories: dict[str, list[dict]], metric: str,
+                  validation: bool, baselines: bool, color: Callable[[int], str]) -> list[dict]:
+    """The Compare overlay's curves of the chosen runs (run_curves), each run in the colour of its
+    place in `chosen` (`color`: charts.run_color), its baseline in the same colour."""
+    return [{**curve, "color": color(n)} for n, run_id in enumerate(chosen)
+            for curve in run_curves(names[run_id], histories[run_id], metric, validation, baselines)]
+
+
+def without_validation(histories: dict[str, list[dict]]) -> list[str]:
+    """The runs whose CNN recorded no validation loss: their validation curves fall back to the
+    training ones (run_curves marks them "(train)")."""
+    return [run_id for run_id, history in histories.items()
+            if best_metric(history, "cnn", "val_loss", "loss") == "loss"]
+
+
 def has_curves(record: RunRecord) -> bool:
     """Whether the run's history has an epoch to draw, from run.json alone (every finished epoch
     is counted there as it is appended to history.json)."""
