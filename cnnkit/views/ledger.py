@@ -146,14 +146,16 @@ def run_window(records: list[RunRecord], query: str = "", limit: int | None = No
     hidden = max(0, total - len(listed))  # runs made since they were counted are listed, not hidden
     if not hidden:
         return shown, ""
-    total = f"{total:,} runs"
     if query.strip():
-        matched = f"{len(found):,} of {total} match “{plain(query.strip())}”"
-        if len(found) > limit:
-            matched += f", the newest {limit:,} of them listed"
-        return shown, f"{matched}; {hidden:,} not listed. Find: {FIND_HINT}."
-    return shown, (f"The newest {min(limit, len(found)):,} of {total} are listed; {hidden:,} older ones are not: "
-                   f"find any run by {FIND_HINT}.")
+        return shown, f"{matched_note(len(found), total, query, limit)}; {hidden:,} not listed. Find: {FIND_HINT}."
+    return shown, (f"The newest {min(limit, len(found)):,} of {total:,} runs are listed; {hidden:,} older ones are "
+                   f"not: find any run by {FIND_HINT}.")
+
+
+def matched_note(found: int, total: int, query: str, limit: int) -> str:
+    """How many of the runs a Find matched, and whether only the newest `limit` of them are listed."""
+    matched = f"{found:,} of {total:,} runs match “{plain(query.strip())}”"
+    return matched + (f", the newest {limit:,} of them listed" if found > limit else "")
 
 
 def every_run(record: RunRecord) -> bool:
@@ -219,10 +221,7 @@ def picker_window(choices: RunChoices, query: str = "", limit: int | None = None
             shown.append(record)
             listed.add(run_id)
     if query.strip():
-        matched = f"{len(found):,} of {len(everything):,} runs match “{plain(query.strip())}”"
-        if len(found) > limit:
-            matched += f", the newest {limit:,} of them listed"
-        return shown, f"{matched}. Find: {FIND_HINT}."
+        return shown, f"{matched_note(len(found), len(everything), query, limit)}. Find: {FIND_HINT}."
     return shown, f"The newest {limit:,} are listed: find any other by {FIND_HINT}."
 
 
