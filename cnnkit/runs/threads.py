@@ -18,9 +18,8 @@ jobs that want it (`jobs.launch` compares environments); a heavy job gets a fres
 from __future__ import annotations
 
 from cnnkit import settings
-from cnnkit.data.catalog import get_dataset_info
 from cnnkit.errors import SpecError
-from cnnkit.shapes import summarize
+from cnnkit.shapes import summarize_spec
 from cnnkit.specs import ExperimentSpec
 from cnnkit.sysinfo import cpu_count
 
@@ -31,8 +30,7 @@ FEW_CORES = 2  # measured here; more cores keep TensorFlow's default
 
 def step_macs(spec: ExperimentSpec) -> int:
     """Forward multiply-adds of one training step of the spec's CNN."""
-    info = get_dataset_info(spec.dataset.name)
-    return summarize(spec.layers, info.input_shape, info.num_classes).total_macs * spec.training.batch_size
+    return summarize_spec(spec).total_macs * spec.training.batch_size
 
 
 def op_threads_for(spec: ExperimentSpec | None, cores: int | None = None) -> int:
